@@ -1,0 +1,1 @@
+"""Shared foundations: errors, settings, digests. Imports nothing heavy."""

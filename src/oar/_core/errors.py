@@ -1,0 +1,55 @@
+"""One error hierarchy for the whole platform.
+
+Each error carries the HTTP status it maps to, so the server, the CLI and the
+client agree on what a failure means without a second lookup table.
+"""
+
+from __future__ import annotations
+
+
+class OarError(Exception):
+    """Base of every error oar raises on purpose. The message is for the user."""
+
+    http_status: int = 500
+
+
+class InvalidInputError(OarError, ValueError):
+    """The caller sent something malformed: bad JSON, wrong shape, wrong datatype, empty text."""
+
+    http_status = 400
+
+
+class PayloadTooLargeError(InvalidInputError):
+    """The request body is over the server's limit."""
+
+    http_status = 413
+
+
+class NotFoundError(OarError, LookupError):
+    """A named thing (dataset, run, model, version) does not exist."""
+
+    http_status = 404
+
+
+class ModelNotFoundError(NotFoundError):
+    """No model (or no such version of a model) is registered or served under that name."""
+
+
+class ModelNotReadyError(OarError):
+    """The model exists but cannot serve requests right now."""
+
+    http_status = 503
+
+
+class ServerUnreachableError(OarError, ConnectionError):
+    """The client could not connect to the server at all."""
+
+    http_status = 503
+
+
+class ParityError(OarError):
+    """An exported model disagrees with the model it was exported from."""
+
+
+class IntegrityError(OarError):
+    """Stored content does not match its recorded digest."""

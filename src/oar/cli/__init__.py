@@ -1,0 +1,1 @@
+"""The ``oar`` command line. It may import anything; nothing imports it."""

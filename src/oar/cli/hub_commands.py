@@ -1,0 +1,100 @@
+"""``oar datasets|runs|models list|show``: read the hub."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from oar.hub import Hub
+from oar.serve.repository import parse_model_spec
+
+console = Console()
+datasets_app = typer.Typer(help="Datasets registered in the hub.", no_args_is_help=True)
+runs_app = typer.Typer(help="Training runs.", no_args_is_help=True)
+models_app = typer.Typer(help="Model versions.", no_args_is_help=True)
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    console.print(table)
+
+
+def _json(value: Any) -> None:
+    console.print_json(json.dumps(value, default=str, ensure_ascii=False))
+
+
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """List registered dataset versions (built-in ones register on first use)."""
+    from oar.data import BUILTIN_DATASETS
+
+    rows = [[d.name, d.version, d.digest[:19], d.counts.get("train"), d.counts.get("test")] for d in Hub().datasets.list()]
+    _table("datasets", ["name", "version", "digest", "train", "test"], rows)
+    console.print(f"built-in: {', '.join(BUILTIN_DATASETS)}")
+
+
+@datasets_app.command("show")
+def datasets_show(name: str, version: int | None = typer.Option(None, help="default: latest")) -> None:
+    """Show a dataset's datacard, counts and digest; registers a built-in dataset on first use."""
+    hub = Hub()
+    from oar._core.errors import NotFoundError
+    from oar.data import BUILTIN_DATASETS, load_builtin
+
+    try:
+        record = hub.datasets.get(name, version)
+    except NotFoundError:
+        if name not in BUILTIN_DATASETS or version is not None:
+            raise
+        record = hub.register_dataset(load_builtin(name))
+    _json({"name": record.name, "version": record.version, "digest": record.digest,
+           "counts": record.counts, "card": record.card, "created_at": record.created_at})
+
+
+@runs_app.command("list")
+def runs_list() -> None:
+    """List training runs."""
+    rows = [
+        [r.id, r.status, f"{r.dataset_name}:{r.dataset_version}", _fmt(r.metrics.get("test_accuracy")),
+         r.metrics.get("model", "-"), r.started_at]
+        for r in Hub().runs.list()
+    ]
+    _table("runs", ["id", "status", "dataset", "test acc", "model", "started"], rows)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str) -> None:
+    """Show a run's config, final metrics and evaluation history."""
+    r = Hub().runs.get(run_id)
+    _json({"id": r.id, "status": r.status, "dataset": f"{r.dataset_name}:{r.dataset_version}",
+           "config": r.config, "metrics": r.metrics, "history": r.history,
+           "started_at": r.started_at, "finished_at": r.finished_at})
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List model versions."""
+    rows = [
+        [m.name, m.version, m.task, _fmt(m.manifest.get("metrics", {}).get("test_accuracy")), m.run_id,
+         m.digest[:19]]
+        for m in Hub().models.list()
+    ]
+    _table("models", ["name", "version", "task", "test acc", "run", "digest"], rows)
+
+
+@models_app.command("show")
+def models_show(model: str = typer.Argument(..., help="NAME or NAME:VERSION")) -> None:
+    """Show a model version's manifest (signature, metrics, parity, lineage) and where it is stored."""
+    m = Hub().models.get(*parse_model_spec(model))
+    _json({"model_id": m.model_id, "digest": m.digest, "path": m.path, "manifest": m.manifest})
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

@@ -1,0 +1,106 @@
+"""``torch.nn.Module`` -> one ``model.onnx`` file with dynamic axes.
+
+The dynamo exporter is tried first (one file: ``external_data=False``); if it
+fails, the TorchScript exporter is used and the reason is reported, because a
+silent fallback hides a model that will break on the next torch release.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from oar._core.errors import OarError
+
+log = logging.getLogger(__name__)
+# The exporter warns once per missing torchvision operator; oar never exports those.
+logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+
+_DTYPES = {"int64": torch.int64, "int32": torch.int32, "float32": torch.float32, "float16": torch.float16}
+_PROTOCOL_DATATYPES = {"int64": "INT64", "int32": "INT32", "float32": "FP32", "float16": "FP16"}
+OPSET = 18
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Shape (``None`` = dynamic), dtype and name of one model input, as in ``paddle.static.InputSpec``."""
+
+    shape: list[int | None]
+    dtype: str = "float32"
+    name: str = "x"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in _DTYPES:
+            raise OarError(f"unsupported input dtype '{self.dtype}'; use one of {', '.join(_DTYPES)}")
+
+    @property
+    def datatype(self) -> str:
+        """The Open Inference Protocol name of the dtype."""
+        return _PROTOCOL_DATATYPES[self.dtype]
+
+    def example(self) -> torch.Tensor:
+        """A small tensor to trace with: dynamic dims get distinct sizes > 1 so none is specialised."""
+        sizes = [(2 + i) * 2 + 1 if dim is None else dim for i, dim in enumerate(self.shape)]
+        if self.dtype.startswith("int"):
+            return torch.randint(1, 3, sizes, dtype=_DTYPES[self.dtype])
+        return torch.randn(sizes, dtype=_DTYPES[self.dtype])
+
+
+def export_onnx(
+    model: nn.Module, path: Path, input_spec: list[InputSpec], output_names: list[str]
+) -> tuple[Path, str]:
+    """Write ``path``; return it and the exporter used (``dynamo`` or ``torchscript``)."""
+    model = model.eval()
+    examples = tuple(spec.example() for spec in input_spec)
+    names = [spec.name for spec in input_spec]
+    try:
+        _export_dynamo(model, path, examples, input_spec, output_names)
+        return path, "dynamo"
+    except Exception as exc:  # the exporter raises many types; all mean "try the other one"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.warning("dynamo ONNX export failed (%s); falling back to the TorchScript exporter", reason)
+    dynamic_axes = {
+        spec.name: {i: f"{spec.name}_dim{i}" for i, d in enumerate(spec.shape) if d is None} for spec in input_spec
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, examples, str(path), input_names=names, output_names=output_names,
+            dynamic_axes=dynamic_axes, opset_version=17, dynamo=False,
+        )
+    return path, "torchscript"
+
+
+def onnx_opset(path: Path) -> int:
+    model = onnx.load(str(path), load_external_data=False)
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def _export_dynamo(
+    model: nn.Module, path: Path, examples: tuple[torch.Tensor, ...], specs: list[InputSpec], outputs: list[str]
+) -> None:
+    dynamic_shapes = tuple(
+        {i: torch.export.Dim.AUTO for i, d in enumerate(spec.shape) if d is None} for spec in specs
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model,
+            examples,
+            input_names=[spec.name for spec in specs],
+            output_names=outputs,
+            dynamic_shapes=dynamic_shapes,
+            opset_version=OPSET,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+    if program is None:
+        raise OarError("the dynamo exporter returned no program")
+    program.save(str(path), external_data=False)

@@ -1,0 +1,6 @@
+"""The hub: a registry of datasets, runs and model versions with lineage (SQLAlchemy + content-addressed files)."""
+
+from oar.hub.entities import DatasetVersion, ModelVersion, Run
+from oar.hub.hub import Hub
+
+__all__ = ["DatasetVersion", "Hub", "ModelVersion", "Run"]

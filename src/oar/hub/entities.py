@@ -1,0 +1,54 @@
+"""Plain records the hub hands out; safe to keep after the database session is closed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    name: str
+    version: int
+    digest: str
+    card: dict[str, Any]
+    counts: dict[str, Any]
+    created_at: datetime
+
+    @property
+    def ref(self) -> dict[str, Any]:
+        """How lineage points at this dataset."""
+        return {"name": self.name, "version": self.version, "digest": self.digest}
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    kind: str
+    status: str
+    dataset_name: str | None
+    dataset_version: int | None
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: int
+    digest: str
+    task: str
+    run_id: str | None
+    parent: str | None
+    manifest: dict[str, Any]
+    created_at: datetime
+    path: Path
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.name}:{self.version}"

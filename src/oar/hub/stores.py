@@ -1,0 +1,196 @@
+"""One store per aggregate (datasets, runs, models) over a shared SQLAlchemy engine.
+
+Each call is one transaction; rows are converted to entities before the
+session closes, and missing things become ``NotFoundError`` with a hint.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError as SqlIntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from oar._core.errors import ModelNotFoundError, NotFoundError, OarError
+from oar.hub.entities import DatasetVersion, ModelVersion, Run
+from oar.hub.orm import DatasetRow, ModelRow, RunRow
+
+T = TypeVar("T")
+_VERSION_RETRIES = 5
+
+
+def _with_next_version(sessions: sessionmaker[Session], row_type: type, name: str, make: Callable[[int], T]) -> T:
+    """Insert a row at the next free version of ``name``; retry if another process took it first."""
+    for _ in range(_VERSION_RETRIES):
+        with sessions() as session:
+            latest = session.scalar(select(func.max(row_type.version)).where(row_type.name == name)) or 0
+            entity = make(latest + 1)
+            session.add(entity)  # type: ignore[arg-type]
+            try:
+                session.commit()
+            except SqlIntegrityError:
+                session.rollback()
+                continue
+            return entity
+    raise OarError(f"could not assign a version to '{name}': too many concurrent registrations")
+
+
+class DatasetStore:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def register(self, name: str, digest: str, card: dict[str, Any], counts: dict[str, Any]) -> DatasetVersion:
+        """Idempotent: the same content under the same name is the same version."""
+        with self._sessions() as session:
+            row = session.scalar(
+                select(DatasetRow).where(DatasetRow.name == name, DatasetRow.digest == digest)
+            )
+            if row is not None:
+                return _dataset(row)
+        row = _with_next_version(
+            self._sessions,
+            DatasetRow,
+            name,
+            lambda v: DatasetRow(name=name, version=v, digest=digest, card=card, counts=counts),
+        )
+        return _dataset(row)
+
+    def get(self, name: str, version: int | None = None) -> DatasetVersion:
+        with self._sessions() as session:
+            query = select(DatasetRow).where(DatasetRow.name == name)
+            query = query.where(DatasetRow.version == version) if version else query
+            row = session.scalar(query.order_by(DatasetRow.version.desc()).limit(1))
+            if row is None:
+                known = session.scalars(select(DatasetRow.name).distinct()).all()
+                raise NotFoundError(
+                    f"no dataset '{name}'" + (f" version {version}" if version else "")
+                    + f"; registered: {', '.join(sorted(known)) or 'none'}"
+                )
+            return _dataset(row)
+
+    def list(self) -> list[DatasetVersion]:
+        with self._sessions() as session:
+            rows = session.scalars(select(DatasetRow).order_by(DatasetRow.name, DatasetRow.version)).all()
+            return [_dataset(r) for r in rows]
+
+
+class RunStore:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def start(self, kind: str, config: dict[str, Any], dataset: DatasetVersion | None = None) -> Run:
+        row = RunRow(
+            id=uuid.uuid4().hex[:12],
+            kind=kind,
+            status="running",
+            dataset_name=dataset.name if dataset else None,
+            dataset_version=dataset.version if dataset else None,
+            config=config,
+            metrics={},
+            history=[],
+        )
+        with self._sessions() as session:
+            session.add(row)
+            session.commit()
+            return _run(row)
+
+    def finish(
+        self, run_id: str, status: str, metrics: dict[str, Any], history: list[dict[str, Any]]
+    ) -> Run:
+        with self._sessions() as session:
+            row = self._row(session, run_id)
+            row.status, row.metrics, row.history = status, metrics, history
+            row.finished_at = datetime.now(UTC)
+            session.commit()
+            return _run(row)
+
+    def get(self, run_id: str) -> Run:
+        with self._sessions() as session:
+            return _run(self._row(session, run_id))
+
+    def list(self) -> list[Run]:
+        with self._sessions() as session:
+            return [_run(r) for r in session.scalars(select(RunRow).order_by(RunRow.started_at)).all()]
+
+    @staticmethod
+    def _row(session: Session, run_id: str) -> RunRow:
+        row = session.get(RunRow, run_id)
+        if row is None:
+            raise NotFoundError(f"no run '{run_id}'; see `oar runs list`")
+        return row
+
+
+class ModelStore:
+    def __init__(self, sessions: sessionmaker[Session], package_path: Callable[[str], Path]) -> None:
+        self._sessions = sessions
+        self._package_path = package_path
+
+    def insert(self, row: ModelRow) -> ModelVersion | None:
+        """Insert a version chosen by the caller; ``None`` if another process registered it first."""
+        with self._sessions() as session:
+            session.add(row)
+            try:
+                session.commit()
+            except SqlIntegrityError:
+                return None
+            return self._model(row)
+
+    def next_version(self, name: str) -> int:
+        with self._sessions() as session:
+            return (session.scalar(select(func.max(ModelRow.version)).where(ModelRow.name == name)) or 0) + 1
+
+    def get(self, name: str, version: int | None = None) -> ModelVersion:
+        with self._sessions() as session:
+            query = select(ModelRow).where(ModelRow.name == name)
+            query = query.where(ModelRow.version == version) if version else query
+            row = session.scalar(query.order_by(ModelRow.version.desc()).limit(1))
+            if row is not None:
+                return self._model(row)
+            versions = session.scalars(select(ModelRow.version).where(ModelRow.name == name)).all()
+            if versions:
+                listed = ", ".join(str(v) for v in sorted(versions))
+                raise ModelNotFoundError(f"model '{name}' has no version {version}; versions: {listed}")
+            known = sorted(set(session.scalars(select(ModelRow.name)).all()))
+            raise ModelNotFoundError(f"no model '{name}'; registered: {', '.join(known) or 'none'}")
+
+    def list(self) -> list[ModelVersion]:
+        with self._sessions() as session:
+            rows = session.scalars(select(ModelRow).order_by(ModelRow.name, ModelRow.version)).all()
+            return [self._model(r) for r in rows]
+
+    def _model(self, row: ModelRow) -> ModelVersion:
+        return ModelVersion(
+            name=row.name,
+            version=row.version,
+            digest=row.digest,
+            task=row.task,
+            run_id=row.run_id,
+            parent=row.parent,
+            manifest=row.manifest,
+            created_at=row.created_at,
+            path=self._package_path(row.digest),
+        )
+
+
+def _dataset(row: DatasetRow) -> DatasetVersion:
+    return DatasetVersion(row.name, row.version, row.digest, row.card, row.counts, row.created_at)
+
+
+def _run(row: RunRow) -> Run:
+    return Run(
+        id=row.id,
+        kind=row.kind,
+        status=row.status,
+        dataset_name=row.dataset_name,
+        dataset_version=row.dataset_version,
+        config=row.config,
+        metrics=row.metrics or {},
+        history=row.history or [],
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )

@@ -1,0 +1,84 @@
+"""The manifest schema: everything a server or a person needs to know about a package.
+
+Field names for tensors follow the Open Inference Protocol's model metadata
+(``name``, ``datatype``, ``shape`` with -1 for a variable dimension), so the
+server answers metadata requests straight from the manifest.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FORMAT_VERSION = 1
+
+
+class TensorSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class RuntimeSpec(BaseModel):
+    """How to execute the package: which engine, which files, which graph inputs/outputs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine: Literal["onnxruntime"] = "onnxruntime"
+    model_file: str = "model.onnx"
+    tokenizer_file: str | None = "tokenizer.json"
+    opset: int | None = None
+    exporter: str | None = None  # "dynamo" | "torchscript"
+    graph_inputs: list[TensorSpec]
+    graph_outputs: list[TensorSpec]
+
+
+class Parity(BaseModel):
+    """How closely the exported graph reproduces the source model on real data."""
+
+    reference: str = "torch"
+    samples: int
+    max_abs_diff: float
+    argmax_agreement: float
+    tolerance: float
+    passed: bool
+
+
+class Lineage(BaseModel):
+    dataset: dict[str, Any] | None = None  # name, version, digest
+    run_id: str | None = None
+    parent: str | None = None  # "name:version" of the package this one was derived from
+    oar_version: str
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = FORMAT_VERSION
+    name: str
+    version: int | None = None  # assigned by the hub at registration
+    task: Literal["text-classification", "image-classification", "generic"]
+    labels: list[str] = Field(default_factory=list)
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    runtime: RuntimeSpec
+    metrics: dict[str, float] = Field(default_factory=dict)
+    parity: Parity | None = None
+    lineage: Lineage
+    files: dict[str, str] = Field(default_factory=dict)  # relative path -> sha256 digest
+
+
+def text_classifier_signature(num_labels: int) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """The served signature of every text classifier: text in; label, score, probabilities out."""
+    inputs = [TensorSpec(name="text", datatype="BYTES", shape=[-1])]
+    outputs = [
+        TensorSpec(name="label", datatype="BYTES", shape=[-1]),
+        TensorSpec(name="score", datatype="FP32", shape=[-1]),
+        TensorSpec(name="probabilities", datatype="FP32", shape=[-1, num_labels]),
+    ]
+    return inputs, outputs

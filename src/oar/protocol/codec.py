@@ -1,0 +1,149 @@
+"""JSON encoding of inference requests and responses (Open Inference Protocol v2, REST).
+
+Requests are validated strictly, because a shape that does not match its data
+is a client bug that must come back as a 400 with a message, not a crash deep
+in the model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from oar._core.errors import InvalidInputError
+from oar.protocol.datatypes import numpy_dtype
+
+
+@dataclass(frozen=True)
+class RequestedOutput:
+    name: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    inputs: dict[str, np.ndarray]
+    id: str | None = None
+    outputs: list[RequestedOutput] | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def decode_infer_request(body: bytes) -> InferRequest:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise InvalidInputError("request body must be a JSON object with an 'inputs' list")
+    raw_inputs = payload.get("inputs")
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise InvalidInputError("request must have a non-empty 'inputs' list")
+    inputs: dict[str, np.ndarray] = {}
+    for i, tensor in enumerate(raw_inputs):
+        name, array = _decode_tensor(tensor, i)
+        if name in inputs:
+            raise InvalidInputError(f"input '{name}' appears more than once")
+        inputs[name] = array
+    request_id = payload.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidInputError("'id' must be a string")
+    return InferRequest(
+        inputs=inputs,
+        id=request_id,
+        outputs=_decode_outputs(payload.get("outputs")),
+        parameters=_object(payload.get("parameters"), "parameters"),
+    )
+
+
+def encode_infer_response(
+    model_name: str,
+    model_version: str | None,
+    outputs: dict[str, np.ndarray],
+    datatypes: dict[str, str],
+    request_id: str | None = None,
+) -> bytes:
+    body: dict[str, Any] = {"model_name": model_name, "outputs": []}
+    if model_version is not None:
+        body["model_version"] = model_version
+    if request_id is not None:
+        body["id"] = request_id
+    for name, array in outputs.items():
+        datatype = datatypes[name]
+        if datatype == "BYTES":
+            data: Any = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in array.ravel()]
+        else:
+            data = array.ravel().tolist()
+        body["outputs"].append({"name": name, "datatype": datatype, "shape": list(array.shape), "data": data})
+    return orjson.dumps(body)
+
+
+def _decode_tensor(tensor: Any, index: int) -> tuple[str, np.ndarray]:
+    if not isinstance(tensor, dict):
+        raise InvalidInputError(f"inputs[{index}] must be an object with name, datatype, shape and data")
+    name = tensor.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"inputs[{index}] has no 'name'")
+    datatype = tensor.get("datatype")
+    if not isinstance(datatype, str):
+        raise InvalidInputError(f"input '{name}' has no 'datatype'")
+    shape = tensor.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise InvalidInputError(f"input '{name}' needs 'shape', a list of non-negative integers")
+    if "data" not in tensor:
+        raise InvalidInputError(f"input '{name}' has no 'data'")
+    dtype = numpy_dtype(datatype)
+    flat = _flatten(tensor["data"], name)
+    expected = math.prod(shape)
+    if len(flat) != expected:
+        raise InvalidInputError(f"input '{name}' has {len(flat)} elements but shape {shape} needs {expected}")
+    return name, _to_array(flat, datatype, dtype, shape, name)
+
+
+def _to_array(flat: list[Any], datatype: str, dtype: np.dtype, shape: list[int], name: str) -> np.ndarray:
+    if datatype == "BYTES":
+        if not all(isinstance(v, str) for v in flat):
+            raise InvalidInputError(f"input '{name}' is BYTES: every element must be a string")
+        array = np.empty(len(flat), dtype=object)
+        array[:] = [v.encode("utf-8") for v in flat]
+        return array.reshape(shape)
+    if any(isinstance(v, str) for v in flat):
+        raise InvalidInputError(f"input '{name}' is {datatype} but its data holds strings")
+    try:
+        return np.asarray(flat, dtype=dtype).reshape(shape)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidInputError(f"input '{name}' data does not fit {datatype}: {exc}") from None
+
+
+def _flatten(data: Any, name: str) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    if not data or not isinstance(data[0], list):
+        if any(isinstance(v, (list, dict)) for v in data):
+            raise InvalidInputError(f"input '{name}' data is ragged or holds objects")
+        return data
+    flat: list[Any] = []
+    for item in data:
+        if not isinstance(item, list):
+            raise InvalidInputError(f"input '{name}' data is ragged")
+        flat.extend(_flatten(item, name))
+    return flat
+
+
+def _decode_outputs(raw: Any) -> list[RequestedOutput] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in raw):
+        raise InvalidInputError("'outputs' must be a list of objects with a 'name'")
+    return [RequestedOutput(o["name"], _object(o.get("parameters"), "parameters")) for o in raw]
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"'{what}' must be a JSON object")
+    return value

@@ -14,7 +14,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Hub", "ModelClient", "Trainer", "TrainerConfig", "__version__", "jit"]
+__all__ = [
+    "Hub",
+    "ModelClient",
+    "Trainer",
+    "TrainerConfig",
+    "__version__",
+    "disable_static",
+    "enable_static",
+    "in_static_mode",
+    "jit",
+]
 
 _LAZY = {
     "ModelClient": ("oar.client", "ModelClient"),
@@ -22,12 +32,16 @@ _LAZY = {
     "Trainer": ("oar.train", "Trainer"),
     "TrainerConfig": ("oar.train", "TrainerConfig"),
     "jit": ("oar.jit", None),
+    "enable_static": ("oar.static", "enable_static"),
+    "disable_static": ("oar.static", "disable_static"),
+    "in_static_mode": ("oar.static", "in_static_mode"),
 }
 
 if TYPE_CHECKING:
     from oar import jit
     from oar.client import ModelClient
     from oar.hub import Hub
+    from oar.static import disable_static, enable_static, in_static_mode
     from oar.train import Trainer, TrainerConfig
 
 

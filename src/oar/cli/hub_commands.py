@@ -21,7 +21,7 @@ models_app = typer.Typer(help="Model versions.", no_args_is_help=True)
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     table = Table(title=title)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
     console.print(table)
@@ -36,7 +36,9 @@ def datasets_list() -> None:
     """List registered dataset versions (built-in ones register on first use)."""
     from oar.data import BUILTIN_DATASETS
 
-    rows = [[d.name, d.version, d.digest[:19], d.counts.get("train"), d.counts.get("test")] for d in Hub().datasets.list()]
+    rows = [
+        [d.name, d.version, d.digest[:19], d.counts.get("train"), d.counts.get("test")] for d in Hub().datasets.list()
+    ]
     _table("datasets", ["name", "version", "digest", "train", "test"], rows)
     console.print(f"built-in: {', '.join(BUILTIN_DATASETS)}")
 
@@ -54,16 +56,30 @@ def datasets_show(name: str, version: int | None = typer.Option(None, help="defa
         if name not in BUILTIN_DATASETS or version is not None:
             raise
         record = hub.register_dataset(load_builtin(name))
-    _json({"name": record.name, "version": record.version, "digest": record.digest,
-           "counts": record.counts, "card": record.card, "created_at": record.created_at})
+    _json(
+        {
+            "name": record.name,
+            "version": record.version,
+            "digest": record.digest,
+            "counts": record.counts,
+            "card": record.card,
+            "created_at": record.created_at,
+        }
+    )
 
 
 @runs_app.command("list")
 def runs_list() -> None:
     """List training runs."""
     rows = [
-        [r.id, r.status, f"{r.dataset_name}:{r.dataset_version}", _fmt(r.metrics.get("test_accuracy")),
-         r.metrics.get("model", "-"), r.started_at]
+        [
+            r.id,
+            r.status,
+            f"{r.dataset_name}:{r.dataset_version}",
+            _fmt(r.metrics.get("test_accuracy")),
+            r.metrics.get("model", "-"),
+            r.started_at,
+        ]
         for r in Hub().runs.list()
     ]
     _table("runs", ["id", "status", "dataset", "test acc", "model", "started"], rows)
@@ -73,17 +89,32 @@ def runs_list() -> None:
 def runs_show(run_id: str) -> None:
     """Show a run's config, final metrics and evaluation history."""
     r = Hub().runs.get(run_id)
-    _json({"id": r.id, "status": r.status, "dataset": f"{r.dataset_name}:{r.dataset_version}",
-           "config": r.config, "metrics": r.metrics, "history": r.history,
-           "started_at": r.started_at, "finished_at": r.finished_at})
+    _json(
+        {
+            "id": r.id,
+            "status": r.status,
+            "dataset": f"{r.dataset_name}:{r.dataset_version}",
+            "config": r.config,
+            "metrics": r.metrics,
+            "history": r.history,
+            "started_at": r.started_at,
+            "finished_at": r.finished_at,
+        }
+    )
 
 
 @models_app.command("list")
 def models_list() -> None:
     """List model versions."""
     rows = [
-        [m.name, m.version, m.task, _fmt(m.manifest.get("metrics", {}).get("test_accuracy")), m.run_id,
-         m.digest[:19]]
+        [
+            m.name,
+            m.version,
+            m.task,
+            _fmt(m.manifest.get("metrics", {}).get("test_accuracy")),
+            m.run_id,
+            m.digest[:19],
+        ]
         for m in Hub().models.list()
     ]
     _table("models", ["name", "version", "task", "test acc", "run", "digest"], rows)

@@ -63,15 +63,20 @@ def _query(endpoint: str, model: str) -> tuple[list[dict], np.ndarray]:
 def _print_training(result: PipelineResult) -> None:
     counts = result.dataset.counts()
     table = Table(show_header=False, box=None)
-    table.add_row("dataset", f"{result.dataset_version.name}:{result.dataset_version.version} "
-                  f"({result.dataset_version.digest[:19]})")
+    table.add_row(
+        "dataset",
+        f"{result.dataset_version.name}:{result.dataset_version.version} ({result.dataset_version.digest[:19]})",
+    )
     table.add_row("examples", f"train {counts['train']}, valid {counts['valid']}, test {counts['test']}")
     table.add_row("labels", ", ".join(f"{k} {v}" for k, v in result.dataset.label_counts().items()))
     table.add_row("training", f"{result.train_seconds:.0f} s, run {result.run.id}")
     table.add_row("test accuracy", f"[bold green]{result.test_metrics['accuracy']:.4f}[/]")
-    table.add_row("export parity", f"max |Δlogit| {result.parity.max_abs_diff:.2e} (tolerance "
-                  f"{result.parity.tolerance:.0e}), argmax agreement {result.parity.argmax_agreement:.4f} "
-                  f"on {result.parity.samples} test texts")
+    table.add_row(
+        "export parity",
+        f"max |Δlogit| {result.parity.max_abs_diff:.2e} (tolerance "
+        f"{result.parity.tolerance:.0e}), argmax agreement {result.parity.argmax_agreement:.4f} "
+        f"on {result.parity.samples} test texts",
+    )
     table.add_row("model", f"[bold]{result.model.model_id}[/] ({result.model.digest[:19]})")
     console.print(Panel(table, title="trained and registered"))
 
@@ -85,21 +90,22 @@ def _print_serving(result: PipelineResult, endpoint: str, predictions: list[dict
         table.add_row(text, prediction["label"], f"{prediction['score']:.3f}")
     console.print(table)
     p50, p99 = np.percentile(latencies, [50, 99])
-    console.print(f"latency over {len(latencies)} sequential requests (client round trip): "
-                  f"p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    console.print(
+        f"latency over {len(latencies)} sequential requests (client round trip): p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+    )
 
 
 def _print_next_steps(result: PipelineResult) -> None:
     """Plain lines, not a panel, so they can be copied and pasted as they are."""
     model = result.model
     request = '{"inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["质量很好"]}]}'
+    console.print("[bold]next[/]")
     lines = [
-        "[bold]next[/]",
         f"  serve it again:    oar serve {model.model_id} --port {DEFAULT_PORT}",
         f"  query with curl:   curl -s http://127.0.0.1:{DEFAULT_PORT}/v2/models/{model.name}/infer -d '{request}'",
-        f"  query with Python: from oar import ModelClient; print(ModelClient(\"http://127.0.0.1:{DEFAULT_PORT}\")"
-        f".predict(model_id=\"{model.name}\", inputs={{\"text\": \"质量很好\"}}))",
+        f'  query with Python: from oar import ModelClient; print(ModelClient("http://127.0.0.1:{DEFAULT_PORT}")'
+        f'.predict(model_id="{model.name}", inputs={{"text": "质量很好"}}))',
         f"  inspect:           oar models show {model.model_id}; oar runs show {result.run.id}",
     ]
     for line in lines:
-        console.print(line, soft_wrap=True, highlight=False)
+        console.print(line, soft_wrap=True, highlight=False, markup=False)

@@ -1,4 +1,4 @@
-"""The hub: a registry of datasets, runs and model versions with lineage (SQLAlchemy + content-addressed files)."""
+"""The hub: datasets, runs and model versions with lineage (SQLAlchemy + content-addressed files)."""
 
 from oar.hub.entities import DatasetVersion, ModelVersion, Run
 from oar.hub.hub import Hub

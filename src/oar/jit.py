@@ -52,8 +52,14 @@ def save(
         if input_spec and input_spec != [TEXT_INPUT]:
             raise OarError(f"a text classifier takes exactly {TEXT_INPUT}")
         return save_text_classifier(
-            model, path, name=name, tokenizer=tokenizer, labels=labels, parity_batches=parity_batches,
-            tolerance=tolerance, **lineage,
+            model,
+            path,
+            name=name,
+            tokenizer=tokenizer,
+            labels=labels,
+            parity_batches=parity_batches,
+            tolerance=tolerance,
+            **lineage,
         )
     if not input_spec or len(input_spec) != 1:
         raise OarError("input_spec must list exactly one InputSpec for a generic model")
@@ -61,8 +67,12 @@ def save(
 
 
 def _save_generic(
-    model: nn.Module, target: Path, name: str, spec: InputSpec,
-    parity_batches: Iterable[torch.Tensor] | None, tolerance: float,
+    model: nn.Module,
+    target: Path,
+    name: str,
+    spec: InputSpec,
+    parity_batches: Iterable[torch.Tensor] | None,
+    tolerance: float,
 ) -> ModelPackage:
     if target.exists():
         raise OarError(f"{target} already exists; choose a new path for the package")
@@ -78,10 +88,19 @@ def _save_generic(
         graph_in = TensorSpec(name=spec.name, datatype=spec.datatype, shape=[d or -1 for d in spec.shape])
         graph_out = TensorSpec(name="output", datatype="FP32", shape=[-1, *out_dims])
         manifest = Manifest(
-            name=name, task="generic", inputs=[graph_in], outputs=[graph_out],
-            runtime=RuntimeSpec(tokenizer_file=None, exporter=exporter, opset=onnx_opset(onnx_path), graph_inputs=[graph_in],
-                                graph_outputs=[graph_out]),
-            parity=parity, lineage=Lineage(oar_version=__version__),
+            name=name,
+            task="generic",
+            inputs=[graph_in],
+            outputs=[graph_out],
+            runtime=RuntimeSpec(
+                tokenizer_file=None,
+                exporter=exporter,
+                opset=onnx_opset(onnx_path),
+                graph_inputs=[graph_in],
+                graph_outputs=[graph_out],
+            ),
+            parity=parity,
+            lineage=Lineage(oar_version=__version__),
         )
         ModelPackage.write(staging, manifest)
         target.parent.mkdir(parents=True, exist_ok=True)

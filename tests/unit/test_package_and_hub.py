@@ -23,7 +23,8 @@ def test_trained_package_records_signature_parity_and_lineage(trained):
     assert manifest.lineage.dataset["name"] == "chnsenti"
     assert manifest.lineage.dataset["digest"] == trained.dataset.digest
     assert manifest.lineage.run_id == trained.run.id
-    assert set(manifest.files) == {"model.onnx", "tokenizer.json"}
+    assert {"model.onnx", "tokenizer.json"} <= set(manifest.files)
+    assert all(not name.endswith((".pt", ".pkl", ".bin")) for name in manifest.files), "no pickle in packages"
 
 
 def test_registering_again_adds_a_version_with_the_same_files(trained, fresh_hub):

@@ -53,3 +53,25 @@ class ParityError(OarError):
 
 class IntegrityError(OarError):
     """Stored content does not match its recorded digest."""
+
+
+class UnauthorizedError(OarError):
+    """A bearer token is required and was missing or wrong."""
+
+    http_status = 401
+
+
+class ForbiddenError(OarError):
+    """The action is switched off on this server (e.g. repository control without an admin token)."""
+
+    http_status = 403
+
+
+class OverloadedError(OarError):
+    """The server shed this request (queue full, or draining); retrying after a short wait is safe."""
+
+    http_status = 503
+
+
+class RequestTimeoutError(OverloadedError):
+    """The request waited in the queue past its timeout and was dropped before it ran."""

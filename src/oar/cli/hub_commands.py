@@ -101,6 +101,7 @@ def runs_show(run_id: str) -> None:
             "finished_at": r.finished_at,
         }
     )
+    _curves(r.history)
 
 
 @models_app.command("list")
@@ -125,6 +126,24 @@ def models_show(model: str = typer.Argument(..., help="NAME or NAME:VERSION")) -
     """Show a model version's manifest (signature, metrics, parity, lineage) and where it is stored."""
     m = Hub().models.get(*parse_model_spec(model))
     _json({"model_id": m.model_id, "digest": m.digest, "path": m.path, "manifest": m.manifest})
+
+
+_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def _curves(history: list[dict[str, Any]], width: int = 60) -> None:
+    """One sparkline per recorded metric over the run's steps: the curves at a glance."""
+    for key in ("train_loss", "valid_loss", "valid_accuracy", "lr"):
+        points = [(h["step"], h[key]) for h in history if isinstance(h.get(key), (int, float))]
+        if len(points) < 2:
+            continue
+        values = [v for _, v in points]
+        buckets = [values[i * len(values) // width : (i + 1) * len(values) // width] for i in range(width)]
+        means = [sum(b) / len(b) for b in buckets if b]
+        low, high = min(means), max(means)
+        line = "".join(_BLOCKS[int((v - low) / (high - low or 1) * (len(_BLOCKS) - 1))] for v in means)
+        summary = f"{key:>14} {values[0]:9.4f} {line} {values[-1]:.4f}  (steps {points[0][0]}-{points[-1][0]})"
+        console.print(summary, soft_wrap=True)
 
 
 def _fmt(value: float | None) -> str:

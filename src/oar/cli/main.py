@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from oar._core.errors import OarError
-from oar.cli import hub_commands, quickstart, serve_command
+from oar.cli import export_commands, hub_commands, quickstart, serve_command, train_command
 
 app = typer.Typer(
     name="oar",
@@ -19,9 +19,14 @@ app = typer.Typer(
 )
 app.command("quickstart")(quickstart.quickstart)
 app.command("serve")(serve_command.serve)
+app.command("train")(train_command.train)
 app.add_typer(hub_commands.datasets_app, name="datasets")
 app.add_typer(hub_commands.runs_app, name="runs")
 app.add_typer(hub_commands.models_app, name="models")
+app.command("export")(export_commands.export)
+app.command("quantize")(export_commands.quantize)
+app.command("pack")(export_commands.pack)
+app.add_typer(export_commands.import_app, name="import")
 
 err = Console(stderr=True)
 

@@ -1,5 +1,6 @@
-"""Clients for oar servers (and any Open Inference Protocol v2 server)."""
+"""Clients for oar servers (and any Open Inference Protocol v2 server), over REST or gRPC."""
 
-from oar.client.client import ModelClient
+from oar.client._common import RetryPolicy
+from oar.client.client import AsyncModelClient, ModelClient
 
-__all__ = ["ModelClient"]
+__all__ = ["AsyncModelClient", "ModelClient", "RetryPolicy"]

@@ -1,41 +1,69 @@
-"""``ModelClient``: predictions from a served model in one call.
+"""``ModelClient`` / ``AsyncModelClient``: predictions from a served model in one call, over REST or gRPC.
 
->>> client = ModelClient("http://127.0.0.1:8500")
+>>> client = ModelClient("http://127.0.0.1:8500")          # or "grpc://127.0.0.1:8501"
 >>> client.predict(model_id="chnsenti-cls", inputs={"text": "质量很好"})
 {'label': 'positive', 'score': 0.98}
+
+The scheme picks the transport (``http``/``https`` or ``grpc``/``grpcs``); both
+keep one connection alive. A request the server shed (503 /
+RESOURCE_EXHAUSTED) is retried with exponential backoff: inference has no side
+effects, so a retry is always safe.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import numpy as np
-import orjson
 
-from oar._core.errors import (
-    InvalidInputError,
-    ModelNotFoundError,
-    OarError,
-    PayloadTooLargeError,
-    ServerUnreachableError,
+from oar._core.errors import InvalidInputError, OverloadedError
+from oar.client._common import (
+    RetryPolicy,
+    predictions,
+    rest_path,
+    split_model_id,
+    text_tensor,
+    texts_of,
 )
-from oar.protocol.datatypes import datatype_of, numpy_dtype
+from oar.client._rest import AsyncRestTransport, RestTransport
 
-_ERRORS_BY_STATUS: dict[int, type[OarError]] = {
-    400: InvalidInputError,
-    404: ModelNotFoundError,
-    405: InvalidInputError,
-    413: PayloadTooLargeError,
-}
+if TYPE_CHECKING:
+    from oar.client._grpc import AsyncGrpcTransport, GrpcTransport
+
+Tensors = dict[str, np.ndarray]
+
+
+def _parse_endpoint(endpoint: str) -> tuple[str, str]:
+    scheme, sep, rest = endpoint.rstrip("/").partition("://")
+    if not sep or scheme not in ("http", "https", "grpc", "grpcs") or not rest:
+        raise InvalidInputError(f"bad endpoint '{endpoint}': use http://HOST:PORT or grpc://HOST:PORT")
+    return scheme, rest
 
 
 class ModelClient:
-    """A keep-alive HTTP client for one server. Use as a context manager or call ``close()``."""
+    """A keep-alive client for one server. Use as a context manager or call ``close()``."""
 
-    def __init__(self, endpoint: str = "http://127.0.0.1:8500", timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        endpoint: str = "http://127.0.0.1:8500",
+        timeout: float = 30.0,
+        token: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.endpoint = endpoint.rstrip("/")
-        self._http = httpx.Client(base_url=self.endpoint, timeout=timeout)
+        self.retry = retry or RetryPolicy()
+        scheme, address = _parse_endpoint(self.endpoint)
+        self._grpc = scheme.startswith("grpc")
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._transport: RestTransport | GrpcTransport
+        if self._grpc:
+            from oar.client._grpc import GrpcTransport
+
+            self._transport = GrpcTransport(address, timeout, token, secure=scheme == "grpcs")
+        else:
+            self._transport = RestTransport(self.endpoint, timeout, headers)
 
     def __enter__(self) -> ModelClient:
         return self
@@ -44,7 +72,7 @@ class ModelClient:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        self._transport.close()
 
     def predict(
         self, model_id: str, inputs: dict[str, Any], version: str | int | None = None
@@ -53,82 +81,85 @@ class ModelClient:
 
         ``model_id`` is ``"name"`` (latest version) or ``"name:version"``.
         """
-        text = inputs.get("text") if isinstance(inputs, dict) else None
-        if set(inputs or {}) != {"text"}:
-            raise InvalidInputError("predict() takes inputs={'text': str | list[str]}")
-        single = isinstance(text, str)
-        texts = [text] if single else text
-        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-            raise InvalidInputError("inputs['text'] must be a string or a non-empty list of strings")
-        outputs = self.infer(model_id, {"text": np.array(texts, dtype=object)}, version=version)
-        results = [
-            {"label": label.decode() if isinstance(label, bytes) else str(label), "score": float(score)}
-            for label, score in zip(outputs["label"], outputs["score"], strict=True)
-        ]
-        return results[0] if single else results
+        texts, single = texts_of(inputs)
+        return predictions(self.infer(model_id, text_tensor(texts), version=version), single)
 
-    def infer(
-        self, model_id: str, inputs: dict[str, np.ndarray], version: str | int | None = None
-    ) -> dict[str, np.ndarray]:
-        """Send named tensors, get named tensors back (Open Inference Protocol v2, JSON)."""
-        name, _, id_version = model_id.partition(":")
-        version = version if version is not None else (id_version or None)
-        path = f"/v2/models/{name}" + (f"/versions/{version}" if version is not None else "") + "/infer"
-        body = {"inputs": [_encode_tensor(key, np.asarray(value)) for key, value in inputs.items()]}
-        response = self._request("POST", path, content=orjson.dumps(body))
-        return {out["name"]: _decode_tensor(out) for out in response["outputs"]}
+    def infer(self, model_id: str, inputs: Tensors, version: str | int | None = None) -> Tensors:
+        """Send named tensors, get named tensors back (Open Inference Protocol v2)."""
+        name, chosen = split_model_id(model_id, version)
+        for attempt in range(self.retry.attempts):
+            try:
+                return self._transport.infer(name, chosen, inputs)
+            except OverloadedError:
+                if attempt + 1 == self.retry.attempts:
+                    raise
+                time.sleep(self.retry.delay(attempt))
+        raise AssertionError("unreachable")
 
     def is_live(self) -> bool:
-        try:
-            return self._http.get("/v2/health/live").status_code == 200
-        except httpx.TransportError:
-            return False
+        if self._grpc:
+            return self._transport.live()
+        return self._transport.status("/v2/health/live") == 200
 
     def is_ready(self, model_id: str | None = None) -> bool:
-        path = "/v2/health/ready" if model_id is None else f"/v2/models/{model_id.replace(':', '/versions/')}/ready"
-        try:
-            return self._http.get(path).status_code == 200
-        except httpx.TransportError:
-            return False
+        name, version = split_model_id(model_id, None) if model_id else (None, None)
+        if self._grpc:
+            return self._transport.ready(name, version)
+        path = "/v2/health/ready" if name is None else rest_path(name, version, "ready")
+        return self._transport.status(path) == 200
 
     def metadata(self, model_id: str | None = None) -> dict[str, Any]:
-        path = "/v2" if model_id is None else f"/v2/models/{model_id.replace(':', '/versions/')}"
-        return self._request("GET", path)
-
-    def _request(self, method: str, path: str, content: bytes | None = None) -> dict[str, Any]:
-        headers = {"content-type": "application/json"} if content is not None else None
-        try:
-            response = self._http.request(method, path, content=content, headers=headers)
-        except httpx.ConnectError as exc:
-            raise ServerUnreachableError(f"cannot reach an oar server at {self.endpoint}: {exc}") from None
-        except httpx.TimeoutException:
-            raise ServerUnreachableError(f"server at {self.endpoint} did not answer in time") from None
-        if response.status_code >= 400:
-            raise _error_from(response)
-        return orjson.loads(response.content)
+        """Server or model metadata (REST endpoints only)."""
+        if self._grpc:
+            raise InvalidInputError("metadata() needs an http:// endpoint")
+        name, version = split_model_id(model_id, None) if model_id else (None, None)
+        return self._transport.request("GET", "/v2" if name is None else rest_path(name, version))
 
 
-def _error_from(response: httpx.Response) -> OarError:
-    try:
-        message = orjson.loads(response.content)["error"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        message = response.text[:200] or response.reason_phrase
-    error_type = _ERRORS_BY_STATUS.get(response.status_code, OarError)
-    return error_type(f"HTTP {response.status_code}: {message}")
+class AsyncModelClient:
+    """The asyncio twin of ``ModelClient``: ``await client.predict(...)``; ``async with`` closes it."""
 
+    def __init__(
+        self,
+        endpoint: str = "http://127.0.0.1:8500",
+        timeout: float = 30.0,
+        token: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.retry = retry or RetryPolicy()
+        scheme, address = _parse_endpoint(self.endpoint)
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._transport: AsyncRestTransport | AsyncGrpcTransport
+        if scheme.startswith("grpc"):
+            from oar.client._grpc import AsyncGrpcTransport
 
-def _encode_tensor(name: str, array: np.ndarray) -> dict[str, Any]:
-    datatype = datatype_of(array)
-    if datatype == "BYTES":
-        data = [v.decode() if isinstance(v, bytes) else str(v) for v in array.ravel()]
-    else:
-        data = array.ravel().tolist()
-    return {"name": name, "datatype": datatype, "shape": list(array.shape), "data": data}
+            self._transport = AsyncGrpcTransport(address, timeout, token, secure=scheme == "grpcs")
+        else:
+            self._transport = AsyncRestTransport(self.endpoint, timeout, headers)
 
+    async def __aenter__(self) -> AsyncModelClient:
+        return self
 
-def _decode_tensor(tensor: dict[str, Any]) -> np.ndarray:
-    if tensor["datatype"] == "BYTES":
-        array = np.empty(len(tensor["data"]), dtype=object)
-        array[:] = [v.encode() for v in tensor["data"]]
-        return array.reshape(tensor["shape"])
-    return np.asarray(tensor["data"], dtype=numpy_dtype(tensor["datatype"])).reshape(tensor["shape"])
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._transport.close()
+
+    async def predict(
+        self, model_id: str, inputs: dict[str, Any], version: str | int | None = None
+    ) -> dict[str, Any] | list[dict[str, Any]]:
+        texts, single = texts_of(inputs)
+        return predictions(await self.infer(model_id, text_tensor(texts), version=version), single)
+
+    async def infer(self, model_id: str, inputs: Tensors, version: str | int | None = None) -> Tensors:
+        name, chosen = split_model_id(model_id, version)
+        for attempt in range(self.retry.attempts):
+            try:
+                return await self._transport.infer(name, chosen, inputs)
+            except OverloadedError:
+                if attempt + 1 == self.retry.attempts:
+                    raise
+                await asyncio.sleep(self.retry.delay(attempt))
+        raise AssertionError("unreachable")

@@ -7,6 +7,7 @@ English words into sub-words. Id 0 is padding, id 1 unknown.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
@@ -27,8 +28,26 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int = 8000, min_frequency:
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[PAD, UNK], show_progress=False
     )
     tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
-    configure_for_inference(tokenizer)
-    return tokenizer
+    return configure_for_inference(_canonical_ids(tokenizer))
+
+
+def token_ids(tokenizer: Tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Unpadded ids per text, for training: padding belongs to each batch, not to the whole split."""
+    return [e.ids[: sum(e.attention_mask)] for e in tokenizer.encode_batch(list(texts))]
+
+
+def _canonical_ids(tokenizer: Tokenizer) -> Tokenizer:
+    """Renumber the vocabulary in sorted order (special tokens keep ids 0 and 1).
+
+    The WordPiece trainer orders tokens of equal frequency by a per-process hash, so two
+    runs on the same texts would give the same tokens different ids; sorted ids make a
+    training run a pure function of its inputs, so runs can be compared bit for bit.
+    """
+    spec = json.loads(tokenizer.to_str())
+    vocab: dict[str, int] = spec["model"]["vocab"]
+    ordered = [PAD, UNK, *sorted(t for t in vocab if t not in (PAD, UNK))]
+    spec["model"]["vocab"] = {token: i for i, token in enumerate(ordered)}
+    return Tokenizer.from_str(json.dumps(spec))
 
 
 def configure_for_inference(tokenizer: Tokenizer, max_tokens: int = MAX_TOKENS) -> Tokenizer:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from oar._core.errors import OarError
+from oar.export.traps import rewrite_export_traps
 
 log = logging.getLogger(__name__)
 # The exporter warns once per missing torchvision operator; oar never exports those.
@@ -52,17 +53,18 @@ class InputSpec:
         return torch.randn(sizes, dtype=_DTYPES[self.dtype])
 
 
-def export_onnx(
-    model: nn.Module, path: Path, input_spec: list[InputSpec], output_names: list[str]
-) -> tuple[Path, str]:
+def export_onnx(model: nn.Module, path: Path, input_spec: list[InputSpec], output_names: list[str]) -> tuple[Path, str]:
     """Write ``path``; return it and the exporter used (``dynamo`` or ``torchscript``)."""
-    model = model.eval()
+    model = rewrite_export_traps(model.eval())
     examples = tuple(spec.example() for spec in input_spec)
     names = [spec.name for spec in input_spec]
     try:
         _export_dynamo(model, path, examples, input_spec, output_names)
         return path, "dynamo"
     except Exception as exc:  # the exporter raises many types; all mean "try the other one"
+        refused = _oar_error_in(exc)
+        if refused is not None:
+            raise refused from None
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         log.warning("dynamo ONNX export failed (%s); falling back to the TorchScript exporter", reason)
     dynamic_axes = {
@@ -71,10 +73,25 @@ def export_onnx(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, examples, str(path), input_names=names, output_names=output_names,
-            dynamic_axes=dynamic_axes, opset_version=17, dynamo=False,
+            model,
+            examples,
+            str(path),
+            input_names=names,
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
+            opset_version=17,
+            dynamo=False,
         )
     return path, "torchscript"
+
+
+def _oar_error_in(exc: BaseException | None) -> OarError | None:
+    """An ``OarError`` raised by our own rewritten modules is a refusal, not an exporter failure."""
+    while exc is not None:
+        if isinstance(exc, OarError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def onnx_opset(path: Path) -> int:
@@ -85,9 +102,7 @@ def onnx_opset(path: Path) -> int:
 def _export_dynamo(
     model: nn.Module, path: Path, examples: tuple[torch.Tensor, ...], specs: list[InputSpec], outputs: list[str]
 ) -> None:
-    dynamic_shapes = tuple(
-        {i: torch.export.Dim.AUTO for i, d in enumerate(spec.shape) if d is None} for spec in specs
-    )
+    dynamic_shapes = tuple({i: torch.export.Dim.AUTO for i, d in enumerate(spec.shape) if d is None} for spec in specs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
@@ -102,5 +117,5 @@ def _export_dynamo(
             verbose=False,
         )
     if program is None:
-        raise OarError("the dynamo exporter returned no program")
+        raise RuntimeError("the dynamo exporter returned no program")
     program.save(str(path), external_data=False)

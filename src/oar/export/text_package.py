@@ -1,4 +1,4 @@
-"""Write a text-classification package: ``model.onnx`` + ``tokenizer.json`` + manifest.
+"""Write a text-classification package: the model + ``tokenizer.json`` + manifest (+ ``source/``).
 
 The package is assembled in a temporary directory and moved into place only
 after the parity check passes, so a failed export leaves nothing behind.
@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from tokenizers import Tokenizer
@@ -20,10 +20,14 @@ from oar import __version__
 from oar._core.errors import OarError, ParityError
 from oar.export.onnx import InputSpec, export_onnx, onnx_opset
 from oar.export.parity import DEFAULT_TOLERANCE, check_parity
-from oar.package import Lineage, Manifest, ModelPackage, RuntimeSpec, TensorSpec
+from oar.export.source import save_source
+from oar.export.torch_export import check_pt2_parity, export_pt2
+from oar.package import Lineage, Manifest, ModelPackage, Parity, RuntimeSpec, TensorSpec
 from oar.package.manifest import text_classifier_signature
 
 TEXT_INPUT = InputSpec([None, None], "int64", "input_ids")
+ExportFormat = Literal["onnx", "torch-export"]
+FORMATS: tuple[str, ...] = ("onnx", "torch-export")
 
 
 def save_text_classifier(
@@ -37,22 +41,27 @@ def save_text_classifier(
     metrics: dict[str, float] | None = None,
     dataset: dict[str, Any] | None = None,
     run_id: str | None = None,
+    parent: str | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
+    format: ExportFormat = "onnx",
+    keep_source: bool = True,
 ) -> ModelPackage:
-    """Export, parity-check and write the package at ``path`` (which must not exist yet)."""
+    """Export, parity-check and write the package at ``path`` (which must not exist yet).
+
+    ``format="onnx"`` is what servers run; ``"torch-export"`` writes a ``.pt2`` for PyTorch users.
+    ``keep_source`` stores the weights under ``source/`` so ``oar export`` can re-export later.
+    """
     target = Path(path)
     if target.exists():
         raise OarError(f"{target} already exists; choose a new path for the package")
+    if format not in FORMATS:
+        raise OarError(f"unknown export format '{format}'; use one of {', '.join(FORMATS)}")
     staging = Path(tempfile.mkdtemp(prefix=".oar-export-", dir=target.parent if target.parent.exists() else None))
     try:
-        onnx_path, exporter = export_onnx(model, staging / "model.onnx", [TEXT_INPUT], ["logits"])
-        parity = check_parity(model, onnx_path, parity_batches, tolerance)
-        if not parity.passed:
-            raise ParityError(
-                f"exported graph disagrees with PyTorch: max abs diff {parity.max_abs_diff:.2e} "
-                f"(tolerance {tolerance:.0e}), argmax agreement {parity.argmax_agreement:.4f}; not saved"
-            )
+        runtime, parity = _export_checked(model, staging, format, len(labels), parity_batches, tolerance)
         tokenizer.save(str(staging / "tokenizer.json"))
+        if keep_source:
+            save_source(model, staging)
         inputs, outputs = text_classifier_signature(len(labels))
         manifest = Manifest(
             name=name,
@@ -60,15 +69,10 @@ def save_text_classifier(
             labels=labels,
             inputs=inputs,
             outputs=outputs,
-            runtime=RuntimeSpec(
-                opset=onnx_opset(onnx_path),
-                exporter=exporter,
-                graph_inputs=[TensorSpec(name="input_ids", datatype="INT64", shape=[-1, -1])],
-                graph_outputs=[TensorSpec(name="logits", datatype="FP32", shape=[-1, len(labels)])],
-            ),
+            runtime=runtime,
             metrics=dict(metrics or {}),
             parity=parity,
-            lineage=Lineage(dataset=dataset, run_id=run_id, oar_version=__version__),
+            lineage=Lineage(dataset=dataset, run_id=run_id, parent=parent, oar_version=__version__),
         )
         ModelPackage.write(staging, manifest)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -76,3 +80,39 @@ def save_text_classifier(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ModelPackage.open(target)
+
+
+def _export_checked(
+    model: nn.Module,
+    staging: Path,
+    format: str,
+    num_labels: int,
+    parity_batches: Iterable[torch.Tensor],
+    tolerance: float,
+) -> tuple[RuntimeSpec, Parity]:
+    """Write the model file in ``format``; raise ``ParityError`` unless it reproduces ``model``."""
+    graph_inputs = [TensorSpec(name="input_ids", datatype="INT64", shape=[-1, -1])]
+    graph_outputs = [TensorSpec(name="logits", datatype="FP32", shape=[-1, num_labels])]
+    if format == "onnx":
+        model_path, exporter = export_onnx(model, staging / "model.onnx", [TEXT_INPUT], ["logits"])
+        parity = check_parity(model, model_path, parity_batches, tolerance)
+        runtime = RuntimeSpec(
+            opset=onnx_opset(model_path), exporter=exporter, graph_inputs=graph_inputs, graph_outputs=graph_outputs
+        )
+    else:
+        model_path = export_pt2(model, staging / "model.pt2", [TEXT_INPUT])
+        parity = check_pt2_parity(model, model_path, parity_batches, tolerance)
+        runtime = RuntimeSpec(
+            engine="torch-export",
+            model_file="model.pt2",
+            exporter="torch.export",
+            graph_inputs=graph_inputs,
+            graph_outputs=graph_outputs,
+        )
+    if not parity.passed:
+        raise ParityError(
+            f"exported {format} model disagrees with PyTorch: max abs diff {parity.max_abs_diff:.2e} "
+            f"(tolerance {tolerance:.0e}), argmax agreement {parity.argmax_agreement:.4f} on "
+            f"{parity.samples} samples; not saved"
+        )
+    return runtime, parity

@@ -106,6 +106,26 @@ class RunStore:
             session.commit()
             return _run(row)
 
+    def update(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        metrics: dict[str, Any] | None = None,
+        history: list[dict[str, Any]] | None = None,
+    ) -> Run:
+        """Progress of a live run: a new status, metrics merged into the recorded ones, the history so far."""
+        with self._sessions() as session:
+            row = self._row(session, run_id)
+            if status is not None:
+                row.status = status
+            if metrics:
+                row.metrics = {**(row.metrics or {}), **metrics}
+            if history is not None:
+                row.history = list(history)
+            session.commit()
+            return _run(row)
+
     def get(self, run_id: str) -> Run:
         with self._sessions() as session:
             return _run(self._row(session, run_id))

@@ -28,9 +28,7 @@ class TextCNNClassifier(nn.Module):
     ) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
-        self.convs = nn.ModuleList(
-            nn.Conv1d(embed_dim, channels, k, padding=k // 2) for k in kernel_sizes
-        )
+        self.convs = nn.ModuleList(nn.Conv1d(embed_dim, channels, k, padding=k // 2) for k in kernel_sizes)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(2 * channels * len(kernel_sizes), num_classes)
 

@@ -16,7 +16,7 @@ import torch
 
 from oar.data import Dataset, load_builtin
 from oar.data.dataset import Split
-from oar.data.tokenizer import train_wordpiece
+from oar.data.tokenizer import token_ids, train_wordpiece
 from oar.export import save_text_classifier
 from oar.hub import DatasetVersion, Hub, ModelVersion, Run
 from oar.models import TextCNNClassifier
@@ -84,7 +84,7 @@ def _train_and_register(
     tokenizer = train_wordpiece(train_split.x, vocab_size=recipe.vocab_size)
 
     def batches(split: Split, shuffle: bool = False) -> TextBatches:
-        ids = [e.ids for e in tokenizer.encode_batch(list(split.x))]
+        ids = token_ids(tokenizer, split.x)
         return TextBatches(ids, split.y, recipe.batch_size, shuffle=shuffle, seed=recipe.trainer.seed)
 
     torch.manual_seed(recipe.trainer.seed)

@@ -1,5 +1,10 @@
 """JSON encoding of inference requests and responses (Open Inference Protocol v2, REST).
 
+Includes the binary tensor extension: a body of ``Inference-Header-Content-Length``
+bytes of JSON followed by raw tensors, one per input whose ``parameters`` carry
+``binary_data_size``; outputs asked for with ``binary_data`` (or the request's
+``binary_data_output``) come back the same way.
+
 Requests are validated strictly, because a shape that does not match its data
 is a client bug that must come back as a 400 with a message, not a crash deep
 in the model.
@@ -16,6 +21,7 @@ import orjson
 
 from oar._core.errors import InvalidInputError
 from oar.protocol.datatypes import numpy_dtype
+from oar.protocol.raw import from_raw, to_raw
 
 
 @dataclass(frozen=True)
@@ -31,8 +37,25 @@ class InferRequest:
     outputs: list[RequestedOutput] | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
 
+    def wants_binary(self, output: str) -> bool:
+        """Should ``output`` travel as raw bytes (binary extension) rather than a JSON list?"""
+        default = self.parameters.get("binary_data_output") is True
+        for requested in self.outputs or ():
+            if requested.name == output:
+                value = requested.parameters.get("binary_data", default)
+                return value is True
+        return default
 
-def decode_infer_request(body: bytes) -> InferRequest:
+
+def decode_infer_request(body: bytes, header_length: int | None = None) -> InferRequest:
+    """Parse a JSON body, or with ``header_length`` a JSON header followed by binary tensors."""
+    binary = memoryview(b"")
+    if header_length is not None:
+        if not 0 < header_length <= len(body):
+            raise InvalidInputError(
+                f"Inference-Header-Content-Length is {header_length} but the body has {len(body)} bytes"
+            )
+        body, binary = body[:header_length], memoryview(body)[header_length:]
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -43,11 +66,17 @@ def decode_infer_request(body: bytes) -> InferRequest:
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise InvalidInputError("request must have a non-empty 'inputs' list")
     inputs: dict[str, np.ndarray] = {}
+    offset = 0
     for i, tensor in enumerate(raw_inputs):
-        name, array = _decode_tensor(tensor, i)
+        name, array, used = _decode_tensor(tensor, i, binary, offset)
+        offset += used
         if name in inputs:
             raise InvalidInputError(f"input '{name}' appears more than once")
         inputs[name] = array
+    if offset != len(binary):
+        raise InvalidInputError(
+            f"the body has {len(binary)} bytes of binary data but the inputs' binary_data_size add up to {offset}"
+        )
     request_id = payload.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInputError("'id' must be a string")
@@ -64,24 +93,34 @@ def encode_infer_response(
     model_version: str | None,
     outputs: dict[str, np.ndarray],
     datatypes: dict[str, str],
-    request_id: str | None = None,
-) -> bytes:
+    request: InferRequest | None = None,
+) -> tuple[bytes, int | None]:
+    """The response body, and the JSON header's length when some outputs travel as binary."""
     body: dict[str, Any] = {"model_name": model_name, "outputs": []}
     if model_version is not None:
         body["model_version"] = model_version
-    if request_id is not None:
-        body["id"] = request_id
+    if request is not None and request.id is not None:
+        body["id"] = request.id
+    blobs: list[bytes] = []
     for name, array in outputs.items():
         datatype = datatypes[name]
-        if datatype == "BYTES":
-            data: Any = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in array.ravel()]
+        tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+        if request is not None and request.wants_binary(name):
+            blob = to_raw(array, datatype)
+            blobs.append(blob)
+            tensor["parameters"] = {"binary_data_size": len(blob)}
+        elif datatype == "BYTES":
+            tensor["data"] = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in array.ravel()]
         else:
-            data = array.ravel().tolist()
-        body["outputs"].append({"name": name, "datatype": datatype, "shape": list(array.shape), "data": data})
-    return orjson.dumps(body)
+            tensor["data"] = array.ravel().tolist()
+        body["outputs"].append(tensor)
+    header = orjson.dumps(body)
+    if not blobs:
+        return header, None
+    return b"".join([header, *blobs]), len(header)
 
 
-def _decode_tensor(tensor: Any, index: int) -> tuple[str, np.ndarray]:
+def _decode_tensor(tensor: Any, index: int, binary: memoryview, offset: int) -> tuple[str, np.ndarray, int]:
     if not isinstance(tensor, dict):
         raise InvalidInputError(f"inputs[{index}] must be an object with name, datatype, shape and data")
     name = tensor.get("name")
@@ -93,14 +132,25 @@ def _decode_tensor(tensor: Any, index: int) -> tuple[str, np.ndarray]:
     shape = tensor.get("shape")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise InvalidInputError(f"input '{name}' needs 'shape', a list of non-negative integers")
+    dtype = numpy_dtype(datatype)
+    size = _object(tensor.get("parameters"), f"input '{name}' parameters").get("binary_data_size")
+    if size is not None:
+        if "data" in tensor:
+            raise InvalidInputError(f"input '{name}' has both 'data' and binary_data_size; send one")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise InvalidInputError(f"input '{name}' binary_data_size must be a non-negative integer")
+        if offset + size > len(binary):
+            raise InvalidInputError(
+                f"input '{name}' binary_data_size {size} runs past the {len(binary)} bytes of binary data"
+            )
+        return name, from_raw(binary[offset : offset + size], datatype, shape, name), size
     if "data" not in tensor:
         raise InvalidInputError(f"input '{name}' has no 'data'")
-    dtype = numpy_dtype(datatype)
     flat = _flatten(tensor["data"], name)
     expected = math.prod(shape)
     if len(flat) != expected:
         raise InvalidInputError(f"input '{name}' has {len(flat)} elements but shape {shape} needs {expected}")
-    return name, _to_array(flat, datatype, dtype, shape, name)
+    return name, _to_array(flat, datatype, dtype, shape, name), 0
 
 
 def _to_array(flat: list[Any], datatype: str, dtype: np.dtype, shape: list[int], name: str) -> np.ndarray:

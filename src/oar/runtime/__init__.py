@@ -1,6 +1,7 @@
 """Load a model package and predict. Imports onnxruntime, tokenizers and numpy only: never torch."""
 
-from oar.runtime.loader import load_runtime
+from oar.runtime.generic import GenericOnnxRuntime
+from oar.runtime.loader import Runtime, load_runtime
 from oar.runtime.text_classifier import TextClassifierRuntime, TextPrediction
 
-__all__ = ["TextClassifierRuntime", "TextPrediction", "load_runtime"]
+__all__ = ["GenericOnnxRuntime", "Runtime", "TextClassifierRuntime", "TextPrediction", "load_runtime"]

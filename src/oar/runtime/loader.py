@@ -6,12 +6,22 @@ from pathlib import Path
 
 from oar._core.errors import OarError
 from oar.package import ModelPackage
+from oar.runtime.generic import GenericOnnxRuntime
 from oar.runtime.text_classifier import TextClassifierRuntime
 
+Runtime = TextClassifierRuntime | GenericOnnxRuntime
 
-def load_runtime(package: ModelPackage | str | Path, intra_op_threads: int = 0) -> TextClassifierRuntime:
+
+def load_runtime(package: ModelPackage | str | Path, intra_op_threads: int = 0) -> Runtime:
     if not isinstance(package, ModelPackage):
         package = ModelPackage.open(package)
+    if package.manifest.runtime.engine != "onnxruntime":
+        raise OarError(
+            f"package {package.model_id} is a {package.manifest.runtime.engine} artifact for PyTorch users; "
+            "serve its ONNX version instead"
+        )
     if package.manifest.task == "text-classification":
         return TextClassifierRuntime(package, intra_op_threads)
+    if package.manifest.task == "generic":
+        return GenericOnnxRuntime(package, intra_op_threads)
     raise OarError(f"package {package.model_id} has task '{package.manifest.task}', which oar cannot serve yet")

@@ -53,8 +53,30 @@ class TextClassifierRuntime:
         for i, text in enumerate(texts):
             if not text.strip():
                 raise InvalidInputError(f"input 'text' element {i} is empty; send non-empty text")
-        ids = np.array([e.ids for e in self.tokenizer.encode_batch(list(texts))], dtype=np.int64)
-        return self.session.run(None, {self._input_name: ids})[0]
+        encodings = self.tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        if len(encodings) < 2 * _MIN_GROUP:
+            return self.session.run(None, {self._input_name: ids})[0]
+        lengths = np.array([sum(e.attention_mask) for e in encodings])
+        return self._grouped_logits(ids, lengths)
+
+    def _grouped_logits(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Run a large batch as a few length groups, each padded only to its own longest text.
+
+        Padding is masked (same logits at any padded length), so this changes cost, not results:
+        with mixed lengths most of a single call's work would be spent on padding.
+        """
+        order = np.argsort(lengths, kind="stable")
+        out: np.ndarray | None = None
+        for group in _length_groups(lengths[order]):
+            rows = order[group]
+            width = int(lengths[rows[-1]])
+            logits = self.session.run(None, {self._input_name: ids[rows, :width]})[0]
+            if out is None:
+                out = np.empty((len(ids), logits.shape[1]), dtype=logits.dtype)
+            out[rows] = logits
+        assert out is not None
+        return out
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Protocol-level call: ``text`` (BYTES) in, ``label``/``score``/``probabilities`` out."""
@@ -80,6 +102,23 @@ def decode_texts(inputs: dict[str, np.ndarray]) -> list[str]:
         return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in array]
     except UnicodeDecodeError:
         raise InvalidInputError("input 'text' is not valid UTF-8") from None
+
+
+_MIN_GROUP = 8  # fewer texts than this per call and the call overhead outweighs the padding saved
+_CALL_COST_TOKENS = 24  # one extra model call costs about as much as this many padded token positions
+
+
+def _length_groups(sorted_lengths: np.ndarray) -> list[slice]:
+    """Cut lengths (ascending) into groups where the padding a merge would add exceeds a call's cost."""
+    groups, start = [], 0
+    for i in range(1, len(sorted_lengths)):
+        size = i - start
+        waste = size * int(sorted_lengths[i] - sorted_lengths[i - 1])
+        if size >= _MIN_GROUP and len(sorted_lengths) - i >= _MIN_GROUP and waste > _CALL_COST_TOKENS:
+            groups.append(slice(start, i))
+            start = i
+    groups.append(slice(start, len(sorted_lengths)))
+    return groups
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

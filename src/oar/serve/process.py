@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,17 +32,37 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 class ServerProcess:
-    """``with ServerProcess(["chnsenti-cls"]) as server: ModelClient(server.endpoint)...``"""
+    """``with ServerProcess(["chnsenti-cls"]) as server: ModelClient(server.endpoint)...``
+
+    REST and gRPC both get free ports unless given; ``grpc_port=0`` turns gRPC off.
+    """
 
     def __init__(
-        self, models: Sequence[str] = (), port: int | None = None, host: str = "127.0.0.1",
-        extra_args: Sequence[str] = (), env: dict[str, str] | None = None, log_path: Path | None = None,
+        self,
+        models: Sequence[str] = (),
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+        grpc_port: int | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
+        self.grpc_port = free_port(host) if grpc_port is None else grpc_port
         self.command = [
-            sys.executable, "-m", "oar.cli.main", "serve", *models,
-            "--host", host, "--port", str(self.port), *extra_args,
+            sys.executable,
+            "-m",
+            "oar.cli.main",
+            "serve",
+            *models,
+            "--host",
+            host,
+            "--port",
+            str(self.port),
+            "--grpc-port",
+            str(self.grpc_port),
+            *extra_args,
         ]
         self.env = {**os.environ, **(env or {})}
         self.log_path = log_path
@@ -51,13 +72,26 @@ class ServerProcess:
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def grpc_endpoint(self) -> str:
+        return f"grpc://{self.host}:{self.grpc_port}"
+
+    @property
+    def grpc_address(self) -> str:
+        """``host:port``, as Triton's gRPC client takes it."""
+        return f"{self.host}:{self.grpc_port}"
+
     def start(self, timeout: float = 60.0) -> ServerProcess:
-        log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        # Output goes to a file, never a pipe nobody reads (which could block the server),
+        # so that a failed start can say why.
+        log = open(self.log_path, "w+b") if self.log_path else tempfile.TemporaryFile()  # noqa: SIM115
         self.process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise OarError(f"server exited with code {self.process.returncode} before it was ready")
+                log.seek(0)
+                tail = log.read()[-2000:].decode(errors="replace")
+                raise OarError(f"server exited with code {self.process.returncode} before it was ready:\n{tail}")
             try:
                 if httpx.get(f"{self.endpoint}/v2/health/ready", timeout=1.0).status_code == 200:
                     return self

@@ -1,41 +1,182 @@
-"""Start a server: load models from the hub, bind, serve until told to stop."""
+"""Start a server: load models, then serve REST (``oar.serve.http``) and gRPC (grpc.aio) on one event loop.
+
+With ``workers > 1`` the parent only supervises: each worker is a fresh
+process that loads its own models and binds the same ports with
+``SO_REUSEPORT``, so the kernel spreads connections over all cores.
+Shutdown is graceful: listeners close, in-flight requests finish (both
+protocols), queued batches drain, then the process exits.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import multiprocessing
+import signal
+import socket
+import ssl
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
-import uvicorn
+import uvloop
 
 from oar._core.errors import OarError
 from oar.hub import Hub
+from oar.serve.config import BatchingConfig, SecurityConfig, VersionPolicy
 from oar.serve.dataplane import DataPlane
-from oar.serve.repository import LoadedModel, ModelRepository, parse_model_spec
+from oar.serve.grpc_app import create_grpc_server
+from oar.serve.http import HttpServer
+from oar.serve.repository import DirectorySource, HubSource, LoadedModel, ModelRepository
 from oar.serve.rest import DEFAULT_MAX_BODY_BYTES, RestApp
+
+log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8500
+DEFAULT_GRPC_PORT = 8501
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Everything ``oar serve`` needs; picklable, so worker processes get a copy."""
+
+    models: tuple[str, ...] = ()
+    model_dir: Path | None = None
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    grpc_port: int = DEFAULT_GRPC_PORT  # 0 = no gRPC
+    workers: int = 1
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    intra_op_threads: int = 0
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    version_policy: VersionPolicy = field(default_factory=VersionPolicy)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    access_log: bool = False
+    log_level: str = "warning"
+    drain_seconds: float = 10.0
+
+
+def build_dataplane(options: ServeOptions, hub: Hub | None = None) -> tuple[DataPlane, list[LoadedModel]]:
+    """Load the models ``options`` name (every model of the source when none are named)."""
+    source = DirectorySource(options.model_dir) if options.model_dir else HubSource(hub or Hub())
+    repository = ModelRepository(
+        source, batching=options.batching, policy=options.version_policy, intra_op_threads=options.intra_op_threads
+    )
+    loaded = repository.load_initial(list(options.models))
+    if not loaded:
+        where = f"directory {options.model_dir}" if options.model_dir else "hub"
+        raise OarError(f"no models to serve: the {where} is empty; run `oar quickstart` or register a model first")
+    return DataPlane(repository, options.security), loaded
 
 
 def build_app(
-    model_specs: Sequence[str] = (), hub: Hub | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    model_specs: Sequence[str] = (),
+    hub: Hub | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     intra_op_threads: int = 0,
 ) -> tuple[RestApp, list[LoadedModel]]:
-    """Load ``NAME[:VERSION]`` models (all registered models' latest versions when none are given)."""
-    repository = ModelRepository(hub or Hub(), intra_op_threads)
-    if model_specs:
-        loaded = [repository.load(*parse_model_spec(spec)) for spec in model_specs]
+    """The REST app alone (in-process use): ``NAME[:VERSION]`` models, all latest when none are given."""
+    options = ServeOptions(models=tuple(model_specs), max_body_bytes=max_body_bytes, intra_op_threads=intra_op_threads)
+    dataplane, loaded = build_dataplane(options, hub)
+    return RestApp(dataplane, max_body_bytes), loaded
+
+
+def serve(options: ServeOptions, dataplane: DataPlane | None = None) -> None:
+    """Serve until SIGINT/SIGTERM; with ``options.workers > 1`` supervise that many worker processes."""
+    logging.basicConfig(level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if options.workers > 1:
+        _supervise(options)
+        return
+    if dataplane is None:
+        dataplane, _ = build_dataplane(options)
+    uvloop.run(_serve_async(options, dataplane, reuse_port=False))
+
+
+async def _serve_async(options: ServeOptions, dataplane: DataPlane, reuse_port: bool) -> None:
+    """Serve until SIGINT/SIGTERM, then drain: stop accepting, finish in-flight requests, empty the queues."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    grpc_server = None
+    if options.grpc_port:
+        grpc_server = create_grpc_server(dataplane, options.max_body_bytes)
+        _add_grpc_port(grpc_server, options)
+        await grpc_server.start()
+    http = HttpServer(RestApp(dataplane, options.max_body_bytes, options.access_log), _ssl_context(options))
+    sock = _reuse_port_socket(options.host, options.port) if reuse_port else None
+    try:
+        await http.start(options.host, options.port, sock=sock)
+    except OSError as exc:
+        raise OarError(f"cannot bind {options.host}:{options.port} ({exc.strerror}); choose another --port") from None
+    await stop.wait()
+    stopping = [http.shutdown(options.drain_seconds)]
+    if grpc_server is not None:
+        stopping.append(grpc_server.stop(grace=options.drain_seconds))
+    await asyncio.gather(*stopping)
+    await dataplane.drain(options.drain_seconds)
+
+
+def _ssl_context(options: ServeOptions) -> ssl.SSLContext | None:
+    if not (options.tls_cert and options.tls_key):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(options.tls_cert, options.tls_key)
+    return context
+
+
+def _add_grpc_port(server, options: ServeOptions) -> None:  # type: ignore[no-untyped-def]
+    address = f"{options.host}:{options.grpc_port}"
+    if options.tls_cert and options.tls_key:
+        import grpc
+
+        credentials = grpc.ssl_server_credentials([(options.tls_key.read_bytes(), options.tls_cert.read_bytes())])
+        bound = server.add_secure_port(address, credentials)
     else:
-        loaded = repository.load_all_latest()
-    if not loaded:
-        raise OarError("no models to serve: the hub is empty; run `oar quickstart` or register a model first")
-    return RestApp(DataPlane(repository), max_body_bytes), loaded
+        bound = server.add_insecure_port(address)
+    if not bound:
+        raise OarError(f"cannot bind gRPC to {address}; is the port taken? choose another with --grpc-port")
 
 
-def serve(app: RestApp, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log_level: str = "warning") -> None:
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = uvicorn.Config(
-        app, host=host, port=port, loop="uvloop", http="httptools", access_log=False,
-        log_level=log_level, lifespan="on", timeout_graceful_shutdown=10,
-    )
-    uvicorn.Server(config).run()
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def _worker(options: ServeOptions) -> None:
+    logging.basicConfig(level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    dataplane, _ = build_dataplane(options)
+    uvloop.run(_serve_async(options, dataplane, reuse_port=True))
+
+
+def _supervise(options: ServeOptions) -> None:
+    """Start ``workers`` processes sharing the ports; forward SIGINT/SIGTERM; exit when they have drained."""
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_worker, args=(options,), name=f"oar-worker-{i}") for i in range(options.workers)]
+    for worker in workers:
+        worker.start()
+
+    def stop(signum: int, _frame: object) -> None:
+        for worker in workers:
+            if worker.is_alive() and worker.pid:
+                worker.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for worker in workers:
+        worker.join()
+    failed = [w.name for w in workers if w.exitcode not in (0, -signal.SIGTERM)]
+    if failed:
+        raise OarError(f"worker(s) {', '.join(failed)} exited with an error; see the log above")
+
+
+def _str(path: Path | None) -> str | None:
+    return str(path) if path else None

@@ -1,6 +1,22 @@
-"""Training: the ``Trainer`` and the batch iterables it consumes."""
+"""Training: the ``Trainer``, its options, stateful batch iterables, checkpoints, callbacks."""
 
-from oar.train.batches import TextBatches
-from oar.train.trainer import Trainer, TrainerConfig, TrainResult
+from oar.train.batches import StatefulBatches, TensorBatches, TextBatches
+from oar.train.callbacks import Callback, TensorBoardLogger
+from oar.train.checkpoint import Checkpoints
+from oar.train.preemption import EXIT_PREEMPTED, TrainingPreempted
+from oar.train.trainer import CheckpointConfig, Trainer, TrainerConfig, TrainResult
 
-__all__ = ["TextBatches", "TrainResult", "Trainer", "TrainerConfig"]
+__all__ = [
+    "EXIT_PREEMPTED",
+    "Callback",
+    "CheckpointConfig",
+    "Checkpoints",
+    "StatefulBatches",
+    "TensorBatches",
+    "TensorBoardLogger",
+    "TextBatches",
+    "TrainResult",
+    "Trainer",
+    "TrainerConfig",
+    "TrainingPreempted",
+]

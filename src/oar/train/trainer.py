@@ -1,66 +1,64 @@
-"""The first ``Trainer``: a thin public surface over one fit loop.
+"""The ``Trainer``: a thin public surface; the work is in ``oar.train.loop``.
 
 It trains any classifier ``nn.Module`` on any re-iterable of ``(inputs, targets)``
-batches, evaluates on the validation data every epoch (or every
-``eval_every`` steps), keeps the best weights by validation accuracy and stops
-early when they stop improving.
+batches with a length, evaluates on the validation data every epoch (or every
+``eval_every`` steps), keeps the best weights, stops early, and, given a
+checkpoint directory, checkpoints and resumes bit-exactly.
 """
 
 from __future__ import annotations
 
-import copy
+import logging
 import math
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from oar import static
+from oar.train import distributed
+from oar.train.callbacks import Callback, TensorBoardLogger
+from oar.train.checkpoint import Checkpoints
+from oar.train.config import CheckpointConfig, TrainerConfig
+from oar.train.graph import GraphMode
+from oar.train.loop import FitLoop, FitState, Parts
+from oar.train.precision import make_precision
+from oar.train.preemption import PreemptionWatch
+from oar.train.recompute import apply_recompute
+from oar.train.rng import seed_everything
+from oar.train.schedules import lr_factor
+
+__all__ = ["CheckpointConfig", "TrainResult", "Trainer", "TrainerConfig"]
+
+log = logging.getLogger("oar.train")
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
-class TrainerConfig:
-    """Optimisation settings. Defaults suit the built-in text classifiers."""
-
-    epochs: int = 4
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.06
-    label_smoothing: float = 0.0
-    max_grad_norm: float | None = 1.0
-    eval_every: int | None = None  # steps; None evaluates at the end of each epoch
-    patience: int | None = 2  # evaluations without improvement before stopping
-    seed: int = 0
-    threads: int | None = None  # torch intra-op threads; None keeps torch's default
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
 class TrainResult:
-    best_metrics: dict[str, float]
-    history: list[dict[str, float]] = field(default_factory=list)
+    best_metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
     steps: int = 0
     seconds: float = 0.0
+    resumed_from: int | None = None  # the step of the checkpoint this fit continued from
+    checkpoint: str | None = None  # the last checkpoint written or read
+    stopped_early: bool = False
+    graph: dict[str, Any] = field(default_factory=dict)  # GraphReport: mode asked, mode used, why
 
 
 class Trainer:
     """Fit a classifier.
 
-    >>> trainer = Trainer(model, train_batches, valid_batches, TrainerConfig(epochs=3))
+    >>> trainer = Trainer(model, train_batches, valid_batches, TrainerConfig(precision="bf16-mixed"))
     >>> result = trainer.fit()
     >>> trainer.evaluate(test_batches)["accuracy"]
+
+    ``mode="static"`` (or ``oar.enable_static()``) compiles the step, falling back to
+    dynamic when that is slower or fails; ``result.graph`` says which ran and why.
     """
 
     def __init__(
@@ -70,7 +68,10 @@ class Trainer:
         valid_data: Batches | None = None,
         config: TrainerConfig | None = None,
         progress: bool = True,
-        on_evaluate: Callable[[dict[str, float]], None] | None = None,
+        on_evaluate: Callable[[dict[str, Any]], None] | None = None,
+        *,
+        mode: str | None = None,
+        callbacks: Sequence[Callback] = (),
     ) -> None:
         self.model = model
         self.train_data = train_data
@@ -78,25 +79,100 @@ class Trainer:
         self.config = config or TrainerConfig()
         self.progress = progress
         self.on_evaluate = on_evaluate
+        self.mode = mode or self.config.mode or static.default_mode()
+        self.callbacks = list(callbacks)
+        if self.config.tensorboard_dir:
+            self.callbacks.append(TensorBoardLogger(self.config.tensorboard_dir))
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
+        self.device = torch.device(self.config.device)
+        self.world = distributed.World()
+        self.state = FitState()
+        self._module: nn.Module = model
+        self._precision = make_precision(self.config.precision, self.device.type)
 
     def fit(self) -> TrainResult:
         cfg = self.config
-        torch.manual_seed(cfg.seed)
+        self.world = distributed.world_from_env()
+        seed_everything(cfg.seed)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        steps_per_epoch = len(self.train_data)  # type: ignore[arg-type]
-        total = steps_per_epoch * cfg.epochs
+        self.model.to(self.device)
+        recompute = apply_recompute(self.model, cfg.recompute) if cfg.recompute else None
+        try:
+            return self._fit()
+        finally:
+            if recompute is not None:
+                recompute.remove()
+            self._module = self.model
+
+    def _fit(self) -> TrainResult:
+        cfg = self.config
+        total = self._total_steps()
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(total, cfg.warmup_fraction))
-        loop = _FitLoop(self, optimizer, schedule)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg.schedule, total, cfg.warmup_fraction))
+        self._module = distributed.wrap(self.model, self.world)
+        graph = GraphMode(
+            self._forward_loss,
+            self.mode,
+            cfg.compile_backend,
+            cfg.compile_probe_steps,
+            cfg.compile_min_speedup,
+        )
+        store = Checkpoints(cfg.checkpoint.dir, cfg.checkpoint.keep_last) if cfg.checkpoint.dir else None
+        watch = PreemptionWatch(cfg.checkpoint.preempt_deadline_s)
+        loop = FitLoop(self, Parts(self._module, optimizer, schedule, self._precision, graph, store, watch, total))
+        self.state = loop.state  # what callbacks read: step, epoch, history, best metrics
+        resumed = store.latest() if store is not None and cfg.checkpoint.resume else None
+        if resumed is not None:
+            loop.restore(resumed)
+            log.info("resuming from %s (step %d)", resumed.path.name, resumed.step)
+        self.emit(
+            "on_fit_start",
+            {
+                "step": loop.state.step,
+                "total_steps": total,
+                "resumed_from": resumed.step if resumed else None,
+            },
+        )
         started = time.perf_counter()
-        with _progress_bar(self.progress) as bar:
-            task = bar.add_task("train", total=total, loss=float("nan"), acc="-")
-            loop.run(total, steps_per_epoch, lambda loss, acc: bar.update(task, advance=1, loss=loss, acc=acc))
-        if loop.best_state is not None:
-            self.model.load_state_dict(loop.best_state)
-        return TrainResult(loop.best_metrics, loop.history, loop.step, time.perf_counter() - started)
+        with watch, _progress_bar(self.progress and self.world.is_main) as bar:
+            last = loop.state.history[-1] if loop.state.history else {"train_loss": math.nan}
+            fields = _bar_fields(last, loop.state.best_metrics)
+            task = bar.add_task("train", total=total, completed=loop.state.step, **{"rate": "", **fields})
+            loop.run(lambda record: bar.update(task, advance=1, **_bar_fields(record, loop.state.best_metrics)))
+        if cfg.restore_best and loop.state.best_state is not None:
+            self.model.load_state_dict(loop.state.best_state)
+        result = TrainResult(
+            loop.state.best_metrics,
+            loop.state.history,
+            loop.state.step,
+            time.perf_counter() - started,
+            resumed.step if resumed else None,
+            loop.last_checkpoint,
+            loop.state.stopped_early,
+            graph.report.to_dict(),
+        )
+        self.emit("on_fit_end", result)
+        return result
+
+    def _total_steps(self) -> int:
+        cfg = self.config
+        per_epoch = math.ceil(len(self.train_data) / cfg.accumulate)  # type: ignore[arg-type]
+        total = per_epoch * cfg.epochs
+        return min(total, cfg.max_steps) if cfg.max_steps else total
+
+    def _forward_loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """What static mode compiles: forward and loss (backward is traced by AOTAutograd)."""
+        return self.loss_fn(self._module(inputs), targets)
+
+    def module_train(self) -> None:
+        self._module.train()
+
+    def emit(self, hook: str, record: Any) -> None:
+        if hook == "on_evaluate" and self.on_evaluate is not None:
+            self.on_evaluate(record)
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, record)
 
     @torch.no_grad()
     def evaluate(self, data: Batches) -> dict[str, float]:
@@ -104,86 +180,23 @@ class Trainer:
         self.model.eval()
         loss_sum, correct, count = 0.0, 0, 0
         for inputs, targets in data:
-            logits = self.model(inputs)
-            loss_sum += float(self.loss_fn(logits, targets)) * len(targets)
+            inputs, targets = inputs.to(self.device), targets.to(self.device)
+            with self._precision.autocast():
+                logits = self.model(inputs)
+            loss_sum += float(self.loss_fn(logits.float(), targets)) * len(targets)
             correct += int((logits.argmax(dim=1) == targets).sum())
             count += len(targets)
         self.model.train(was_training)
         return {"loss": loss_sum / max(count, 1), "accuracy": correct / max(count, 1)}
 
 
-class _FitLoop:
-    """Steps, evaluation and early stopping; the state a resumable trainer will checkpoint."""
-
-    def __init__(self, trainer: Trainer, optimizer: torch.optim.Optimizer, schedule: Any) -> None:
-        self.trainer = trainer
-        self.optimizer = optimizer
-        self.schedule = schedule
-        self.step = 0
-        self.history: list[dict[str, float]] = []
-        self.best_metrics: dict[str, float] = {}
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.stale = 0
-
-    def run(self, total: int, steps_per_epoch: int, tick: Callable[[float, str], None]) -> None:
-        trainer, cfg = self.trainer, self.trainer.config
-        eval_every = cfg.eval_every or steps_per_epoch
-        trainer.model.train()
-        for epoch in range(cfg.epochs):
-            if hasattr(trainer.train_data, "set_epoch"):
-                trainer.train_data.set_epoch(epoch)
-            for inputs, targets in trainer.train_data:
-                loss = self._train_step(inputs, targets)
-                self.step += 1
-                best = self.best_metrics.get("valid_accuracy")
-                tick(loss, f"{best:.4f}" if best is not None else "-")
-                if self.step % eval_every == 0 or self.step == total:
-                    if self._evaluate(epoch, loss):
-                        return
-
-    def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
-        cfg = self.trainer.config
-        loss = self.trainer.loss_fn(self.trainer.model(inputs), targets)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.max_grad_norm:
-            nn.utils.clip_grad_norm_(self.trainer.model.parameters(), cfg.max_grad_norm)
-        self.optimizer.step()
-        self.schedule.step()
-        return loss.detach().item()
-
-    def _evaluate(self, epoch: int, train_loss: float) -> bool:
-        """Record metrics, keep the best weights; True when early stopping says stop."""
-        trainer = self.trainer
-        record = {"step": self.step, "epoch": epoch, "train_loss": train_loss}
-        if trainer.valid_data is not None:
-            metrics = trainer.evaluate(trainer.valid_data)
-            record |= {"valid_loss": metrics["loss"], "valid_accuracy": metrics["accuracy"]}
-        self.history.append(record)
-        if trainer.on_evaluate:
-            trainer.on_evaluate(record)
-        score = record.get("valid_accuracy", -record["train_loss"])
-        best = self.best_metrics.get("valid_accuracy", -self.best_metrics.get("train_loss", math.inf))
-        if not self.best_metrics or score > best:
-            self.best_metrics = record
-            self.best_state = copy.deepcopy(trainer.model.state_dict())
-            self.stale = 0
-            return False
-        self.stale += 1
-        patience = trainer.config.patience
-        return patience is not None and self.stale >= patience
-
-
-def _warmup_cosine(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
-    warmup = max(1, int(total_steps * warmup_fraction))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
+def _bar_fields(record: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
+    acc = best.get("valid_accuracy")
+    rate = record.get("samples_per_s")
+    fields: dict[str, Any] = {"loss": record["train_loss"], "acc": f"{acc:.4f}" if acc is not None else "-"}
+    if rate is not None:
+        fields["rate"] = f"{rate:,.0f} samples/s"
+    return fields
 
 
 def _progress_bar(enabled: bool) -> Progress:
@@ -191,7 +204,7 @@ def _progress_bar(enabled: bool) -> Progress:
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  best valid acc {task.fields[acc]}"),
+        TextColumn("loss {task.fields[loss]:.4f}  best valid acc {task.fields[acc]}  {task.fields[rate]}"),
         TimeRemainingColumn(),
         disable=not enabled,
         transient=False,

@@ -1,0 +1,83 @@
+"""``oar train CONFIG.yaml`` / ``oar train --resume RUN`` [``--nproc N``].
+
+Exit codes: 0 finished; 1 bad input (one red line); 75 preempted by SIGTERM after
+writing a checkpoint, so ``oar train --resume RUN`` continues it (``EX_TEMPFAIL``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from oar._core.errors import InvalidInputError, OarError
+from oar.hub import Hub, Run
+
+console = Console()
+err = Console(stderr=True)
+
+
+def train(
+    config: Annotated[Path | None, typer.Argument(help="YAML job: data, model, trainer (see docs/training.md)")] = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="continue run RUN from its newest valid checkpoint")
+    ] = None,
+    nproc: Annotated[int, typer.Option("--nproc", min=1, help="data-parallel processes (torchrun, gloo)")] = 1,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show the progress bar")] = True,
+) -> None:
+    """Train a model from a YAML job; the run, its curves, checkpoints and weights go to the hub."""
+    if (config is None) == (resume is None):
+        raise InvalidInputError("give CONFIG.yaml to start a run, or --resume RUN to continue one (not both)")
+    from oar.pipelines.train_job import execute, run_dir, start_run  # torch: only when training
+    from oar.train.job import load_job
+    from oar.train.preemption import EXIT_PREEMPTED, TrainingPreempted
+
+    hub = Hub()
+    run = start_run(load_job(config), hub) if config is not None else hub.runs.get(resume or "")
+    if resume and run.status == "finished":
+        console.print(f"run {run.id} already finished; see `oar runs show {run.id}`")
+        return
+    console.print(f"run [bold]{run.id}[/] in {run_dir(hub, run.id)}" + (" (resuming)" if resume else ""))
+    try:
+        run = execute(run.id, hub, progress) if nproc == 1 else _launch(run.id, nproc, hub)
+    except TrainingPreempted as exc:
+        err.print(f"[yellow]preempted[/] at step {exc.step}; continue with: oar train --resume {run.id}")
+        raise typer.Exit(EXIT_PREEMPTED) from None
+    m = run.metrics
+    console.print(
+        f"finished {m.get('steps')} steps in {m.get('train_seconds', 0):.1f} s: "
+        f"test accuracy {m.get('test_accuracy', float('nan')):.4f}; weights {m.get('weights')}; "
+        f"curves: oar runs show {run.id}"
+    )
+
+
+def _launch(run_id: str, nproc: int, hub: Hub) -> Run:
+    """Start ``nproc`` workers with torchrun's elastic launcher on this machine and wait for them."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser
+    from torch.distributed.run import run as torchrun
+
+    from oar.train.preemption import EXIT_PREEMPTED, TrainingPreempted
+
+    args = get_args_parser().parse_args(
+        ["--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0", "--module", "oar.pipelines.train_job", run_id]
+    )
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # what torchrun would set, without its warning
+    try:
+        torchrun(args)
+    except SignalException as exc:  # the launcher got SIGTERM: it forwarded it and waited for the workers
+        run = hub.runs.get(run_id)
+        if run.status == "preempted":
+            raise TrainingPreempted(int(run.metrics.get("preempted_at_step", -1)), None) from None
+        raise OarError(f"training stopped by signal {exc.sigval}; run {run_id} is {run.status}") from None
+    except ChildFailedError as exc:
+        codes = sorted({failure.exitcode for failure in exc.failures.values()})
+        run = hub.runs.get(run_id)
+        if run.status == "preempted" or codes == [EXIT_PREEMPTED]:
+            raise TrainingPreempted(int(run.metrics.get("preempted_at_step", -1)), None) from None
+        raise OarError(f"training failed in a worker (exit codes {codes}); run {run_id} is {run.status}") from None
+    return hub.runs.get(run_id)

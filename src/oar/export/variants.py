@@ -1,0 +1,136 @@
+"""``oar quantize``: derive a quantized version of a registered model, measure it, gate it, register it.
+
+The variant is built next to the hub, measured against its parent on the parent's own test
+split, and registered as the next version (lineage.parent -> the parent) only if it passes
+the accuracy gate. Being slower than fp32 does not block it, but is flagged in the report
+and recorded in the manifest.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tokenizers import Tokenizer
+
+from oar import __version__
+from oar._core.errors import OarError
+from oar.export.lineage_data import dataset_of, sample, token_batches
+from oar.export.quantize import DEFAULT_BLOCK_SIZE, METHODS, quantize_onnx
+from oar.export.reexport import resolve_model
+from oar.export.report import DEFAULT_MAX_ACCURACY_DROP, VariantReport, measure_variant
+from oar.export.source import SOURCE_DIR
+from oar.hub import Hub, ModelVersion
+from oar.package import MANIFEST_FILE, Lineage, Manifest, ModelPackage
+
+CALIBRATION_BATCH = 16
+
+
+@dataclass(frozen=True)
+class QuantizeOptions:
+    method: str
+    block_size: int = DEFAULT_BLOCK_SIZE
+    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
+    calibration_samples: int = 256
+    dataset: str | None = None  # default: the dataset in the parent's lineage
+    name: str | None = None  # default: the parent's name (a new version of it)
+    latency_repeats: int = 30
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise OarError(f"unknown quantization method '{self.method}'; use one of {', '.join(METHODS)}")
+        if self.max_accuracy_drop < 0:
+            raise OarError(f"--max-accuracy-drop must be >= 0 points, got {self.max_accuracy_drop:g}")
+        if self.block_size < 16 or self.block_size & (self.block_size - 1):
+            raise OarError(f"--block-size must be a power of two >= 16, got {self.block_size}")
+        if self.calibration_samples < 1:
+            raise OarError(f"--calibration-samples must be >= 1, got {self.calibration_samples}")
+
+
+@dataclass(frozen=True)
+class QuantizeOutcome:
+    parent: ModelVersion
+    report: VariantReport
+    refused: str | None
+    registered: ModelVersion | None
+
+
+def quantize_registered(hub: Hub, spec: str, options: QuantizeOptions) -> QuantizeOutcome:
+    """Quantize ``spec`` (NAME, NAME:VERSION or run id) with ``options.method``."""
+    parent = resolve_model(hub, spec)
+    package = ModelPackage.open(parent.path)
+    manifest = package.manifest
+    if manifest.task != "text-classification" or manifest.runtime.engine != "onnxruntime":
+        raise OarError(f"oar quantize handles ONNX text classifiers; {parent.model_id} is not one")
+    if manifest.quantization is not None:
+        raise OarError(
+            f"{parent.model_id} is already quantized ({manifest.quantization.get('method')}); "
+            f"quantize its fp32 parent {manifest.lineage.parent} instead"
+        )
+    dataset = dataset_of(package, options.dataset)
+    tokenizer = Tokenizer.from_file(str(package.file(manifest.runtime.tokenizer_file or "tokenizer.json")))
+    calibration = None
+    if options.method == "int8-static":
+        calibration = token_batches(tokenizer, sample(dataset.train.x, options.calibration_samples), CALIBRATION_BATCH)
+    with tempfile.TemporaryDirectory(dir=hub.artifacts.root / "tmp") as tmp:
+        staging = _copy_without_model(package, Path(tmp) / "variant")
+        model_file = manifest.runtime.model_file
+        settings = quantize_onnx(
+            package.file(model_file),
+            staging / model_file,
+            options.method,
+            calibration=calibration,
+            input_name=manifest.runtime.graph_inputs[0].name,
+            block_size=options.block_size,
+        )
+        draft = _variant_manifest(manifest, parent, settings)
+        ModelPackage.write(staging, draft)
+        report = measure_variant(
+            package.path, staging, options.method, dataset.test.x, dataset.test.y, options.latency_repeats
+        )
+        refused = report.refusal(options.max_accuracy_drop)
+        if refused is not None:
+            return QuantizeOutcome(parent, report, refused, None)
+        final = draft.model_copy(
+            update={
+                "metrics": {"test_accuracy": report.variant.accuracy},
+                "quantization": settings | report.to_record(options.max_accuracy_drop),
+            }
+        )
+        ModelPackage.write(staging, final)
+        registered = hub.register_model(staging, options.name or manifest.name)
+    return QuantizeOutcome(parent, report, None, registered)
+
+
+def _copy_without_model(package: ModelPackage, staging: Path) -> Path:
+    """Everything but the model file, the manifest and the torch source (a variant has none)."""
+    skip = {package.manifest.runtime.model_file, MANIFEST_FILE}
+    for rel in package.manifest.files:
+        if rel in skip or rel.startswith(f"{SOURCE_DIR}/"):
+            continue
+        (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(package.file(rel), staging / rel)
+    staging.mkdir(parents=True, exist_ok=True)
+    return staging
+
+
+def _variant_manifest(manifest: Manifest, parent: ModelVersion, settings: dict) -> Manifest:
+    runtime = manifest.runtime.model_copy(update={"exporter": f"{manifest.runtime.exporter}+{settings['method']}"})
+    lineage = Lineage(
+        dataset=manifest.lineage.dataset,
+        run_id=manifest.lineage.run_id,
+        parent=parent.model_id,
+        oar_version=__version__,
+    )
+    return manifest.model_copy(
+        update={
+            "version": None,
+            "runtime": runtime,
+            "parity": None,
+            "quantization": settings,
+            "lineage": lineage,
+            "metrics": {},
+        }
+    )

@@ -1,0 +1,1 @@
+"""Bring models trained elsewhere into oar as packages: PaddlePaddle (``oar import paddle``)."""

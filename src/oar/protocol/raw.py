@@ -1,0 +1,75 @@
+"""Raw tensor bytes: the layout shared by gRPC ``raw_*_contents`` and the REST binary extension.
+
+Row-major, little-endian; BYTES elements are each a 4-byte little-endian length
+followed by the content; BF16 is the upper half of each float32. A buffer whose
+size disagrees with its shape is a client error, reported before any model runs.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+
+from oar._core.errors import InvalidInputError
+from oar.protocol.datatypes import WIRE_SIZES, numpy_dtype
+
+_LENGTH = struct.Struct("<I")
+
+
+def to_raw(array: np.ndarray, datatype: str) -> bytes:
+    """Serialise ``array`` as ``datatype`` on the wire."""
+    if datatype == "BYTES":
+        return b"".join(_LENGTH.pack(len(item)) + item for item in map(_as_bytes, array.ravel()))
+    if datatype == "BF16":
+        words = np.ascontiguousarray(array, dtype="<f4").view("<u4") >> 16
+        return words.astype("<u2").tobytes()
+    return np.ascontiguousarray(array, dtype=numpy_dtype(datatype).newbyteorder("<")).tobytes()
+
+
+def from_raw(buffer: bytes | memoryview, datatype: str, shape: list[int], name: str) -> np.ndarray:
+    """Parse ``buffer`` as a ``datatype`` tensor of ``shape``; raise ``InvalidInputError`` on any mismatch."""
+    count = math.prod(shape)
+    if datatype == "BYTES":
+        return _bytes_from_raw(bytes(buffer), count, name).reshape(shape)
+    dtype = numpy_dtype(datatype)  # raises on an unknown datatype
+    size = WIRE_SIZES[datatype]
+    if len(buffer) != count * size:
+        raise InvalidInputError(
+            f"input '{name}' has {len(buffer)} bytes of data but shape {shape} of {datatype} needs {count * size}"
+        )
+    if datatype == "BF16":
+        words = np.frombuffer(buffer, dtype="<u2").astype(np.uint32) << 16
+        return words.view(np.float32).reshape(shape)
+    array = np.frombuffer(buffer, dtype=dtype.newbyteorder("<"))
+    return array.astype(dtype, copy=False).reshape(shape)
+
+
+def _bytes_from_raw(buffer: bytes, count: int, name: str) -> np.ndarray:
+    items: list[bytes] = []
+    offset, end = 0, len(buffer)
+    while offset < end:
+        if offset + 4 > end:
+            raise InvalidInputError(f"input '{name}' BYTES data ends inside an element's 4-byte length")
+        (length,) = _LENGTH.unpack_from(buffer, offset)
+        offset += 4
+        if offset + length > end:
+            raise InvalidInputError(f"input '{name}' BYTES element {len(items)} claims {length} bytes past the end")
+        items.append(buffer[offset : offset + length])
+        offset += length
+        if len(items) > count:
+            break
+    if len(items) != count:
+        raise InvalidInputError(f"input '{name}' holds {len(items)} BYTES elements but its shape needs {count}")
+    array = np.empty(count, dtype=object)
+    array[:] = items
+    return array
+
+
+def _as_bytes(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return str(value).encode("utf-8")

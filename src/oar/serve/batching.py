@@ -1,0 +1,282 @@
+"""``DynamicBatcher``: many requests, one model call, attached to a model when it is loaded.
+
+Adaptive by default: the first request of an idle model schedules a dispatch
+on the event loop instead of starting a timer, so the batch holds every request
+that was decoded in the same loop turn and nothing waits for company. Under
+load, requests pile up while a batch runs and the next batch is larger: batch
+size follows the arrival rate, and a lone request pays no delay. A fixed
+``max_queue_delay_us`` (with ``preferred_batch_sizes``) is there for models
+whose per-call cost is so high that waiting pays.
+
+Requests are stacked along dimension 0 only when their other dimensions and
+dtypes agree. If a batch fails with a client error (one bad request among good
+ones) its requests are re-run one by one, so only the bad one fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from oar._core.errors import InvalidInputError, OarError, OverloadedError, RequestTimeoutError
+from oar.serve.config import BatchingConfig
+from oar.serve.metrics import ModelMetrics
+
+log = logging.getLogger(__name__)
+
+Tensors = dict[str, np.ndarray]
+_LOWEST = 1 << 31  # priority 0 (unset) is served after every explicit level, as in Triton
+_MAX_DEFERRALS = 8  # loop turns a dispatch may wait while requests keep arriving (adaptive mode)
+
+
+@dataclass(order=True)
+class _Pending:
+    rank: int
+    seq: int
+    inputs: Tensors = field(compare=False)
+    size: int = field(compare=False)
+    key: Any = field(compare=False)
+    future: asyncio.Future[Tensors] = field(compare=False)
+    enqueued_ns: int = field(compare=False)
+    deadline_ns: int = field(compare=False)  # 0 = none
+
+
+class DynamicBatcher:
+    """``outputs = await batcher.submit(inputs)``; ``run`` is the model's batch-level ``infer``."""
+
+    def __init__(self, name: str, run: Callable[[Tensors], Tensors], config: BatchingConfig, metrics: ModelMetrics):
+        self.name = name
+        self.config = config
+        self.metrics = metrics
+        self._run = run
+        self._queue: list[_Pending] = []
+        self._seq = itertools.count()
+        self._scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._running = 0
+        self._closed = False
+        self._executor = ThreadPoolExecutor(config.instances, f"oar-{name}") if config.instances else None
+        self._max_running = max(config.instances, 1)
+        self._seen = 0
+        self._deferrals = 0
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._queue) or self._running > 0
+
+    async def submit(self, inputs: Tensors, priority: int = 0, timeout_us: int | None = None) -> Tensors:
+        """Queue ``inputs`` and wait for their outputs; raise ``OverloadedError`` when the queue is full."""
+        if self._closed:
+            raise OverloadedError(f"model '{self.name}' is being unloaded; retry to reach its successor")
+        size, key = _batch_shape(inputs)
+        if size > self.config.max_batch_size:
+            raise InvalidInputError(
+                f"request holds {size} items but model '{self.name}' takes at most {self.config.max_batch_size}"
+                " per request; split it"
+            )
+        if len(self._queue) >= self.config.max_queue_size:
+            raise OverloadedError(
+                f"model '{self.name}' has {len(self._queue)} requests queued (its limit); retry later"
+            )
+        loop = asyncio.get_running_loop()
+        now = time.monotonic_ns()
+        timeout = self.config.timeout_us if timeout_us is None else timeout_us
+        pending = _Pending(
+            rank=priority if priority > 0 else _LOWEST,
+            seq=next(self._seq),
+            inputs=inputs,
+            size=size,
+            key=key,
+            future=loop.create_future(),
+            enqueued_ns=now,
+            deadline_ns=now + timeout * 1000 if timeout > 0 else 0,
+        )
+        heapq.heappush(self._queue, pending)
+        self.metrics.queue_depth.set(len(self._queue))
+        self._kick(loop)
+        return await pending.future
+
+    def close(self) -> None:
+        """Refuse new requests; queued and running ones still finish (see ``drain``)."""
+        self._closed = True
+
+    async def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until nothing is queued or running; ``False`` if ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        while self.busy:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.005)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+        return True
+
+    def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._scheduled or self._running >= self._max_running or not self._queue:
+            return
+        delay_ns = self._remaining_delay_ns()
+        self._scheduled = True
+        if delay_ns <= 0:
+            loop.call_soon(self._dispatch)
+        else:
+            self._timer = loop.call_later(delay_ns / 1e9, self._dispatch)
+
+    def _remaining_delay_ns(self) -> int:
+        delay_us = self.config.max_queue_delay_us
+        if delay_us == 0:
+            return 0
+        queued = sum(p.size for p in self._queue)
+        if queued >= self.config.max_batch_size or queued in self.config.preferred_batch_sizes:
+            return 0
+        oldest = min(p.enqueued_ns for p in self._queue)
+        return oldest + delay_us * 1000 - time.monotonic_ns()
+
+    def _dispatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._more_are_arriving():
+            loop.call_soon(self._dispatch)  # give the loop one more turn to decode them into this batch
+            return
+        self._scheduled = False
+        self._timer = None
+        self._deferrals = 0
+        batch = self._take_batch()
+        self._seen = len(self._queue)
+        self.metrics.queue_depth.set(len(self._queue))
+        if not batch:
+            self._kick(loop)
+            return
+        started = time.monotonic_ns()
+        for pending in batch:
+            self.metrics.queue_seconds.observe((started - pending.enqueued_ns) / 1e9)
+            self.metrics.queue_ns += started - pending.enqueued_ns
+        inputs = [p.inputs for p in batch]
+        self._running += 1
+        if self._executor is None:
+            try:
+                outcomes = self._execute(inputs)
+            finally:
+                self._running -= 1
+            self._deliver(batch, outcomes, started)
+            self._kick(loop)
+            return
+        work = loop.run_in_executor(self._executor, self._execute, inputs)
+        work.add_done_callback(lambda done: self._finish(batch, done, started, loop))
+        self._kick(loop)
+
+    def _more_are_arriving(self) -> bool:
+        """Adaptive mode: did requests join since the last look, with room left in the batch?
+
+        Front ends that hand requests to the loop one callback at a time (grpc.aio does) would otherwise
+        see batches of one; a front end that decodes a burst in one turn pays a single extra loop turn.
+        """
+        if self.config.max_queue_delay_us or self._deferrals >= _MAX_DEFERRALS:
+            return False
+        queued = len(self._queue)
+        growing = queued > self._seen and queued < self.config.max_batch_size
+        self._seen = queued
+        if growing:
+            self._deferrals += 1
+        return growing
+
+    def _finish(
+        self, batch: list[_Pending], done: asyncio.Future, started: int, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._running -= 1
+        exc = done.exception()
+        self._deliver(batch, [exc] * len(batch) if exc else done.result(), started)
+        self._kick(loop)
+
+    def _take_batch(self) -> list[_Pending]:
+        now = time.monotonic_ns()
+        batch: list[_Pending] = []
+        skipped: list[_Pending] = []
+        total, limit = 0, self.config.max_batch_size
+        while self._queue and total < limit:
+            pending = heapq.heappop(self._queue)
+            if pending.future.done():  # cancelled by its caller (client went away)
+                continue
+            if pending.deadline_ns and now > pending.deadline_ns:
+                waited = (now - pending.enqueued_ns) / 1e6
+                pending.future.set_exception(
+                    RequestTimeoutError(
+                        f"request waited {waited:.1f} ms in model '{self.name}' queue, past its timeout"
+                    )
+                )
+                continue
+            if batch and (pending.key != batch[0].key or total + pending.size > limit):
+                skipped.append(pending)
+                if total + pending.size > limit:
+                    break
+                continue
+            batch.append(pending)
+            total += pending.size
+        for pending in skipped:
+            heapq.heappush(self._queue, pending)
+        return batch
+
+    def _execute(self, inputs: list[Tensors]) -> list[Tensors | BaseException]:
+        """Run one batch; split its outputs; on a client error, re-run each request alone."""
+        if len(inputs) == 1:
+            return [self._call(inputs[0])]
+        sizes = [len(next(iter(i.values()))) for i in inputs]
+        stacked = {name: np.concatenate([i[name] for i in inputs]) for name in inputs[0]}
+        try:
+            outputs = self._run(stacked)
+        except InvalidInputError:
+            return [self._call(i) for i in inputs]
+        except Exception as exc:  # a model failure fails the whole batch, reported per request
+            return [exc] * len(inputs)
+        total = sum(sizes)
+        if any(v.ndim == 0 or v.shape[0] != total for v in outputs.values()):
+            return [self._call(i) for i in inputs]  # outputs not batch-major: cannot split them
+        bounds = np.cumsum([0, *sizes])
+        return [{k: v[a:b] for k, v in outputs.items()} for a, b in itertools.pairwise(bounds)]
+
+    def _call(self, inputs: Tensors) -> Tensors | BaseException:
+        try:
+            return self._run(inputs)
+        except Exception as exc:
+            return exc
+
+    def _deliver(self, batch: list[_Pending], outcomes: list[Tensors | BaseException], started: int) -> None:
+        elapsed = time.monotonic_ns() - started
+        items = sum(p.size for p in batch)
+        metrics = self.metrics
+        metrics.compute_seconds.observe(elapsed / 1e9)
+        metrics.batch_size.observe(items)
+        metrics.compute_ns += elapsed
+        metrics.batches += 1
+        metrics.items += items
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if pending.future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, OarError):
+                    log.error("model '%s' failed", self.name, exc_info=outcome)
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
+
+
+def _batch_shape(inputs: Tensors) -> tuple[int, Any]:
+    """Items in the request (dim 0) and the key that requests must share to be stacked together."""
+    arrays = list(inputs.values())
+    if not arrays:
+        raise InvalidInputError("request has no inputs")
+    if any(a.ndim == 0 for a in arrays) or len({a.shape[0] for a in arrays}) != 1 or arrays[0].shape[0] == 0:
+        return 1, object()  # not batch-major (or empty): runs alone, and the runtime judges it
+    key = tuple((name, a.dtype.str, a.shape[1:]) for name, a in inputs.items())
+    return arrays[0].shape[0], key

@@ -1,0 +1,214 @@
+"""A training job as a YAML file: data, model, trainer options, validated before anything runs.
+
+>>> job = load_job("train.yaml")      # unknown keys and bad values: InvalidInputError naming each one
+>>> data = prepare_data(job, workdir)  # tokenizer trained once and kept in workdir, so a resume reuses it
+>>> model = build_model(job, data)
+
+This module knows datasets and the model zoo but not the hub; ``oar.pipelines.train_job``
+records the run.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from tokenizers import Tokenizer
+from torch import nn
+
+from oar._core.errors import InvalidInputError
+from oar.data import Dataset, load_builtin
+from oar.data.builtin import BUILTIN_DATASETS
+from oar.data.dataset import Split
+from oar.data.tokenizer import configure_for_inference, token_ids, train_wordpiece
+from oar.models import SmallCNN, TextCNNClassifier, TransformerClassifier, resnet18, resnet50
+from oar.train.batches import StatefulBatches, TensorBatches, TextBatches
+from oar.train.config import TrainerConfig
+
+TOKENIZER_FILE = "tokenizer.json"
+
+# arch name -> (constructor, input kind); text models take (vocab_size, num_classes, ...),
+# image models (in_channels, num_classes, ...)
+ARCHS: dict[str, tuple[Callable[..., nn.Module], str]] = {
+    "text-cnn": (TextCNNClassifier, "text"),
+    "text-transformer": (TransformerClassifier, "text"),
+    "cnn": (SmallCNN, "image"),
+    "resnet18": (resnet18, "image"),
+    "resnet50": (resnet50, "image"),
+}
+
+
+class DataSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(description="a built-in dataset: " + ", ".join(BUILTIN_DATASETS))
+    limit: int | None = Field(None, ge=1, description="keep only the first N training examples")
+    valid_limit: int | None = Field(None, ge=1, description="keep only the first N validation examples")
+    batch_size: int = Field(64, ge=1)
+    vocab_size: int = Field(8000, ge=16, description="text datasets: WordPiece vocabulary size")
+    max_tokens: int = Field(256, ge=1, description="text datasets: truncate longer texts")
+
+    @field_validator("dataset")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in BUILTIN_DATASETS:
+            raise ValueError(f"unknown dataset '{name}'; built-in: {', '.join(BUILTIN_DATASETS)}")
+        return name
+
+
+class ModelSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    arch: str
+    options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the constructor")
+
+    @field_validator("arch")
+    @classmethod
+    def _known(cls, arch: str) -> str:
+        if arch not in ARCHS:
+            raise ValueError(f"unknown arch '{arch}'; available: {', '.join(ARCHS)}")
+        return arch
+
+
+class JobConfig(BaseModel):
+    """What ``oar train CONFIG.yaml`` reads. Every key is checked; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("train", min_length=1, max_length=100)
+    data: DataSection
+    model: ModelSection
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    tensorboard: bool = Field(True, description="write TensorBoard event files into the run folder")
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def parse_job(raw: Any, source: str = "config") -> JobConfig:
+    if not isinstance(raw, dict):
+        raise InvalidInputError(f"{source}: expected a mapping of sections (data, model, trainer), got {raw!r}")
+    try:
+        return JobConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInputError(f"{source} is invalid:\n{_explain(exc)}") from None
+
+
+def load_job(path: str | Path) -> JobConfig:
+    """Read and validate a YAML job file; every problem in it is listed, each with its key path."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise InvalidInputError(f"{path} is not valid YAML: {exc}") from None
+    return parse_job(raw, str(path))
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            lines.append(f"  {where}: unknown key")
+        elif error["type"] in ("missing", "missing_argument"):
+            lines.append(f"  {where}: required key is missing")
+        else:
+            lines.append(f"  {where}: {error['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
+
+
+@dataclass
+class JobData:
+    dataset: Dataset
+    kind: str  # "text" | "image"
+    train: StatefulBatches
+    valid: StatefulBatches
+    test: StatefulBatches
+    tokenizer: Tokenizer | None = None
+
+
+def validate_job(job: JobConfig) -> Dataset:
+    """Checks that need the dataset or the model's signature; run before recording anything."""
+    dataset = load_builtin(job.data.dataset)
+    kind = "text" if dataset.card.task == "text-classification" else "image"
+    if ARCHS[job.model.arch][1] != kind:
+        raise InvalidInputError(
+            f"model.arch '{job.model.arch}' is for {ARCHS[job.model.arch][1]} data but dataset "
+            f"'{dataset.name}' is {kind}; choose one of "
+            + ", ".join(name for name, (_, k) in ARCHS.items() if k == kind)
+        )
+    _checked_options(job.model.arch, *ARCHS[job.model.arch][:1], job.model.options)
+    return dataset
+
+
+def prepare_data(job: JobConfig, workdir: Path) -> JobData:
+    """Load the dataset and batch it; for text, train the tokenizer once and keep it in ``workdir``."""
+    dataset = validate_job(job)
+    kind = ARCHS[job.model.arch][1]
+    train, valid = _head(dataset.train, job.data.limit), _head(dataset.valid, job.data.valid_limit)
+    size, seed = job.data.batch_size, job.trainer.seed
+    if kind == "image":
+        batches = [TensorBatches(np.asarray(s.x), s.y, size, shuffle=s is train, seed=seed) for s in (train, valid)]
+        test = TensorBatches(np.asarray(dataset.test.x), dataset.test.y, size)
+        return JobData(dataset, kind, batches[0], batches[1], test)
+    tokenizer = _tokenizer(job, train, workdir)
+
+    def text_batches(split: Split, shuffle: bool = False) -> TextBatches:
+        return TextBatches(token_ids(tokenizer, split.x), split.y, size, shuffle=shuffle, seed=seed)
+
+    return JobData(dataset, kind, text_batches(train, True), text_batches(valid), text_batches(dataset.test), tokenizer)
+
+
+def build_model(job: JobConfig, data: JobData) -> nn.Module:
+    make, kind = ARCHS[job.model.arch]
+    options = _checked_options(job.model.arch, make, job.model.options)
+    num_classes = len(data.dataset.labels)
+    if kind == "text":
+        assert data.tokenizer is not None
+        return make(data.tokenizer.get_vocab_size(), num_classes, **options)
+    in_channels = int(np.asarray(data.dataset.train.x).shape[1])
+    return make(in_channels, num_classes, **options)
+
+
+def _checked_options(arch: str, make: Callable[..., nn.Module], options: dict[str, Any]) -> dict[str, Any]:
+    """Options checked against the constructor's signature and type hints (a YAML list becomes a tuple)."""
+    function = make.__init__ if inspect.isclass(make) else make
+    params = list(inspect.signature(make).parameters)[2:]  # after (vocab_size | in_channels, num_classes)
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise InvalidInputError(
+            f"model.options: unknown option(s) {', '.join(unknown)} for '{arch}'; it takes: {', '.join(params)}"
+        )
+    hints = get_type_hints(function)
+    checked = {}
+    for name, value in options.items():
+        try:
+            checked[name] = TypeAdapter(hints[name]).validate_python(value)
+        except ValidationError:
+            raise InvalidInputError(f"model.options.{name}: expected {hints[name]}, got {value!r}") from None
+    return checked
+
+
+def _tokenizer(job: JobConfig, train: Split, workdir: Path) -> Tokenizer:
+    path = workdir / TOKENIZER_FILE
+    if path.exists():
+        return configure_for_inference(Tokenizer.from_file(str(path)), job.data.max_tokens)
+    tokenizer = train_wordpiece(list(train.x), vocab_size=job.data.vocab_size)
+    configure_for_inference(tokenizer, job.data.max_tokens)
+    workdir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(path))
+    return tokenizer
+
+
+def _head(split: Split, limit: int | None) -> Split:
+    if limit is None or limit >= len(split):
+        return split
+    return split.take(np.arange(limit))

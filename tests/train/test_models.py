@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from oar.data import load_builtin
-from oar.models import SmallCNN, TransformerClassifier, resnet18, resnet50
+from oar.models import BagOfWordsClassifier, SmallCNN, TextCNNClassifier, TransformerClassifier, resnet18, resnet50
 from oar.train import TensorBatches, TextBatches, Trainer, TrainerConfig
 
 
@@ -39,12 +39,20 @@ def test_resnet50_uses_bottlenecks_and_backpropagates():
     assert logits.shape == (2, 10) and model.stem[0][0].weight.grad is not None
 
 
-def test_the_transformer_ignores_padding_and_exports_to_onnx(small_text, tmp_path):
+TEXT_MODELS = {
+    "transformer": lambda vocab: TransformerClassifier(vocab, 2, dim=32, depth=2, heads=2, max_len=128),
+    "text-cnn": lambda vocab: TextCNNClassifier(vocab, 2, embed_dim=32, channels=16),
+    "bag-of-words": lambda vocab: BagOfWordsClassifier(vocab, 2, embed_dim=32),
+}
+
+
+@pytest.mark.parametrize("arch", list(TEXT_MODELS))
+def test_text_models_ignore_padding_and_export_to_onnx(arch, small_text, tmp_path):
     from oar.export.onnx import InputSpec, export_onnx
     from oar.export.parity import check_parity
 
     torch.manual_seed(0)
-    model = TransformerClassifier(small_text.vocab_size, 2, dim=32, depth=2, heads=2, max_len=128).eval()
+    model = TEXT_MODELS[arch](small_text.vocab_size).eval()
     batch = next(iter(TextBatches(small_text.valid_ids, small_text.valid_y, 8)))[0]
     padded = torch.cat([batch, torch.zeros(len(batch), 5, dtype=torch.int64)], dim=1)
     with torch.no_grad():

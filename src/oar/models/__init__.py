@@ -1,10 +1,11 @@
 """Model zoo: plain ``torch.nn.Module`` classes, exportable to ONNX."""
 
-from oar.models.text import TextCNNClassifier
+from oar.models.text import BagOfWordsClassifier, TextCNNClassifier
 from oar.models.transformer import TransformerClassifier
 from oar.models.vision import ResNet, SmallCNN, resnet18, resnet50
 
 __all__ = [
+    "BagOfWordsClassifier",
     "MiniLMClassifier",
     "ResNet",
     "SmallCNN",

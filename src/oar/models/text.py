@@ -43,3 +43,22 @@ class TextCNNClassifier(nn.Module):
             pooled.append(h.masked_fill(~mask, float("-inf")).amax(-1).clamp(min=0.0))
             pooled.append(h.masked_fill(~mask, 0.0).sum(-1) / count)
         return self.head(self.dropout(torch.cat(pooled, dim=1)))
+
+
+class BagOfWordsClassifier(nn.Module):
+    """Embedding + masked mean pooling + linear head: the fastest text baseline.
+
+    The mean is computed with a padding mask rather than ``nn.EmbeddingBag``, which exports
+    to a slow ONNX ``Loop``.
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, embed_dim: int = 128, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(embed_dim, num_classes)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        mask = (input_ids != 0).unsqueeze(-1).to(torch.float32)  # [b, s, 1]
+        summed = (self.embedding(input_ids) * mask).sum(dim=1)
+        return self.head(self.dropout(summed / mask.sum(dim=1).clamp(min=1.0)))

@@ -26,13 +26,17 @@ from oar.train import TextBatches, Trainer, TrainerConfig
 
 @dataclass
 class TextClassifierRecipe:
-    """Tokenizer, model and optimisation settings; defaults reach >= 0.87 on chnsenti."""
+    """Tokenizer, model and optimisation settings for the quickstart's TextCNN.
+
+    Measured on chnsenti (2-core CPU, ~45 s of training): test accuracy 0.840. The 10% warm-up and
+    no gradient clipping are worth ~0.7 points over the Trainer's generic defaults there.
+    """
 
     vocab_size: int = 8000
     embed_dim: int = 128
     channels: int = 128
     batch_size: int = 64
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(max_grad_norm=None, warmup_fraction=0.1))
     limit: int | None = None  # keep only this many training texts (smoke tests)
 
     def to_dict(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from oar.data import Dataset, load_builtin
 from oar.data.builtin import BUILTIN_DATASETS
 from oar.data.dataset import Split
 from oar.data.tokenizer import configure_for_inference, token_ids, train_wordpiece
-from oar.models import SmallCNN, TextCNNClassifier, TransformerClassifier, resnet18, resnet50
+from oar.models import BagOfWordsClassifier, SmallCNN, TextCNNClassifier, TransformerClassifier, resnet18, resnet50
 from oar.train.batches import StatefulBatches, TensorBatches, TextBatches
 from oar.train.config import TrainerConfig
 
@@ -36,6 +36,7 @@ TOKENIZER_FILE = "tokenizer.json"
 # arch name -> (constructor, input kind); text models take (vocab_size, num_classes, ...),
 # image models (in_channels, num_classes, ...)
 ARCHS: dict[str, tuple[Callable[..., nn.Module], str]] = {
+    "text-bow": (BagOfWordsClassifier, "text"),
     "text-cnn": (TextCNNClassifier, "text"),
     "text-transformer": (TransformerClassifier, "text"),
     "cnn": (SmallCNN, "image"),

@@ -10,8 +10,6 @@ With ``tokenizer=`` and ``labels=`` it writes a servable text classifier
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from oar.export.onnx import InputSpec, export_onnx, onnx_opset
 from oar.export.parity import DEFAULT_TOLERANCE, check_parity
 from oar.export.text_package import TEXT_INPUT, save_text_classifier
 from oar.package import Lineage, Manifest, ModelPackage, RuntimeSpec, TensorSpec
+from oar.package.package import staged_package
 
 __all__ = ["InputSpec", "save"]
 
@@ -74,10 +73,7 @@ def _save_generic(
     parity_batches: Iterable[torch.Tensor] | None,
     tolerance: float,
 ) -> ModelPackage:
-    if target.exists():
-        raise OarError(f"{target} already exists; choose a new path for the package")
-    staging = Path(tempfile.mkdtemp(prefix=".oar-export-"))
-    try:
+    with staged_package(target) as staging:
         onnx_path, exporter = export_onnx(model, staging / "model.onnx", [spec], ["output"])
         batches = parity_batches or [spec.example() for _ in range(_PARITY_SAMPLES)]
         parity = check_parity(model, onnx_path, batches, tolerance)
@@ -103,8 +99,4 @@ def _save_generic(
             lineage=Lineage(oar_version=__version__),
         )
         ModelPackage.write(staging, manifest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return ModelPackage.open(target)

@@ -39,6 +39,12 @@ class Split:
     def __len__(self) -> int:
         return len(self.y)
 
+    def head(self, limit: int | None) -> Split:
+        """The first ``limit`` examples (all when ``None``): splits are already shuffled with a fixed seed."""
+        if limit is None or limit >= len(self):
+            return self
+        return self.take(np.arange(limit))
+
     def take(self, indices: np.ndarray) -> Split:
         if isinstance(self.x, np.ndarray):
             return Split(self.x[indices], self.y[indices])

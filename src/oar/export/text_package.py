@@ -6,8 +6,6 @@ after the parity check passes, so a failed export leaves nothing behind.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +22,7 @@ from oar.export.source import save_source
 from oar.export.torch_export import check_pt2_parity, export_pt2
 from oar.package import Lineage, Manifest, ModelPackage, Parity, RuntimeSpec, TensorSpec
 from oar.package.manifest import text_classifier_signature
+from oar.package.package import staged_package
 
 TEXT_INPUT = InputSpec([None, None], "int64", "input_ids")
 ExportFormat = Literal["onnx", "torch-export"]
@@ -52,12 +51,9 @@ def save_text_classifier(
     ``keep_source`` stores the weights under ``source/`` so ``oar export`` can re-export later.
     """
     target = Path(path)
-    if target.exists():
-        raise OarError(f"{target} already exists; choose a new path for the package")
     if format not in FORMATS:
         raise OarError(f"unknown export format '{format}'; use one of {', '.join(FORMATS)}")
-    staging = Path(tempfile.mkdtemp(prefix=".oar-export-", dir=target.parent if target.parent.exists() else None))
-    try:
+    with staged_package(target) as staging:
         runtime, parity = _export_checked(model, staging, format, len(labels), parity_batches, tolerance)
         tokenizer.save(str(staging / "tokenizer.json"))
         if keep_source:
@@ -75,10 +71,6 @@ def save_text_classifier(
             lineage=Lineage(dataset=dataset, run_id=run_id, parent=parent, oar_version=__version__),
         )
         ModelPackage.write(staging, manifest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return ModelPackage.open(target)
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,3 +66,20 @@ class ModelPackage:
     @property
     def model_id(self) -> str:
         return f"{self.manifest.name}:{self.manifest.version}"
+
+
+@contextmanager
+def staged_package(target: Path) -> Iterator[Path]:
+    """Build a package in a temporary directory; move it to ``target`` only if the block succeeds.
+
+    A failed export (parity, exporter error) therefore leaves nothing behind at ``target``.
+    """
+    if target.exists():
+        raise OarError(f"{target} already exists; choose a new path for the package")
+    staging = Path(tempfile.mkdtemp(prefix=".oar-export-", dir=target.parent if target.parent.exists() else None))
+    try:
+        yield staging
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

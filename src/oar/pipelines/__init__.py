@@ -1,5 +1,17 @@
 """End-to-end workflows that chain the layers: dataset -> train -> export -> hub."""
 
-from oar.pipelines.text_classification import PipelineResult, TextClassifierRecipe, train_text_classifier
+from oar.pipelines.text_classification import (
+    PipelineResult,
+    Prepared,
+    TextClassifierRecipe,
+    train_and_register,
+    train_text_classifier,
+)
 
-__all__ = ["PipelineResult", "TextClassifierRecipe", "train_text_classifier"]
+__all__ = [
+    "PipelineResult",
+    "Prepared",
+    "TextClassifierRecipe",
+    "train_and_register",
+    "train_text_classifier",
+]

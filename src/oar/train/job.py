@@ -154,7 +154,7 @@ def prepare_data(job: JobConfig, workdir: Path) -> JobData:
     """Load the dataset and batch it; for text, train the tokenizer once and keep it in ``workdir``."""
     dataset = validate_job(job)
     kind = ARCHS[job.model.arch][1]
-    train, valid = _head(dataset.train, job.data.limit), _head(dataset.valid, job.data.valid_limit)
+    train, valid = dataset.train.head(job.data.limit), dataset.valid.head(job.data.valid_limit)
     size, seed = job.data.batch_size, job.trainer.seed
     if kind == "image":
         batches = [TensorBatches(np.asarray(s.x), s.y, size, shuffle=s is train, seed=seed) for s in (train, valid)]
@@ -207,9 +207,3 @@ def _tokenizer(job: JobConfig, train: Split, workdir: Path) -> Tokenizer:
     workdir.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(path))
     return tokenizer
-
-
-def _head(split: Split, limit: int | None) -> Split:
-    if limit is None or limit >= len(split):
-        return split
-    return split.take(np.arange(limit))

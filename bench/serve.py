@@ -132,11 +132,13 @@ def _train_model(name: str) -> Path:
     return home
 
 
-def _package_dir(home: Path, name: str) -> Path:
+def _package_dir(home: Path, model: str) -> Path:
+    """``NAME`` (latest) or ``NAME:VERSION``."""
     os.environ["OAR_HOME"] = str(home)
     from oar.hub import Hub
+    from oar.serve.repository import parse_model_spec
 
-    return Hub().open_package(name).path
+    return Hub().open_package(*parse_model_spec(model)).path
 
 
 def _write_lua(folder: Path) -> Path:
@@ -194,7 +196,7 @@ class _Server:
 
 
 def _wrk(name: str, server: _Server, args: argparse.Namespace, lua: Path, core: str) -> Result:
-    target = f"{server.url}/v2/models/{args.model}/infer"
+    target = f"{server.url}/v2/models/{args.model.partition(':')[0]}/infer"
     base = [
         "taskset",
         "-c",
@@ -244,7 +246,7 @@ def _grpc_load(name: str, server: _Server, args: argparse.Namespace, core: str, 
         __file__,
         "--grpc-client",
         f"127.0.0.1:{server.grpc_port}",
-        args.model,
+        args.model.partition(":")[0],
         str(args.connections),
         str(args.duration),
     ]

@@ -10,6 +10,7 @@ protocols), queued batches drain, then the process exits.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import signal
@@ -95,8 +96,20 @@ def serve(options: ServeOptions, dataplane: DataPlane | None = None) -> None:
     uvloop.run(_serve_async(options, dataplane, reuse_port=False))
 
 
+def _quiet_garbage_collector() -> None:
+    """Move everything loaded so far out of the collector's reach and collect young objects less often.
+
+    Requests allocate many short-lived objects; with the default thresholds a full collection walks
+    the loaded models' object graphs every few thousand requests, which shows up as tail latency.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 async def _serve_async(options: ServeOptions, dataplane: DataPlane, reuse_port: bool) -> None:
     """Serve until SIGINT/SIGTERM, then drain: stop accepting, finish in-flight requests, empty the queues."""
+    _quiet_garbage_collector()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

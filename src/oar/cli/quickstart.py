@@ -67,7 +67,8 @@ def _print_training(result: PipelineResult) -> None:
         "dataset",
         f"{result.dataset_version.name}:{result.dataset_version.version} ({result.dataset_version.digest[:19]})",
     )
-    table.add_row("examples", f"train {counts['train']}, valid {counts['valid']}, test {counts['test']}")
+    trained_on = int(result.run.metrics.get("train_examples", counts["train"]))
+    table.add_row("examples", f"train {trained_on}, valid {counts['valid']}, test {counts['test']}")
     table.add_row("labels", ", ".join(f"{k} {v}" for k, v in result.dataset.label_counts().items()))
     table.add_row("training", f"{result.train_seconds:.0f} s, run {result.run.id}")
     table.add_row("test accuracy", f"[bold green]{result.test_metrics['accuracy']:.4f}[/]")

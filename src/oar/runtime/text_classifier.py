@@ -40,14 +40,14 @@ class TextClassifierRuntime:
         self._input_name = self.session.get_inputs()[0].name
 
     def predict(self, texts: Sequence[str]) -> TextPrediction:
-        logits = self.logits(texts)
-        probabilities = _softmax(logits)
+        probabilities, best, scores = self._scored(texts)
+        return TextPrediction([self.labels[i] for i in best], scores, probabilities)
+
+    def _scored(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Probabilities (float32), the best label index and its probability, per text."""
+        probabilities = _softmax(self.logits(texts))
         best = probabilities.argmax(axis=1)
-        return TextPrediction(
-            labels=[self.labels[i] for i in best],
-            scores=probabilities[np.arange(len(best)), best],
-            probabilities=probabilities,
-        )
+        return probabilities, best, probabilities[np.arange(len(best)), best]
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         for i, text in enumerate(texts):
@@ -80,14 +80,8 @@ class TextClassifierRuntime:
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Protocol-level call: ``text`` (BYTES) in, ``label``/``score``/``probabilities`` out."""
-        texts = decode_texts(inputs)
-        prediction = self.predict(texts)
-        best = prediction.probabilities.argmax(axis=1)
-        return {
-            "label": self._label_array[best],
-            "score": prediction.scores.astype(np.float32),
-            "probabilities": prediction.probabilities.astype(np.float32),
-        }
+        probabilities, best, scores = self._scored(decode_texts(inputs))
+        return {"label": self._label_array[best], "score": scores, "probabilities": probabilities}
 
 
 def decode_texts(inputs: dict[str, np.ndarray]) -> list[str]:

@@ -34,14 +34,17 @@ class TextCNNClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         seq_len = input_ids.shape[1]
-        mask = (input_ids != 0).unsqueeze(1)  # [b, 1, s]
         x = self.embedding(input_ids).transpose(1, 2)  # [b, e, s]
-        count = mask.sum(-1).clamp(min=1).to(x.dtype)
+        mask = (input_ids != 0).unsqueeze(1).to(x.dtype)  # [b, 1, s]
+        count = mask.sum(-1).clamp(min=1)
         pooled = []
         for conv in self.convs:
-            h = torch.relu(conv(x))[..., :seq_len]  # even kernels add one position: drop it
-            pooled.append(h.masked_fill(~mask, float("-inf")).amax(-1).clamp(min=0.0))
-            pooled.append(h.masked_fill(~mask, 0.0).sum(-1) / count)
+            # ReLU output is >= 0, so zeroing padding leaves the max over real tokens unchanged (and the
+            # sum too): one multiply instead of two ``masked_fill``s, whose ONNX ``Where`` cost a third
+            # of the served model's time.
+            h = torch.relu(conv(x))[..., :seq_len] * mask  # even kernels add one position: drop it
+            pooled.append(h.amax(-1))
+            pooled.append(h.sum(-1) / count)
         return self.head(self.dropout(torch.cat(pooled, dim=1)))
 
 

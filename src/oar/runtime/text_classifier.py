@@ -53,7 +53,7 @@ class TextClassifierRuntime:
         for i, text in enumerate(texts):
             if not text.strip():
                 raise InvalidInputError(f"input 'text' element {i} is empty; send non-empty text")
-        encodings = self.tokenizer.encode_batch(list(texts))
+        encodings = self.tokenizer.encode_batch_fast(list(texts))  # no offsets: ~20% less tokenising
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         if len(encodings) < 2 * _MIN_GROUP:
             return self.session.run(None, {self._input_name: ids})[0]

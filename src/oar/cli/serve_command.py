@@ -22,6 +22,7 @@ from oar.serve import (
 )
 from oar.serve import serve as run_server
 from oar.serve.rest import DEFAULT_MAX_BODY_BYTES
+from oar.serve.server import check_tls
 
 console = Console(stderr=True)
 
@@ -52,8 +53,6 @@ def serve(
     log_level: str = typer.Option("warning", help="debug | info | warning | error"),
 ) -> None:
     """Serve models until interrupted (SIGINT/SIGTERM drain in-flight requests first)."""
-    if bool(tls_cert) != bool(tls_key):
-        raise InvalidInputError("--tls-cert and --tls-key go together")
     try:
         preferred = tuple(int(s) for s in preferred_batch_sizes.split(",") if s.strip())
     except ValueError:
@@ -82,6 +81,7 @@ def serve(
         access_log=access_log,
         log_level=log_level,
     )
+    check_tls(options)  # before loading models: a bad certificate should not wait for them
     dataplane = None
     if workers == 1:
         dataplane, loaded = build_dataplane(options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,21 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         return min(self.backoff_s * 2**attempt, self.max_backoff_s)
+
+
+def read_ca_cert(ca_cert: str | Path | None, scheme: str) -> bytes | None:
+    """The PEM of ``ca_cert`` (certificates to trust instead of the system's), checked against the scheme."""
+    if ca_cert is None:
+        return None
+    if scheme not in ("https", "grpcs"):
+        raise InvalidInputError(f"ca_cert is for https:// and grpcs:// endpoints, not {scheme}://")
+    try:
+        pem = Path(ca_cert).read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read ca_cert {ca_cert}: {exc.strerror}") from None
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise InvalidInputError(f"ca_cert {ca_cert} holds no PEM certificate")
+    return pem
 
 
 def split_model_id(model_id: str, version: str | int | None) -> tuple[str, str | None]:

@@ -65,12 +65,16 @@ def _metadata(token: str | None) -> tuple[tuple[str, str], ...]:
 
 
 class GrpcTransport:
-    def __init__(self, address: str, timeout: float, token: str | None, secure: bool) -> None:
+    def __init__(
+        self, address: str, timeout: float, token: str | None, secure: bool, ca_pem: bytes | None = None
+    ) -> None:
         self.endpoint = address
         self.timeout = timeout
         self._metadata = _metadata(token)
         self._channel = (
-            grpc.secure_channel(address, grpc.ssl_channel_credentials()) if secure else grpc.insecure_channel(address)
+            grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca_pem))
+            if secure
+            else grpc.insecure_channel(address)
         )
         self._stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
 
@@ -103,12 +107,14 @@ class GrpcTransport:
 
 
 class AsyncGrpcTransport:
-    def __init__(self, address: str, timeout: float, token: str | None, secure: bool) -> None:
+    def __init__(
+        self, address: str, timeout: float, token: str | None, secure: bool, ca_pem: bytes | None = None
+    ) -> None:
         self.endpoint = address
         self.timeout = timeout
         self._metadata = _metadata(token)
         self._channel = (
-            grpc.aio.secure_channel(address, grpc.ssl_channel_credentials())
+            grpc.aio.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca_pem))
             if secure
             else grpc.aio.insecure_channel(address)
         )

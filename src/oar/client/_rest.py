@@ -6,6 +6,7 @@ A transport turns (model, version, tensors) into tensors and failures into
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx
@@ -32,6 +33,10 @@ def _rest_result(response: httpx.Response, endpoint: str) -> dict[str, Any]:
     return orjson.loads(response.content)
 
 
+def _verify(ca_pem: bytes | None) -> ssl.SSLContext | bool:
+    return ssl.create_default_context(cadata=ca_pem.decode("ascii")) if ca_pem else True
+
+
 def _unreachable(endpoint: str, exc: Exception) -> ServerUnreachableError:
     if isinstance(exc, httpx.TimeoutException):
         return ServerUnreachableError(f"server at {endpoint} did not answer in time")
@@ -39,9 +44,9 @@ def _unreachable(endpoint: str, exc: Exception) -> ServerUnreachableError:
 
 
 class RestTransport:
-    def __init__(self, endpoint: str, timeout: float, headers: dict[str, str]) -> None:
+    def __init__(self, endpoint: str, timeout: float, headers: dict[str, str], ca_pem: bytes | None = None) -> None:
         self.endpoint = endpoint
-        self._http = httpx.Client(base_url=endpoint, timeout=timeout, headers=headers)
+        self._http = httpx.Client(base_url=endpoint, timeout=timeout, headers=headers, verify=_verify(ca_pem))
 
     def infer(self, name: str, version: str | None, inputs: Tensors) -> Tensors:
         result = self.request("POST", rest_path(name, version, "infer"), _rest_infer_body(inputs))
@@ -66,9 +71,9 @@ class RestTransport:
 
 
 class AsyncRestTransport:
-    def __init__(self, endpoint: str, timeout: float, headers: dict[str, str]) -> None:
+    def __init__(self, endpoint: str, timeout: float, headers: dict[str, str], ca_pem: bytes | None = None) -> None:
         self.endpoint = endpoint
-        self._http = httpx.AsyncClient(base_url=endpoint, timeout=timeout, headers=headers)
+        self._http = httpx.AsyncClient(base_url=endpoint, timeout=timeout, headers=headers, verify=_verify(ca_pem))
 
     async def infer(self, name: str, version: str | None, inputs: Tensors) -> Tensors:
         result = await self.request("POST", rest_path(name, version, "infer"), _rest_infer_body(inputs))

@@ -5,7 +5,8 @@
 {'label': 'positive', 'score': 0.98}
 
 The scheme picks the transport (``http``/``https`` or ``grpc``/``grpcs``); both
-keep one connection alive. A request the server shed (503 /
+keep one connection alive. ``ca_cert`` (a PEM file) trusts a private CA or a
+self-signed server certificate instead of the system's roots. A request the server shed (503 /
 RESOURCE_EXHAUSTED) is retried with exponential backoff: inference has no side
 effects, so a retry is always safe.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,6 +24,7 @@ from oar._core.errors import InvalidInputError, OverloadedError
 from oar.client._common import (
     RetryPolicy,
     predictions,
+    read_ca_cert,
     rest_path,
     split_model_id,
     text_tensor,
@@ -43,7 +46,11 @@ def _parse_endpoint(endpoint: str) -> tuple[str, str]:
 
 
 class ModelClient:
-    """A keep-alive client for one server. Use as a context manager or call ``close()``."""
+    """A keep-alive client for one server. Use as a context manager or call ``close()``.
+
+    ``ca_cert``: a PEM file of the certificates to trust for ``https://`` / ``grpcs://`` (a private CA, or
+    the server's self-signed certificate) instead of the system's roots.
+    """
 
     def __init__(
         self,
@@ -51,19 +58,21 @@ class ModelClient:
         timeout: float = 30.0,
         token: str | None = None,
         retry: RetryPolicy | None = None,
+        ca_cert: str | Path | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.retry = retry or RetryPolicy()
         scheme, address = _parse_endpoint(self.endpoint)
+        ca_pem = read_ca_cert(ca_cert, scheme)
         self._grpc = scheme.startswith("grpc")
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self._transport: RestTransport | GrpcTransport
         if self._grpc:
             from oar.client._grpc import GrpcTransport
 
-            self._transport = GrpcTransport(address, timeout, token, secure=scheme == "grpcs")
+            self._transport = GrpcTransport(address, timeout, token, secure=scheme == "grpcs", ca_pem=ca_pem)
         else:
-            self._transport = RestTransport(self.endpoint, timeout, headers)
+            self._transport = RestTransport(self.endpoint, timeout, headers, ca_pem)
 
     def __enter__(self) -> ModelClient:
         return self
@@ -125,18 +134,20 @@ class AsyncModelClient:
         timeout: float = 30.0,
         token: str | None = None,
         retry: RetryPolicy | None = None,
+        ca_cert: str | Path | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.retry = retry or RetryPolicy()
         scheme, address = _parse_endpoint(self.endpoint)
+        ca_pem = read_ca_cert(ca_cert, scheme)
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self._transport: AsyncRestTransport | AsyncGrpcTransport
         if scheme.startswith("grpc"):
             from oar.client._grpc import AsyncGrpcTransport
 
-            self._transport = AsyncGrpcTransport(address, timeout, token, secure=scheme == "grpcs")
+            self._transport = AsyncGrpcTransport(address, timeout, token, secure=scheme == "grpcs", ca_pem=ca_pem)
         else:
-            self._transport = AsyncRestTransport(self.endpoint, timeout, headers)
+            self._transport = AsyncRestTransport(self.endpoint, timeout, headers, ca_pem)
 
     async def __aenter__(self) -> AsyncModelClient:
         return self

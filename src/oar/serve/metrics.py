@@ -3,19 +3,33 @@
 Per model: request outcomes, end-to-end / queue / compute latency histograms,
 batch sizes, queue depth and in-flight requests. Label children are bound once
 per model, so recording costs a few dictionary-free calls on the hot path.
+
+With ``oar serve --workers N`` every worker records into prometheus_client's
+multiprocess mode (mmap-backed values in a directory the supervisor creates and
+names in ``PROMETHEUS_MULTIPROC_DIR`` before the workers start), and
+``/metrics`` merges all workers' files, so any worker answers for the whole
+server. One process (``--workers 1``, tests, embedding) keeps plain in-memory
+values in its own registry.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from oar._core.errors import OarError
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
-__all__ = ["CONTENT_TYPE_LATEST", "ModelMetrics", "ServerMetrics"]
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_ENV", "ModelMetrics", "ServerMetrics"]
 
 
 @dataclass
@@ -38,7 +52,11 @@ class ModelMetrics:
     compute_ns: int = 0
 
     def statistics(self) -> dict[str, int | float]:
-        """Cumulative counts and mean times (the per-model statistics endpoint)."""
+        """Cumulative counts and mean times (the per-model statistics endpoint).
+
+        These are plain counters of this process: with ``--workers N`` they cover only the worker that
+        answers the request (``/metrics`` is the whole server's view).
+        """
         done = max(self.successes + self.failures, 1)
         return {
             "success_count": self.successes,
@@ -52,8 +70,18 @@ class ModelMetrics:
 
 
 class ServerMetrics:
-    def __init__(self) -> None:
+    """The metric families of one server; ``exposition()`` is the ``/metrics`` body.
+
+    ``multiprocess_dir`` (a worker of ``--workers N``): the values live in that directory's mmap files
+    (prometheus_client's multiprocess mode, which ``PROMETHEUS_MULTIPROC_DIR`` must have switched on
+    before prometheus_client was imported) and the exposition merges every worker's files.
+    """
+
+    def __init__(self, multiprocess_dir: str | Path | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._exposed = self.registry
+        if multiprocess_dir is not None:
+            self._exposed = _multiprocess_registry(Path(multiprocess_dir))
         labels = ("model", "version")
         self._requests = Counter(
             "oar_inference_requests", "Inference requests by outcome", (*labels, "outcome"), registry=self.registry
@@ -82,9 +110,20 @@ class ServerMetrics:
         self._batch = Histogram(
             "oar_batch_size", "Items per model call", labels, buckets=BATCH_BUCKETS, registry=self.registry
         )
-        self._depth = Gauge("oar_queue_depth", "Requests waiting in the batch queue", labels, registry=self.registry)
+        # Summed over the live workers in multiprocess mode (ignored in one process).
+        self._depth = Gauge(
+            "oar_queue_depth",
+            "Requests waiting in the batch queue",
+            labels,
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
         self._inflight = Gauge(
-            "oar_inflight_requests", "Requests admitted and not yet answered", labels, registry=self.registry
+            "oar_inflight_requests",
+            "Requests admitted and not yet answered",
+            labels,
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
 
     def for_model(self, name: str, version: int) -> ModelMetrics:
@@ -101,4 +140,19 @@ class ServerMetrics:
         )
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        """The Prometheus text format: this server's metrics (all workers' merged in multiprocess mode)."""
+        return generate_latest(self._exposed)
+
+
+def _multiprocess_registry(directory: Path) -> CollectorRegistry:
+    """A registry whose one collector merges the mmap files of every process writing into ``directory``."""
+    if values.ValueClass is values.MutexValue or os.environ.get(MULTIPROCESS_ENV) != str(directory):
+        raise OarError(
+            f"multiprocess metrics need {MULTIPROCESS_ENV}={directory} in the environment before "
+            "prometheus_client is imported (the worker supervisor sets it)"
+        )
+    if not directory.is_dir():
+        raise OarError(f"metrics directory {directory} does not exist")
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))
+    return registry

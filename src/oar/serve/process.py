@@ -34,7 +34,9 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 class ServerProcess:
     """``with ServerProcess(["chnsenti-cls"]) as server: ModelClient(server.endpoint)...``
 
-    REST and gRPC both get free ports unless given; ``grpc_port=0`` turns gRPC off.
+    REST and gRPC both get free ports unless given; ``grpc_port=0`` turns gRPC off. With ``tls_cert`` and
+    ``tls_key`` the server speaks HTTPS and TLS gRPC (``endpoint`` is ``https://``, ``grpc_endpoint``
+    ``grpcs://``).
     """
 
     def __init__(
@@ -46,8 +48,12 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         log_path: Path | None = None,
         grpc_port: int | None = None,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
     ) -> None:
         self.host = host
+        self.tls = bool(tls_cert and tls_key)
+        tls_args = ["--tls-cert", str(tls_cert), "--tls-key", str(tls_key)] if tls_cert and tls_key else []
         self.port = port or free_port(host)
         self.grpc_port = free_port(host) if grpc_port is None else grpc_port
         self.command = [
@@ -62,6 +68,7 @@ class ServerProcess:
             str(self.port),
             "--grpc-port",
             str(self.grpc_port),
+            *tls_args,
             *extra_args,
         ]
         self.env = {**os.environ, **(env or {})}
@@ -70,11 +77,11 @@ class ServerProcess:
 
     @property
     def endpoint(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def grpc_endpoint(self) -> str:
-        return f"grpc://{self.host}:{self.grpc_port}"
+        return f"{'grpcs' if self.tls else 'grpc'}://{self.host}:{self.grpc_port}"
 
     @property
     def grpc_address(self) -> str:
@@ -93,7 +100,9 @@ class ServerProcess:
                 tail = log.read()[-2000:].decode(errors="replace")
                 raise OarError(f"server exited with code {self.process.returncode} before it was ready:\n{tail}")
             try:
-                if httpx.get(f"{self.endpoint}/v2/health/ready", timeout=1.0).status_code == 200:
+                # Only "is it up yet": the callers that test TLS verify the certificate themselves.
+                ready = httpx.get(f"{self.endpoint}/v2/health/ready", timeout=1.0, verify=not self.tls)
+                if ready.status_code == 200:
                     return self
             except httpx.TransportError:
                 pass

@@ -2,7 +2,10 @@
 
 With ``workers > 1`` the parent only supervises: each worker is a fresh
 process that loads its own models and binds the same ports with
-``SO_REUSEPORT``, so the kernel spreads connections over all cores.
+``SO_REUSEPORT``, so the kernel spreads connections over all cores. The
+workers keep their Prometheus metrics in a private directory of mmap files
+the supervisor creates (and removes at the end), so ``/metrics`` on any
+worker reports the whole server.
 Shutdown is graceful: listeners close, in-flight requests finish (both
 protocols), queued batches drain, then the process exits.
 """
@@ -13,14 +16,19 @@ import asyncio
 import gc
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
+import shutil
 import signal
 import socket
 import ssl
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvloop
+from prometheus_client.multiprocess import mark_process_dead
 
 from oar._core.errors import OarError
 from oar.hub import Hub
@@ -28,6 +36,7 @@ from oar.serve.config import BatchingConfig, SecurityConfig, VersionPolicy
 from oar.serve.dataplane import DataPlane
 from oar.serve.grpc_app import create_grpc_server
 from oar.serve.http import HttpServer
+from oar.serve.metrics import MULTIPROCESS_ENV, ServerMetrics
 from oar.serve.repository import DirectorySource, HubSource, LoadedModel, ModelRepository
 from oar.serve.rest import DEFAULT_MAX_BODY_BYTES, RestApp
 
@@ -60,11 +69,17 @@ class ServeOptions:
     drain_seconds: float = 10.0
 
 
-def build_dataplane(options: ServeOptions, hub: Hub | None = None) -> tuple[DataPlane, list[LoadedModel]]:
+def build_dataplane(
+    options: ServeOptions, hub: Hub | None = None, metrics: ServerMetrics | None = None
+) -> tuple[DataPlane, list[LoadedModel]]:
     """Load the models ``options`` name (every model of the source when none are named)."""
     source = DirectorySource(options.model_dir) if options.model_dir else HubSource(hub or Hub())
     repository = ModelRepository(
-        source, batching=options.batching, policy=options.version_policy, intra_op_threads=options.intra_op_threads
+        source,
+        metrics=metrics,
+        batching=options.batching,
+        policy=options.version_policy,
+        intra_op_threads=options.intra_op_threads,
     )
     loaded = repository.load_initial(list(options.models))
     if not loaded:
@@ -88,6 +103,7 @@ def build_app(
 def serve(options: ServeOptions, dataplane: DataPlane | None = None) -> None:
     """Serve until SIGINT/SIGTERM; with ``options.workers > 1`` supervise that many worker processes."""
     logging.basicConfig(level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    check_tls(options)
     if options.workers > 1:
         _supervise(options)
         return
@@ -133,11 +149,24 @@ async def _serve_async(options: ServeOptions, dataplane: DataPlane, reuse_port: 
     await dataplane.drain(options.drain_seconds)
 
 
+def check_tls(options: ServeOptions) -> None:
+    """Fail early, with one clear message, when ``--tls-cert``/``--tls-key`` are unpaired or unusable."""
+    if bool(options.tls_cert) != bool(options.tls_key):
+        raise OarError("--tls-cert and --tls-key go together (a PEM certificate and its key)")
+    _ssl_context(options)
+
+
 def _ssl_context(options: ServeOptions) -> ssl.SSLContext | None:
     if not (options.tls_cert and options.tls_key):
         return None
+    for flag, path in (("--tls-cert", options.tls_cert), ("--tls-key", options.tls_key)):
+        if not path.is_file():
+            raise OarError(f"{flag} {path}: no such file")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(options.tls_cert, options.tls_key)
+    try:
+        context.load_cert_chain(options.tls_cert, options.tls_key)
+    except OSError as exc:  # ssl.SSLError: not PEM, or a key that does not match the certificate
+        raise OarError(f"cannot serve TLS with {options.tls_cert} and {options.tls_key}: {exc}") from None
     return context
 
 
@@ -164,16 +193,37 @@ def _reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(options: ServeOptions) -> None:
+def _worker(options: ServeOptions, metrics_dir: str) -> None:
     logging.basicConfig(level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    dataplane, _ = build_dataplane(options)
+    dataplane, _ = build_dataplane(options, metrics=ServerMetrics(multiprocess_dir=metrics_dir))
     uvloop.run(_serve_async(options, dataplane, reuse_port=True))
 
 
 def _supervise(options: ServeOptions) -> None:
-    """Start ``workers`` processes sharing the ports; forward SIGINT/SIGTERM; exit when they have drained."""
+    """Start ``workers`` processes sharing the ports; forward SIGINT/SIGTERM; exit when they have drained.
+
+    The workers are spawned (fresh interpreters), so the metrics directory named in the environment
+    here is there before they import prometheus_client, which is when it picks its multiprocess mode.
+    """
+    metrics_dir = tempfile.mkdtemp(prefix="oar-metrics-")  # private (0700), fresh: no stale counts
+    previous = os.environ.get(MULTIPROCESS_ENV)
+    os.environ[MULTIPROCESS_ENV] = metrics_dir
+    try:
+        _run_workers(options, metrics_dir)
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROCESS_ENV, None)
+        else:
+            os.environ[MULTIPROCESS_ENV] = previous
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_workers(options: ServeOptions, metrics_dir: str) -> None:
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_worker, args=(options,), name=f"oar-worker-{i}") for i in range(options.workers)]
+    workers = [
+        context.Process(target=_worker, args=(options, metrics_dir), name=f"oar-worker-{i}")
+        for i in range(options.workers)
+    ]
     for worker in workers:
         worker.start()
 
@@ -184,8 +234,13 @@ def _supervise(options: ServeOptions) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for worker in workers:
-        worker.join()
+    running = {worker.sentinel: worker for worker in workers}
+    while running:
+        for sentinel in multiprocessing.connection.wait(list(running)):
+            worker = running.pop(sentinel)
+            worker.join()
+            if worker.pid:  # its live gauges (queue depth, in flight) leave the sums; its counters stay
+                mark_process_dead(worker.pid, metrics_dir)
     failed = [w.name for w in workers if w.exitcode not in (0, -signal.SIGTERM)]
     if failed:
         raise OarError(f"worker(s) {', '.join(failed)} exited with an error; see the log above")

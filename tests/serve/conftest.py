@@ -6,6 +6,7 @@ shared by the tests of one module to keep the suite within its time budget.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,3 +80,18 @@ def constrained(numeric_models) -> Iterator:
 
 def register_numeric(hub, tmp: Path, name: str, seed: int) -> None:
     _register_numeric(hub, tmp, name, "float32", seed)
+
+
+def listeners(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:``port`` (one per worker with SO_REUSEPORT)."""
+    wanted = f"0100007F:{port:04X}"
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[1] == wanted and line.split()[3] == "0A")
+
+
+def wait_for_listeners(port: int, count: int, timeout: float = 120.0) -> None:
+    """Block until ``count`` workers listen: a server is ready when its first worker is, not its last."""
+    deadline = time.monotonic() + timeout
+    while listeners(port) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} workers listen on port {port}"
+        time.sleep(0.1)

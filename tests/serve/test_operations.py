@@ -20,7 +20,7 @@ from oar.protocol.raw import to_raw
 from oar.runtime import load_runtime
 from oar.serve.process import ServerProcess
 
-from .conftest import ADMIN_TOKEN, INFERENCE_TOKEN, QUEUE_DELAY_S, register_numeric
+from .conftest import ADMIN_TOKEN, INFERENCE_TOKEN, QUEUE_DELAY_S, register_numeric, wait_for_listeners
 
 X = np.arange(8, dtype=np.float32).reshape(2, 4)
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -240,6 +240,7 @@ def test_sigterm_drains_in_flight_requests_before_exiting(numeric_models) -> Non
 def test_two_worker_processes_share_both_ports_and_stop_together(numeric_models) -> None:
     server = ServerProcess(["num-fp32:1"], extra_args=["--workers", "2"]).start(timeout=120)
     try:
+        wait_for_listeners(server.port, 2)
         for _ in range(40):  # a fresh connection each: the kernel spreads them over both workers
             response = httpx.post(f"{server.endpoint}/v2/models/num-fp32/infer", content=_numeric_body())
             assert response.status_code == 200
@@ -252,4 +253,4 @@ def test_two_worker_processes_share_both_ports_and_stop_together(numeric_models)
         assert server.process.wait(30) == 0
     finally:
         server.stop()
-    assert len(served) == 2 and sum(served) == 40, served  # each worker answered its share
+    assert max(served) < 40 and (sum(served) == 40 or served == {20}), served  # each worker answered its share

@@ -7,7 +7,6 @@ connection so that the kernel (SO_REUSEPORT) spreads them over both workers.
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import httpx
@@ -18,6 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from oar.serve.metrics import ServerMetrics
 from oar.serve.process import ServerProcess
+
+from .conftest import wait_for_listeners
 
 REQUESTS = 40
 SCRAPES = 8
@@ -34,20 +35,6 @@ def _samples(text: str, name: str, **labels: str) -> list[float]:
         for sample in family.samples
         if sample.name == name and labels.items() <= sample.labels.items()
     ]
-
-
-def _listeners(port: int) -> int:
-    """How many sockets listen on 127.0.0.1:``port`` (one per worker with SO_REUSEPORT)."""
-    wanted = f"0100007F:{port:04X}"
-    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    return sum(1 for line in lines if line.split()[1] == wanted and line.split()[3] == "0A")
-
-
-def _wait_for_listeners(port: int, count: int, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while _listeners(port) < count:
-        assert time.monotonic() < deadline, f"fewer than {count} workers listen on port {port}"
-        time.sleep(0.1)
 
 
 def test_one_process_keeps_its_own_registry() -> None:
@@ -71,7 +58,7 @@ def test_metrics_of_two_workers_add_up_whichever_worker_answers(numeric_models, 
     server = ServerProcess(["num-fp32:1"], extra_args=["--workers", "2"], env={"TMPDIR": str(temp)})
     server.start(timeout=120)
     try:
-        _wait_for_listeners(server.port, 2)
+        wait_for_listeners(server.port, 2)
         metrics_dirs = list(temp.glob("oar-metrics-*"))
         assert len(metrics_dirs) == 1 and metrics_dirs[0].stat().st_mode & 0o077 == 0  # private to the user
 

@@ -1,15 +1,16 @@
-"""Open Inference Protocol v2 over gRPC (``inference.GRPCInferenceService``), on ``grpc.aio``.
+"""Open Inference Protocol v2 over gRPC: the RPCs of ``inference.GRPCInferenceService``.
 
 A thin adapter over the same ``DataPlane`` as REST: it converts messages with
-``oar.protocol.grpc_codec`` and ``OarError``s to status codes. It runs on the
-same event loop as the REST server, so both feed the same batchers.
+``oar.protocol.grpc_codec`` and raises ``OarError``s, which the transport
+(``oar.serve.grpc_server``) turns into status codes. It runs on the same event
+loop as the REST server, so both feed the same batchers.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+import ssl
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -24,12 +25,12 @@ from oar._core.errors import (
     UnauthorizedError,
 )
 from oar.protocol import grpc_service_pb2 as pb
-from oar.protocol import grpc_service_pb2_grpc as pb_grpc
 from oar.protocol.grpc_codec import decode_model_infer_request, encode_model_infer_response
 from oar.serve.dataplane import DataPlane
+from oar.serve.grpc_server import GrpcServer, Metadata, Rpc
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
+SERVICE = "/inference.GRPCInferenceService/"
 
 # Most specific first: the first matching class decides the status.
 _STATUS: list[tuple[type[OarError], grpc.StatusCode]] = [
@@ -50,62 +51,64 @@ def status_of(error: OarError) -> grpc.StatusCode:
     return grpc.StatusCode.UNAVAILABLE if error.http_status == 503 else grpc.StatusCode.INTERNAL
 
 
-class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+class InferenceService:
+    """Each RPC as a coroutine of (request message, metadata); errors are raised as ``OarError``."""
+
     def __init__(self, dataplane: DataPlane) -> None:
         self.dataplane = dataplane
 
-    async def ServerLive(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:
+    def rpcs(self) -> dict[str, Rpc]:
+        """The method table the transport routes ``:path`` with."""
+        return {
+            SERVICE + "ServerLive": Rpc(pb.ServerLiveRequest, self.server_live),
+            SERVICE + "ServerReady": Rpc(pb.ServerReadyRequest, self.server_ready),
+            SERVICE + "ModelReady": Rpc(pb.ModelReadyRequest, self.model_ready),
+            SERVICE + "ServerMetadata": Rpc(pb.ServerMetadataRequest, self.server_metadata),
+            SERVICE + "ModelMetadata": Rpc(pb.ModelMetadataRequest, self.model_metadata),
+            SERVICE + "ModelInfer": Rpc(pb.ModelInferRequest, self.model_infer),
+            SERVICE + "ModelStreamInfer": Rpc(pb.ModelInferRequest, self.model_stream_infer, streaming=True),
+            SERVICE + "RepositoryIndex": Rpc(pb.RepositoryIndexRequest, self.repository_index),
+            SERVICE + "RepositoryModelLoad": Rpc(pb.RepositoryModelLoadRequest, self.repository_model_load),
+            SERVICE + "RepositoryModelUnload": Rpc(pb.RepositoryModelUnloadRequest, self.repository_model_unload),
+        }
+
+    async def server_live(self, request: pb.ServerLiveRequest, metadata: Metadata) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=self.dataplane.live())
 
-    async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:
+    async def server_ready(self, request: pb.ServerReadyRequest, metadata: Metadata) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self.dataplane.ready())
 
-    async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
-        async def answer() -> pb.ModelReadyResponse:
-            self._authorize(context)
-            try:
-                return pb.ModelReadyResponse(ready=self.dataplane.model_ready(request.name, request.version or None))
-            except NotFoundError:  # as Triton: an unknown model or version is simply not ready
-                return pb.ModelReadyResponse(ready=False)
+    async def model_ready(self, request: pb.ModelReadyRequest, metadata: Metadata) -> pb.ModelReadyResponse:
+        self._authorize(metadata)
+        try:
+            return pb.ModelReadyResponse(ready=self.dataplane.model_ready(request.name, request.version or None))
+        except NotFoundError:  # as Triton: an unknown model or version is simply not ready
+            return pb.ModelReadyResponse(ready=False)
 
-        return await _guard(context, answer)
+    async def server_metadata(self, request: pb.ServerMetadataRequest, metadata: Metadata) -> pb.ServerMetadataResponse:
+        self._authorize(metadata)
+        return pb.ServerMetadataResponse(**self.dataplane.server_metadata())
 
-    async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Any) -> pb.ServerMetadataResponse:
-        async def answer() -> pb.ServerMetadataResponse:
-            self._authorize(context)
-            return pb.ServerMetadataResponse(**self.dataplane.server_metadata())
+    async def model_metadata(self, request: pb.ModelMetadataRequest, metadata: Metadata) -> pb.ModelMetadataResponse:
+        self._authorize(metadata)
+        meta = self.dataplane.model_metadata(request.name, request.version or None)
+        return pb.ModelMetadataResponse(
+            name=meta["name"],
+            versions=meta["versions"],
+            platform=meta["platform"],
+            inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["inputs"]],
+            outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["outputs"]],
+        )
 
-        return await _guard(context, answer)
+    async def model_infer(self, request: pb.ModelInferRequest, metadata: Metadata) -> pb.ModelInferResponse:
+        self._authorize(metadata)
+        return await self._infer(request)
 
-    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:
-        async def answer() -> pb.ModelMetadataResponse:
-            self._authorize(context)
-            meta = self.dataplane.model_metadata(request.name, request.version or None)
-            return pb.ModelMetadataResponse(
-                name=meta["name"],
-                versions=meta["versions"],
-                platform=meta["platform"],
-                inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["inputs"]],
-                outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["outputs"]],
-            )
-
-        return await _guard(context, answer)
-
-    async def ModelInfer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
-        async def answer() -> pb.ModelInferResponse:
-            self._authorize(context)
-            return await self._infer(request)
-
-        return await _guard(context, answer)
-
-    async def ModelStreamInfer(
-        self, requests: AsyncIterator[pb.ModelInferRequest], context: Any
+    async def model_stream_infer(
+        self, requests: AsyncIterator[pb.ModelInferRequest], metadata: Metadata
     ) -> AsyncIterator[pb.ModelStreamInferResponse]:
         """Answers each request of the stream in order; an error answers that request only."""
-        try:
-            self._authorize(context)
-        except OarError as exc:
-            await context.abort(status_of(exc), str(exc))
+        self._authorize(metadata)
         async for request in requests:
             try:
                 yield pb.ModelStreamInferResponse(infer_response=await self._infer(request))
@@ -115,75 +118,49 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 log.exception("unhandled error in ModelStreamInfer")
                 yield pb.ModelStreamInferResponse(error_message="internal server error; see the server log")
 
-    async def RepositoryIndex(self, request: pb.RepositoryIndexRequest, context: Any) -> pb.RepositoryIndexResponse:
-        async def answer() -> pb.RepositoryIndexResponse:
-            self.dataplane.authorize_admin(_authorization(context))
-            entries = self.dataplane.repository_index()
-            if request.ready:
-                entries = [e for e in entries if e["state"] == "READY"]
-            return pb.RepositoryIndexResponse(models=[pb.RepositoryIndexResponse.ModelIndex(**e) for e in entries])
+    async def repository_index(
+        self, request: pb.RepositoryIndexRequest, metadata: Metadata
+    ) -> pb.RepositoryIndexResponse:
+        self.dataplane.authorize_admin(_authorization(metadata))
+        entries = self.dataplane.repository_index()
+        if request.ready:
+            entries = [e for e in entries if e["state"] == "READY"]
+        return pb.RepositoryIndexResponse(models=[pb.RepositoryIndexResponse.ModelIndex(**e) for e in entries])
 
-        return await _guard(context, answer)
-
-    async def RepositoryModelLoad(
-        self, request: pb.RepositoryModelLoadRequest, context: Any
+    async def repository_model_load(
+        self, request: pb.RepositoryModelLoadRequest, metadata: Metadata
     ) -> pb.RepositoryModelLoadResponse:
-        async def answer() -> pb.RepositoryModelLoadResponse:
-            self.dataplane.authorize_admin(_authorization(context))
-            parameters = {}
-            for key, value in request.parameters.items():
-                choice = value.WhichOneof("parameter_choice")
-                parameters[key] = getattr(value, choice) if choice else None
-            await self.dataplane.load_model(request.model_name, parameters)
-            return pb.RepositoryModelLoadResponse()
+        self.dataplane.authorize_admin(_authorization(metadata))
+        parameters = {}
+        for key, value in request.parameters.items():
+            choice = value.WhichOneof("parameter_choice")
+            parameters[key] = getattr(value, choice) if choice else None
+        await self.dataplane.load_model(request.model_name, parameters)
+        return pb.RepositoryModelLoadResponse()
 
-        return await _guard(context, answer)
-
-    async def RepositoryModelUnload(
-        self, request: pb.RepositoryModelUnloadRequest, context: Any
+    async def repository_model_unload(
+        self, request: pb.RepositoryModelUnloadRequest, metadata: Metadata
     ) -> pb.RepositoryModelUnloadResponse:
-        async def answer() -> pb.RepositoryModelUnloadResponse:
-            self.dataplane.authorize_admin(_authorization(context))
-            await self.dataplane.unload_model(request.model_name)
-            return pb.RepositoryModelUnloadResponse()
-
-        return await _guard(context, answer)
+        self.dataplane.authorize_admin(_authorization(metadata))
+        await self.dataplane.unload_model(request.model_name)
+        return pb.RepositoryModelUnloadResponse()
 
     async def _infer(self, message: pb.ModelInferRequest) -> pb.ModelInferResponse:
         request = decode_model_infer_request(message)
         model, outputs = await self.dataplane.infer(message.model_name, message.model_version or None, request)
         return encode_model_infer_response(model.name, str(model.version), outputs, model.output_datatypes, request.id)
 
-    def _authorize(self, context: Any) -> None:
-        self.dataplane.authorize(_authorization(context))
+    def _authorize(self, metadata: Metadata) -> None:
+        self.dataplane.authorize(_authorization(metadata))
 
 
-def _authorization(context: Any) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization":
-            return value
-    return None
+def _authorization(metadata: Metadata) -> str | None:
+    value = metadata.get(b"authorization")
+    return value.decode("latin-1") if value is not None else None
 
 
-async def _guard(context: Any, answer: Callable[[], Awaitable[T]]) -> T:
-    """Run ``answer``; turn an ``OarError`` into its status code and a bug into INTERNAL (never a traceback)."""
-    try:
-        return await answer()
-    except OarError as exc:
-        await context.abort(status_of(exc), str(exc))
-    except Exception:
-        log.exception("unhandled error in gRPC call")
-        await context.abort(grpc.StatusCode.INTERNAL, "internal server error; see the server log")
-    raise AssertionError("unreachable: abort raises")
-
-
-def create_grpc_server(dataplane: DataPlane, max_message_bytes: int) -> grpc.aio.Server:
-    """A ``grpc.aio`` server with the inference service; the caller adds ports and starts it."""
-    options = [
-        ("grpc.max_receive_message_length", max_message_bytes),
-        ("grpc.max_send_message_length", max(max_message_bytes, 64 * 1024 * 1024)),
-        ("grpc.so_reuseport", 1),
-    ]
-    server = grpc.aio.server(options=options)
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(dataplane), server)
-    return server
+def create_grpc_server(
+    dataplane: DataPlane, max_message_bytes: int, ssl_context: ssl.SSLContext | None = None
+) -> GrpcServer:
+    """The inference service on oar's HTTP/2 transport; the caller starts it (``await server.start(...)``)."""
+    return GrpcServer(InferenceService(dataplane).rpcs(), status_of, max_message_bytes, ssl_context)

@@ -1,4 +1,6 @@
-"""Start a server: load models, then serve REST (``oar.serve.http``) and gRPC (grpc.aio) on one event loop.
+"""Start a server: load models, then serve REST (``oar.serve.http``) and gRPC (``oar.serve.grpc_server``).
+
+Both run on one event loop and feed the same batchers.
 
 With ``workers > 1`` the parent only supervises: each worker is a fresh
 process that loads its own models and binds the same ports with
@@ -23,7 +25,7 @@ import signal
 import socket
 import ssl
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,19 +134,18 @@ async def _serve_async(options: ServeOptions, dataplane: DataPlane, reuse_port: 
         loop.add_signal_handler(signum, stop.set)
     grpc_server = None
     if options.grpc_port:
-        grpc_server = create_grpc_server(dataplane, options.max_body_bytes)
-        _add_grpc_port(grpc_server, options)
-        await grpc_server.start()
+        grpc_server = create_grpc_server(dataplane, options.max_body_bytes, _ssl_context(options, alpn="h2"))
+        grpc_sock = _reuse_port_socket(options.host, options.grpc_port) if reuse_port else None
+        await _bind(
+            grpc_server.start(options.host, options.grpc_port, sock=grpc_sock), options.grpc_port, "--grpc-port"
+        )
     http = HttpServer(RestApp(dataplane, options.max_body_bytes, options.access_log), _ssl_context(options))
     sock = _reuse_port_socket(options.host, options.port) if reuse_port else None
-    try:
-        await http.start(options.host, options.port, sock=sock)
-    except OSError as exc:
-        raise OarError(f"cannot bind {options.host}:{options.port} ({exc.strerror}); choose another --port") from None
+    await _bind(http.start(options.host, options.port, sock=sock), options.port, "--port")
     await stop.wait()
     stopping = [http.shutdown(options.drain_seconds)]
     if grpc_server is not None:
-        stopping.append(grpc_server.stop(grace=options.drain_seconds))
+        stopping.append(grpc_server.shutdown(options.drain_seconds))
     await asyncio.gather(*stopping)
     await dataplane.drain(options.drain_seconds)
 
@@ -156,7 +157,15 @@ def check_tls(options: ServeOptions) -> None:
     _ssl_context(options)
 
 
-def _ssl_context(options: ServeOptions) -> ssl.SSLContext | None:
+async def _bind(starting: Awaitable[None], port: int, flag: str) -> None:
+    try:
+        await starting
+    except OSError as exc:
+        raise OarError(f"cannot bind port {port} ({exc.strerror}); choose another {flag}") from None
+
+
+def _ssl_context(options: ServeOptions, alpn: str | None = None) -> ssl.SSLContext | None:
+    """The server's TLS context; gRPC clients insist on ALPN ``h2``."""
     if not (options.tls_cert and options.tls_key):
         return None
     for flag, path in (("--tls-cert", options.tls_cert), ("--tls-key", options.tls_key)):
@@ -167,20 +176,9 @@ def _ssl_context(options: ServeOptions) -> ssl.SSLContext | None:
         context.load_cert_chain(options.tls_cert, options.tls_key)
     except OSError as exc:  # ssl.SSLError: not PEM, or a key that does not match the certificate
         raise OarError(f"cannot serve TLS with {options.tls_cert} and {options.tls_key}: {exc}") from None
+    if alpn:
+        context.set_alpn_protocols([alpn])
     return context
-
-
-def _add_grpc_port(server, options: ServeOptions) -> None:  # type: ignore[no-untyped-def]
-    address = f"{options.host}:{options.grpc_port}"
-    if options.tls_cert and options.tls_key:
-        import grpc
-
-        credentials = grpc.ssl_server_credentials([(options.tls_key.read_bytes(), options.tls_cert.read_bytes())])
-        bound = server.add_secure_port(address, credentials)
-    else:
-        bound = server.add_insecure_port(address)
-    if not bound:
-        raise OarError(f"cannot bind gRPC to {address}; is the port taken? choose another with --grpc-port")
 
 
 def _reuse_port_socket(host: str, port: int) -> socket.socket:

@@ -179,8 +179,8 @@ class DynamicBatcher:
     def _more_are_arriving(self) -> bool:
         """Adaptive mode: did requests join since the last look, with room left in the batch?
 
-        Front ends that hand requests to the loop one callback at a time (grpc.aio does) would otherwise
-        see batches of one; a front end that decodes a burst in one turn pays a single extra loop turn.
+        A front end that hands requests to the loop one callback at a time would otherwise see batches
+        of one; one that decodes a burst in one turn (both of oar's do) pays a single extra loop turn.
         """
         if self.config.max_queue_delay_us or self._deferrals >= _MAX_DEFERRALS:
             return False

@@ -161,7 +161,7 @@ def test_garbage_instead_of_the_preface_gets_goaway_and_a_close(full_server) -> 
 
 @pytest.fixture(scope="module")
 def roomy_server(numeric_models) -> Iterator[ServerProcess]:
-    args = ["--max-batch-size", "100000", "--max-body-bytes", str(8 << 20)]
+    args = ["--max-batch-size", "2000000", "--max-body-bytes", str(8 << 20)]
     with ServerProcess(["num-fp32:1"], extra_args=args) as server:
         yield server
 
@@ -175,6 +175,18 @@ def test_messages_larger_than_the_windows_flow_both_ways(roomy_server) -> None:
         output = from_raw(answer.raw_output_contents[0], "FP32", list(answer.outputs[0].shape), "output")
         assert output.shape == (rows, 3)
         np.testing.assert_allclose(output, np.broadcast_to(output[0], output.shape))
+
+
+def test_a_message_larger_than_the_whole_receive_window_gets_window_updates(numeric_models) -> None:
+    rows = 1_200_000  # 19.2 MB in: more than the 16 MiB stream and connection windows the server opens with
+    args = ["--max-batch-size", str(rows), "--max-body-bytes", str(32 << 20)]
+    options = [("grpc.max_receive_message_length", 32 << 20), ("grpc.max_send_message_length", 32 << 20)]
+    with (
+        ServerProcess(["num-fp32:1"], extra_args=args) as server,
+        grpc.insecure_channel(server.grpc_address, options=options) as channel,
+    ):
+        answer = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(_numeric_request(rows), timeout=60)
+    assert list(answer.outputs[0].shape) == [rows, 3]
 
 
 def test_a_message_over_the_limit_is_refused_mid_upload(roomy_server) -> None:

@@ -373,14 +373,18 @@ class GrpcProtocol(asyncio.Protocol):
             self._fail(stream, grpc.StatusCode.RESOURCE_EXHAUSTED, self.server.too_large_message())
             return
         if stream.messages is not None:
-            self._queue_messages(stream, size)
+            self._queue_messages(stream)
         if flags & END_STREAM:
             self._on_remote_end(stream)
+        elif not stream.closed:  # a message over the window (a large limit), or a long stream: give it back
+            stream.unconsumed += size
+            if stream.unconsumed >= RECEIVE_WINDOW // 2:
+                self._write(frame(WINDOW_UPDATE, 0, stream.id, _U32.pack(stream.unconsumed)))
+                stream.unconsumed = 0
 
-    def _queue_messages(self, stream: _Stream, size: int) -> None:
-        """Bidirectional stream: hand each complete message to the handler; give the window back."""
+    def _queue_messages(self, stream: _Stream) -> None:
+        """Bidirectional stream: hand each complete message to the handler."""
         assert stream.messages is not None
-        stream.unconsumed += size
         while len(stream.body) >= 5:
             compressed, length = _MESSAGE_PREFIX.unpack_from(stream.body)
             if compressed or length > self.server.max_message_bytes:
@@ -394,9 +398,6 @@ class GrpcProtocol(asyncio.Protocol):
                 return
             stream.messages.put_nowait(bytes(stream.body[5 : 5 + length]))
             del stream.body[: 5 + length]
-        if stream.unconsumed >= RECEIVE_WINDOW // 2:
-            self._write(frame(WINDOW_UPDATE, 0, stream.id, _U32.pack(stream.unconsumed)))
-            stream.unconsumed = 0
 
     def _on_remote_end(self, stream: _Stream) -> None:
         stream.remote_closed = True

@@ -120,6 +120,7 @@ def main() -> None:
                 after = _scrape(oar.url)
                 results[-1].note = _split(before, after)
                 results[-1].errors += int(_delta(before, after, _FAILURES))  # gRPC errors ride on HTTP 200s
+                # (streams h2load resets at the end of the run count as outcome="cancelled", not as failures)
         if not args.skip_baseline:
             baseline_cmd = [sys.executable, str(ROOT / "bench" / "serve_baseline.py"), str(package)]
             with _Server(baseline_cmd, args.server_core, env) as baseline:

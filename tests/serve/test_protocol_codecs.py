@@ -8,8 +8,13 @@ import pytest
 
 from oar._core.errors import InvalidInputError
 from oar.protocol import decode_infer_request, encode_infer_response
+from oar.protocol import grpc_service_pb2 as pb
 from oar.protocol.datatypes import DATATYPES
-from oar.protocol.grpc_codec import decode_model_infer_request, encode_model_infer_response
+from oar.protocol.grpc_codec import (
+    decode_model_infer_request,
+    encode_model_infer_response,
+    serialize_model_infer_response,
+)
 from oar.protocol.grpc_service_pb2 import ModelInferRequest
 from oar.protocol.raw import from_raw, to_raw
 
@@ -144,3 +149,25 @@ def test_binary_sizes_that_do_not_add_up_to_the_body_are_rejected() -> None:
         decode_infer_request(header + b"\x00" * 2, header_length=len(header))
     with pytest.raises(InvalidInputError, match="Inference-Header-Content-Length"):
         decode_infer_request(header, header_length=len(header) + 10)
+
+
+@pytest.mark.parametrize(
+    ("outputs", "datatypes", "request_id", "version"),
+    [
+        (
+            {"label": np.array([b"negative", "正面".encode()], dtype=object), "p": np.ones((2, 2), np.float32)},
+            {"label": "BYTES", "p": "FP32"},
+            None,
+            "1",
+        ),
+        ({"big": np.arange(70_000, dtype=np.int64).reshape(350, 200)}, {"big": "INT64"}, "req-42", "12"),
+        ({"scalar": np.array(3.5, dtype=np.float32)}, {"scalar": "FP32"}, "", ""),
+        ({"h": np.ones((3, 1), np.float16), "b": np.ones(4, np.float32)}, {"h": "FP16", "b": "BF16"}, "x" * 300, "7"),
+        ({"empty": np.zeros((0, 4), np.float32)}, {"empty": "FP32"}, None, "1"),
+    ],
+)
+def test_the_direct_response_serializer_matches_the_protobuf_runtime(outputs, datatypes, request_id, version) -> None:
+    direct = serialize_model_infer_response("model-名", version, outputs, datatypes, request_id)
+    built = encode_model_infer_response("model-名", version, outputs, datatypes, request_id)
+    assert pb.ModelInferResponse.FromString(direct) == built
+    assert direct == built.SerializeToString()

@@ -7,6 +7,7 @@ client sends them) or as typed ``contents``; outputs always go back as
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -36,28 +37,30 @@ CONTENTS_FIELD: dict[str, str] = {
 
 
 def decode_model_infer_request(message: pb.ModelInferRequest) -> InferRequest:
-    if not message.inputs:
+    tensors = message.inputs  # each protobuf attribute read builds a wrapper: read each once (hot path)
+    if not tensors:
         raise InvalidInputError("request must have at least one input")
     raw = message.raw_input_contents
-    if raw and len(raw) != len(message.inputs):
-        raise InvalidInputError(f"request has {len(message.inputs)} inputs but {len(raw)} raw_input_contents")
+    if raw and len(raw) != len(tensors):
+        raise InvalidInputError(f"request has {len(tensors)} inputs but {len(raw)} raw_input_contents")
     inputs: dict[str, np.ndarray] = {}
-    for i, tensor in enumerate(message.inputs):
-        if not tensor.name:
+    for i, tensor in enumerate(tensors):
+        name, datatype, shape = tensor.name, tensor.datatype, list(tensor.shape)
+        if not name:
             raise InvalidInputError(f"inputs[{i}] has no name")
-        if tensor.name in inputs:
-            raise InvalidInputError(f"input '{tensor.name}' appears more than once")
-        shape = list(tensor.shape)
+        if name in inputs:
+            raise InvalidInputError(f"input '{name}' appears more than once")
         if any(d < 0 for d in shape):
-            raise InvalidInputError(f"input '{tensor.name}' shape {shape} has a negative dimension")
-        numpy_dtype(tensor.datatype)  # unknown datatypes fail here with the list of known ones
-        if raw:
-            inputs[tensor.name] = from_raw(raw[i], tensor.datatype, shape, tensor.name)
-        else:
-            inputs[tensor.name] = _from_contents(tensor, shape)
-    outputs = [RequestedOutput(o.name, decode_parameters(o.parameters)) for o in message.outputs] or None
+            raise InvalidInputError(f"input '{name}' shape {shape} has a negative dimension")
+        numpy_dtype(datatype)  # unknown datatypes fail here with the list of known ones
+        inputs[name] = from_raw(raw[i], datatype, shape, name) if raw else _from_contents(tensor, shape)
+    requested, parameters = message.outputs, message.parameters
+    outputs = [RequestedOutput(o.name, decode_parameters(o.parameters)) for o in requested] if requested else None
     return InferRequest(
-        inputs=inputs, id=message.id or None, outputs=outputs, parameters=decode_parameters(message.parameters)
+        inputs=inputs,
+        id=message.id or None,
+        outputs=outputs,
+        parameters=decode_parameters(parameters) if parameters else {},
     )
 
 
@@ -68,12 +71,74 @@ def encode_model_infer_response(
     datatypes: dict[str, str],
     request_id: str | None = None,
 ) -> pb.ModelInferResponse:
-    response = pb.ModelInferResponse(model_name=model_name, model_version=model_version, id=request_id or "")
+    tensor = pb.ModelInferResponse.InferOutputTensor
+    return pb.ModelInferResponse(
+        model_name=model_name,
+        model_version=model_version,
+        id=request_id or "",
+        outputs=[tensor(name=name, datatype=datatypes[name], shape=array.shape) for name, array in outputs.items()],
+        raw_output_contents=[to_raw(array, datatypes[name]) for name, array in outputs.items()],
+    )
+
+
+def serialize_model_infer_response(
+    model_name: str,
+    model_version: str,
+    outputs: dict[str, np.ndarray],
+    datatypes: dict[str, str],
+    request_id: str | None = None,
+) -> bytes:
+    """``encode_model_infer_response(...).SerializeToString()``, written directly: the serving hot path.
+
+    Building the message through the protobuf runtime costs ~1.5 us per output tensor (more than
+    the rest of the encoding); here the fields that repeat from response to response (model name and
+    version, each output's name, datatype and shape) are encoded once and cached, and only the raw
+    tensor bytes are framed per call. Parsing the result gives exactly the message the runtime builds
+    (tested field for field).
+    """
+    parts = [_header_fields(model_name, model_version)]
+    if request_id:
+        parts.append(_field(3, request_id.encode()))
+    raws = []
     for name, array in outputs.items():
         datatype = datatypes[name]
-        response.outputs.add(name=name, datatype=datatype, shape=list(array.shape))
-        response.raw_output_contents.append(to_raw(array, datatype))
-    return response
+        parts.append(_output_field(name, datatype, array.shape))
+        raws.append(_field(6, to_raw(array, datatype)))
+    return b"".join(parts + raws)
+
+
+def _varint(value: int) -> bytes:
+    if value < 128:
+        return _ONE_BYTE[value]
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_ONE_BYTE = [bytes((i,)) for i in range(128)]
+
+
+def _field(number: int, data: bytes) -> bytes:
+    """A length-delimited field (wire type 2): tag, length, bytes."""
+    return b"".join((_varint(number << 3 | 2), _varint(len(data)), data))
+
+
+@functools.lru_cache(maxsize=256)
+def _header_fields(model_name: str, model_version: str) -> bytes:
+    return _field(1, model_name.encode()) + (_field(2, model_version.encode()) if model_version else b"")
+
+
+@functools.lru_cache(maxsize=4096)
+def _output_field(name: str, datatype: str, shape: tuple[int, ...]) -> bytes:
+    if any(d < 0 for d in shape):
+        raise ValueError(f"negative dimension in output shape {shape}")
+    tensor = _field(1, name.encode()) + _field(2, datatype.encode())
+    if shape:
+        tensor += _field(3, b"".join(_varint(d) for d in shape))  # packed repeated int64
+    return _field(5, tensor)
 
 
 def decode_parameters(parameters: Any) -> dict[str, Any]:

@@ -21,11 +21,15 @@ _LENGTH = struct.Struct("<I")
 def to_raw(array: np.ndarray, datatype: str) -> bytes:
     """Serialise ``array`` as ``datatype`` on the wire."""
     if datatype == "BYTES":
-        return b"".join(_LENGTH.pack(len(item)) + item for item in map(_as_bytes, array.ravel()))
+        return b"".join([_LENGTH.pack(len(item)) + item for item in map(_as_bytes, array.ravel().tolist())])
     if datatype == "BF16":
         words = np.ascontiguousarray(array, dtype="<f4").view("<u4") >> 16
         return words.astype("<u2").tobytes()
-    return np.ascontiguousarray(array, dtype=numpy_dtype(datatype).newbyteorder("<")).tobytes()
+    wire = _LITTLE_ENDIAN.get(datatype) or _LITTLE_ENDIAN.setdefault(datatype, numpy_dtype(datatype).newbyteorder("<"))
+    return array.astype(wire, copy=False).tobytes()  # tobytes() is C order whatever the array's layout
+
+
+_LITTLE_ENDIAN: dict[str, np.dtype] = {}  # datatype -> its wire dtype (built once: this is on every response)
 
 
 def from_raw(buffer: bytes | memoryview, datatype: str, shape: list[int], name: str) -> np.ndarray:

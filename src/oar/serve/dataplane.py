@@ -7,6 +7,7 @@ and authorization live here or below, so both front ends behave the same.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from typing import Any
@@ -88,6 +89,9 @@ class DataPlane:
         started = time.perf_counter()
         try:
             outputs = await model.batcher.submit(request.inputs, priority, timeout_us)
+        except asyncio.CancelledError:
+            metrics.cancelled.inc()
+            raise
         except BaseException:
             metrics.failure.inc()
             metrics.failures += 1

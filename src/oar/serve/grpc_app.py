@@ -13,6 +13,7 @@ import ssl
 from collections.abc import AsyncIterator
 
 import grpc
+import numpy as np
 
 from oar._core.errors import (
     ForbiddenError,
@@ -25,9 +26,14 @@ from oar._core.errors import (
     UnauthorizedError,
 )
 from oar.protocol import grpc_service_pb2 as pb
-from oar.protocol.grpc_codec import decode_model_infer_request, encode_model_infer_response
+from oar.protocol.grpc_codec import (
+    decode_model_infer_request,
+    encode_model_infer_response,
+    serialize_model_infer_response,
+)
 from oar.serve.dataplane import DataPlane
 from oar.serve.grpc_server import GrpcServer, Metadata, Rpc
+from oar.serve.repository import LoadedModel
 
 log = logging.getLogger(__name__)
 SERVICE = "/inference.GRPCInferenceService/"
@@ -100,9 +106,13 @@ class InferenceService:
             outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["outputs"]],
         )
 
-    async def model_infer(self, request: pb.ModelInferRequest, metadata: Metadata) -> pb.ModelInferResponse:
+    async def model_infer(self, request: pb.ModelInferRequest, metadata: Metadata) -> bytes:
+        """The serialized ``ModelInferResponse`` (written directly: see ``serialize_model_infer_response``)."""
         self._authorize(metadata)
-        return await self._infer(request)
+        model, outputs, request_id = await self._run(request)
+        return serialize_model_infer_response(
+            model.name, str(model.version), outputs, model.output_datatypes, request_id
+        )
 
     async def model_stream_infer(
         self, requests: AsyncIterator[pb.ModelInferRequest], metadata: Metadata
@@ -146,9 +156,13 @@ class InferenceService:
         return pb.RepositoryModelUnloadResponse()
 
     async def _infer(self, message: pb.ModelInferRequest) -> pb.ModelInferResponse:
+        model, outputs, request_id = await self._run(message)
+        return encode_model_infer_response(model.name, str(model.version), outputs, model.output_datatypes, request_id)
+
+    async def _run(self, message: pb.ModelInferRequest) -> tuple[LoadedModel, dict[str, np.ndarray], str | None]:
         request = decode_model_infer_request(message)
         model, outputs = await self.dataplane.infer(message.model_name, message.model_version or None, request)
-        return encode_model_infer_response(model.name, str(model.version), outputs, model.output_datatypes, request.id)
+        return model, outputs, request.id
 
     def _authorize(self, metadata: Metadata) -> None:
         self.dataplane.authorize(_authorization(metadata))

@@ -38,7 +38,7 @@ from oar._core.errors import OarError, RequestTimeoutError
 log = logging.getLogger(__name__)
 
 Metadata = Mapping[bytes, bytes]
-UnaryHandler = Callable[[Any, Metadata], Awaitable[Message]]
+UnaryHandler = Callable[[Any, Metadata], Awaitable[Message | bytes]]  # bytes: an already serialized response
 StreamHandler = Callable[[AsyncIterator[Any], Metadata], AsyncIterator[Message]]
 StatusOf = Callable[[OarError], grpc.StatusCode]
 
@@ -445,7 +445,9 @@ class GrpcProtocol(asyncio.Protocol):
         assert rpc is not None
         try:
             request = self._decode(rpc, _single_message(stream.body, self.server.max_message_bytes))
-            response = await self._with_deadline(stream, rpc.handler(request, stream.metadata))  # type: ignore[arg-type]
+            call = rpc.handler(request, stream.metadata)
+            timeout = stream.metadata.get(b"grpc-timeout")
+            response = await (_with_deadline(call, timeout) if timeout else call)  # type: ignore[arg-type]
         except _CallError as exc:
             self._fail(stream, exc.code, exc.message)
             return
@@ -494,22 +496,11 @@ class GrpcProtocol(asyncio.Protocol):
         except DecodeError:
             raise _CallError(grpc.StatusCode.INVALID_ARGUMENT, "request is not a valid protobuf message") from None
 
-    @staticmethod
-    async def _with_deadline(stream: _Stream, call: Awaitable[Message]) -> Message:
-        timeout = stream.metadata.get(b"grpc-timeout")
-        seconds = parse_timeout(timeout) if timeout else None
-        if seconds is None:
-            return await call
-        try:
-            return await asyncio.wait_for(call, seconds)
-        except TimeoutError:
-            raise RequestTimeoutError("deadline exceeded") from None
-
     # --- output ----------------------------------------------------------------------------------------
-    def _send_message(self, stream: _Stream, message: Message, flush: bool = True) -> None:
+    def _send_message(self, stream: _Stream, message: Message | bytes, flush: bool = True) -> None:
         if stream.closed:
             return
-        data = message.SerializeToString()
+        data = message if isinstance(message, bytes) else message.SerializeToString()
         stream.outbox += _MESSAGE_PREFIX.pack(0, len(data))
         stream.outbox += data
         if flush:
@@ -581,6 +572,17 @@ class GrpcProtocol(asyncio.Protocol):
             self.closing = True
             self._write(frame(GOAWAY, 0, 0, struct.pack(">II", self.last_stream_id, NO_ERROR)))
         self._close_if_idle()
+
+
+async def _with_deadline(call: Awaitable[Message | bytes], timeout: bytes) -> Message | bytes:
+    """Await ``call`` within the client's ``grpc-timeout`` (ignored when malformed)."""
+    seconds = parse_timeout(timeout)
+    if seconds is None:
+        return await call
+    try:
+        return await asyncio.wait_for(call, seconds)
+    except TimeoutError:
+        raise RequestTimeoutError("deadline exceeded") from None
 
 
 class _CallError(Exception):

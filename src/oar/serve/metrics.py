@@ -38,6 +38,7 @@ class ModelMetrics:
 
     success: Counter
     failure: Counter
+    cancelled: Counter  # the client went away (closed the connection, reset the stream) before its answer
     request_seconds: Histogram
     queue_seconds: Histogram
     compute_seconds: Histogram
@@ -84,7 +85,10 @@ class ServerMetrics:
             self._exposed = _multiprocess_registry(Path(multiprocess_dir))
         labels = ("model", "version")
         self._requests = Counter(
-            "oar_inference_requests", "Inference requests by outcome", (*labels, "outcome"), registry=self.registry
+            "oar_inference_requests",
+            "Inference requests by outcome (success, failure, cancelled)",
+            (*labels, "outcome"),
+            registry=self.registry,
         )
         self._request = Histogram(
             "oar_request_duration_seconds",
@@ -131,6 +135,7 @@ class ServerMetrics:
         return ModelMetrics(
             success=self._requests.labels(*labels, "success"),
             failure=self._requests.labels(*labels, "failure"),
+            cancelled=self._requests.labels(*labels, "cancelled"),
             request_seconds=self._request.labels(*labels),
             queue_seconds=self._queue.labels(*labels),
             compute_seconds=self._compute.labels(*labels),

@@ -34,3 +34,10 @@ def test_bad_model_spec_and_unknown_run_are_clear(oar_home):
     assert "positive integer" in oar("models", "show", "x:abc", home=oar_home).stderr
     unknown = oar("runs", "show", "zzz", home=oar_home)
     assert unknown.returncode == 1 and "no run 'zzz'" in unknown.stderr
+
+
+def test_quickstart_refuses_an_unknown_architecture_in_one_line(oar_home):
+    result = oar("quickstart", "--architecture", "rnn", home=oar_home)
+    assert result.returncode == 1
+    assert "unknown architecture 'rnn'; choose one of textcnn, transformer" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout

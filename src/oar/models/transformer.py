@@ -9,6 +9,8 @@ both ONNX exporters know (``scaled_dot_product_attention`` with a boolean mask).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,6 +53,16 @@ class TransformerClassifier(nn.Module):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
+        self._architecture = {
+            "vocab_size": vocab_size,
+            "num_classes": num_classes,
+            "dim": dim,
+            "depth": depth,
+            "heads": heads,
+            "ff_mult": ff_mult,
+            "max_len": max_len,
+            "dropout": dropout,
+        }
         self.embedding = nn.Embedding(vocab_size, dim, padding_idx=0)
         self.position = nn.Parameter(torch.zeros(1, max_len, dim))
         nn.init.normal_(self.position, std=0.02)
@@ -72,3 +84,7 @@ class TransformerClassifier(nn.Module):
         weights = mask.unsqueeze(-1).to(x.dtype)
         pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return self.head(self.dropout(pooled))
+
+    def architecture_kwargs(self) -> dict[str, Any]:
+        """How ``oar export`` rebuilds it from a package: the constructor's arguments, weights from ``source/``."""
+        return dict(self._architecture)

@@ -126,6 +126,28 @@ def parse_timeout(value: bytes) -> float | None:
     return int(digits) * unit
 
 
+@dataclass(frozen=True)
+class _RequestHead:
+    """What a request's header block says: the method path, the content type and the metadata (read-only)."""
+
+    path: str
+    content_type: bytes
+    metadata: Mapping[bytes, bytes]
+
+    @classmethod
+    def parse(cls, headers: list[tuple[bytes, bytes]]) -> _RequestHead:
+        path, content_type, metadata = b"", b"", {}
+        for name, value in headers:
+            name, value = bytes(name), bytes(value)
+            if name == b":path":
+                path = value
+            elif name == b"content-type":
+                content_type = value
+            elif not name.startswith(b":"):
+                metadata[name] = value
+        return cls(path.decode("latin-1"), content_type, metadata)
+
+
 class _ConnectionError(Exception):
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
@@ -154,7 +176,7 @@ class _Stream:
     def __init__(self, stream_id: int, send_window: int) -> None:
         self.id = stream_id
         self.rpc: Rpc | None = None
-        self.metadata: dict[bytes, bytes] = {}
+        self.metadata: Mapping[bytes, bytes] = {}
         self.body = bytearray()
         self.messages: asyncio.Queue[bytes | None] | None = None
         self.task: asyncio.Task[None] | None = None
@@ -174,7 +196,7 @@ class GrpcProtocol(asyncio.Protocol):
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.decoder = hpack.Decoder()
-        self.header_cache: dict[bytes, list[tuple[bytes, bytes]]] = {}
+        self.header_cache: dict[bytes, _RequestHead] = {}
         self.buffer = bytearray()
         self.preface_seen = False
         self.streams: dict[int, _Stream] = {}
@@ -295,7 +317,7 @@ class GrpcProtocol(asyncio.Protocol):
             self._on_header_block(block_stream, block_flags, bytes(block))
 
     def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
-        headers = self._decode_headers(block)
+        head = self._decode_headers(block)
         stream = self.streams.get(stream_id)
         if stream is not None:  # trailers from the client end its side of the stream
             if flags & END_STREAM:
@@ -312,11 +334,11 @@ class GrpcProtocol(asyncio.Protocol):
             self._write(frame(RST_STREAM, 0, stream_id, _U32.pack(REFUSED_STREAM)))
             return
         self.streams[stream_id] = stream
-        self._start(stream, headers)
+        self._start(stream, head)
         if flags & END_STREAM and not stream.closed:
             self._on_remote_end(stream)
 
-    def _decode_headers(self, block: bytes) -> list[tuple[bytes, bytes]]:
+    def _decode_headers(self, block: bytes) -> _RequestHead:
         """HPACK-decode ``block``, from a per-connection cache when that cannot change the result.
 
         A client repeating a call sends the same bytes each time (indexed fields and literals that are
@@ -329,29 +351,21 @@ class GrpcProtocol(asyncio.Protocol):
             return cached
         table = self.decoder.header_table
         before = (table.maxsize, tuple(table.dynamic_entries))
-        headers = [(bytes(name), bytes(value)) for name, value in self.decoder.decode(block, raw=True)]
+        head = _RequestHead.parse(self.decoder.decode(block, raw=True))
         if (table.maxsize, tuple(table.dynamic_entries)) != before:
             self.header_cache.clear()
         elif len(self.header_cache) < _HEADER_CACHE_SIZE:
-            self.header_cache[block] = headers
-        return headers
+            self.header_cache[block] = head
+        return head
 
-    def _start(self, stream: _Stream, headers: list[tuple[bytes, bytes]]) -> None:
-        path = b""
-        content_type = b""
-        for name, value in headers:
-            if name == b":path":
-                path = value
-            elif name == b"content-type":
-                content_type = value
-            elif not name.startswith(b":"):
-                stream.metadata[name] = value
-        if not content_type.startswith(b"application/grpc"):
+    def _start(self, stream: _Stream, head: _RequestHead) -> None:
+        stream.metadata = head.metadata
+        if not head.content_type.startswith(b"application/grpc"):
             self._finish(stream, frame(HEADERS, END_HEADERS | END_STREAM, stream.id, _STATUS_415))
             return
-        rpc = self.server.rpcs.get(path.decode("latin-1"))
+        rpc = self.server.rpcs.get(head.path)
         if rpc is None:
-            self._fail(stream, grpc.StatusCode.UNIMPLEMENTED, f"unknown method {path.decode('latin-1')}")
+            self._fail(stream, grpc.StatusCode.UNIMPLEMENTED, f"unknown method {head.path}")
             return
         stream.rpc = rpc
         if rpc.streaming:

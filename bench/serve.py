@@ -394,7 +394,7 @@ def _print_targets(results: list[Result], overload: tuple[float, float, bool] | 
     if rest and not args.rate:
         rows.append(
             (
-                "REST >= 5000 req/s at p99 < 50 ms",
+                "REST >= 5000 req/s at p99 < 50 ms (quickstart model)",
                 rest.rps >= 5000 and rest.p99 < 50,
                 f"{rest.rps:.0f} req/s, p99 {rest.p99:.1f} ms",
             )

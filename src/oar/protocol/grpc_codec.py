@@ -50,7 +50,7 @@ def decode_model_infer_request(message: pb.ModelInferRequest) -> InferRequest:
             raise InvalidInputError(f"inputs[{i}] has no name")
         if name in inputs:
             raise InvalidInputError(f"input '{name}' appears more than once")
-        if any(d < 0 for d in shape):
+        if shape and min(shape) < 0:
             raise InvalidInputError(f"input '{name}' shape {shape} has a negative dimension")
         numpy_dtype(datatype)  # unknown datatypes fail here with the list of known ones
         inputs[name] = from_raw(raw[i], datatype, shape, name) if raw else _from_contents(tensor, shape)

@@ -51,6 +51,10 @@ def from_raw(buffer: bytes | memoryview, datatype: str, shape: list[int], name: 
 
 
 def _bytes_from_raw(buffer: bytes, count: int, name: str) -> np.ndarray:
+    if count == 1 and len(buffer) >= 4 and _LENGTH.unpack_from(buffer)[0] == len(buffer) - 4:
+        array = np.empty(1, dtype=object)  # one element that fills the buffer: the common single-text request
+        array[0] = buffer[4:]
+        return array
     items: list[bytes] = []
     offset, end = 0, len(buffer)
     while offset < end:

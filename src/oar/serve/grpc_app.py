@@ -13,7 +13,6 @@ import ssl
 from collections.abc import AsyncIterator
 
 import grpc
-import numpy as np
 
 from oar._core.errors import (
     ForbiddenError,
@@ -33,7 +32,6 @@ from oar.protocol.grpc_codec import (
 )
 from oar.serve.dataplane import DataPlane
 from oar.serve.grpc_server import GrpcServer, Metadata, Rpc
-from oar.serve.repository import LoadedModel
 
 log = logging.getLogger(__name__)
 SERVICE = "/inference.GRPCInferenceService/"
@@ -109,9 +107,10 @@ class InferenceService:
     async def model_infer(self, request: pb.ModelInferRequest, metadata: Metadata) -> bytes:
         """The serialized ``ModelInferResponse`` (written directly: see ``serialize_model_infer_response``)."""
         self._authorize(metadata)
-        model, outputs, request_id = await self._run(request)
+        decoded = decode_model_infer_request(request)  # (no helper coroutine: each await level costs per call)
+        model, outputs = await self.dataplane.infer(request.model_name, request.model_version or None, decoded)
         return serialize_model_infer_response(
-            model.name, str(model.version), outputs, model.output_datatypes, request_id
+            model.name, str(model.version), outputs, model.output_datatypes, decoded.id
         )
 
     async def model_stream_infer(
@@ -156,13 +155,9 @@ class InferenceService:
         return pb.RepositoryModelUnloadResponse()
 
     async def _infer(self, message: pb.ModelInferRequest) -> pb.ModelInferResponse:
-        model, outputs, request_id = await self._run(message)
-        return encode_model_infer_response(model.name, str(model.version), outputs, model.output_datatypes, request_id)
-
-    async def _run(self, message: pb.ModelInferRequest) -> tuple[LoadedModel, dict[str, np.ndarray], str | None]:
         request = decode_model_infer_request(message)
         model, outputs = await self.dataplane.infer(message.model_name, message.model_version or None, request)
-        return model, outputs, request.id
+        return encode_model_infer_response(model.name, str(model.version), outputs, model.output_datatypes, request.id)
 
     def _authorize(self, metadata: Metadata) -> None:
         self.dataplane.authorize(_authorization(metadata))

@@ -409,7 +409,7 @@ def _print_targets(results: list[Result], overload: tuple[float, float, bool] | 
                 f"{base.cpu_us / rest.cpu_us:.2f}x less server CPU per request",
             )
         )
-    if rest and grpc:
+    if rest and grpc and not args.rate:  # open loop: both carry the offered rate; compare latency instead
         rows.append(
             (
                 "gRPC req/s >= REST req/s",

@@ -6,8 +6,10 @@ grpcio's client checks that large requests and responses get through the windows
 
 from __future__ import annotations
 
+import signal
 import socket
 import struct
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -31,6 +33,8 @@ from oar.serve.grpc_server import (
     parse_timeout,
 )
 from oar.serve.process import ServerProcess
+
+from .conftest import QUEUE_DELAY_S
 
 INFER_PATH = b"/inference.GRPCInferenceService/ModelInfer"
 
@@ -204,3 +208,22 @@ def test_a_message_over_the_limit_is_refused_mid_upload(roomy_server) -> None:
 )
 def test_grpc_timeout_header_values(value, seconds) -> None:
     assert parse_timeout(value) == (pytest.approx(seconds) if seconds else None)
+
+
+def test_sigterm_lets_an_in_flight_grpc_call_finish_then_refuses_new_ones(numeric_models) -> None:
+    args = ["--max-queue-delay-us", str(int(QUEUE_DELAY_S * 1e6))]  # each batch is held this long: in flight
+    with (
+        ServerProcess(["num-fp32:1"], extra_args=args) as server,
+        grpc.insecure_channel(server.grpc_address) as channel,
+    ):
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        stub.ServerLive(pb.ServerLiveRequest(), timeout=10)  # connected before the signal
+        in_flight = stub.ModelInfer.future(_numeric_request(2), timeout=15)
+        time.sleep(QUEUE_DELAY_S / 3)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        assert list(in_flight.result().outputs[0].shape) == [2, 3]  # drained, not dropped
+        assert server.process.wait(15) == 0
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ModelInfer(_numeric_request(2), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE

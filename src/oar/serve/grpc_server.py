@@ -56,7 +56,7 @@ class Rpc:
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
-SETTINGS_HEADER_TABLE_SIZE, SETTINGS_MAX_CONCURRENT_STREAMS, SETTINGS_INITIAL_WINDOW_SIZE = 1, 3, 4
+SETTINGS_MAX_CONCURRENT_STREAMS, SETTINGS_INITIAL_WINDOW_SIZE = 3, 4
 SETTINGS_MAX_FRAME_SIZE = 5
 NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL = 0, 1, 3, 6, 7, 8
 COMPRESSION_ERROR = 9
@@ -370,7 +370,7 @@ class GrpcProtocol(asyncio.Protocol):
         stream.rpc = rpc
         if rpc.streaming:
             stream.messages = asyncio.Queue()
-            stream.task = asyncio.get_running_loop().create_task(self._run_streaming(stream))
+            stream.task = asyncio.get_running_loop().create_task(self._run(stream, self._streaming(stream)))
 
     def _on_data(self, stream_id: int, flags: int, payload: bytes) -> None:
         size = len(payload)
@@ -418,7 +418,7 @@ class GrpcProtocol(asyncio.Protocol):
         if stream.messages is not None:
             stream.messages.put_nowait(None)
         elif stream.rpc is not None and stream.task is None:
-            stream.task = asyncio.get_running_loop().create_task(self._run_unary(stream))
+            stream.task = asyncio.get_running_loop().create_task(self._run(stream, self._unary(stream)))
 
     def _on_settings(self, flags: int, payload: bytes) -> None:
         if flags & ACK:
@@ -437,8 +437,7 @@ class GrpcProtocol(asyncio.Protocol):
                 if not MAX_FRAME <= value <= 0xFFFFFF:
                     raise _ConnectionError(PROTOCOL_ERROR, f"invalid max frame size {value}")
                 self.peer_max_frame = value
-            elif key == SETTINGS_HEADER_TABLE_SIZE:
-                pass  # we never index response headers, so the peer's table size does not constrain us
+            # The peer's header table size does not constrain us: we never index response headers.
         self._write(frame(SETTINGS, ACK, 0))
         self._flush_all()
 
@@ -454,54 +453,41 @@ class GrpcProtocol(asyncio.Protocol):
             self._flush(stream)
 
     # --- calls -----------------------------------------------------------------------------------------
-    async def _run_unary(self, stream: _Stream) -> None:
+    async def _unary(self, stream: _Stream) -> None:
         rpc = stream.rpc
         assert rpc is not None
-        try:
-            request = self._decode(rpc, _single_message(stream.body, self.server.max_message_bytes))
-            call = rpc.handler(request, stream.metadata)
-            timeout = stream.metadata.get(b"grpc-timeout")
-            response = await (_with_deadline(call, timeout) if timeout else call)  # type: ignore[arg-type]
-        except _CallError as exc:
-            self._fail(stream, exc.code, exc.message)
-            return
-        except OarError as exc:
-            self._fail(stream, self.server.status_of(exc), str(exc))
-            return
-        except asyncio.CancelledError:
-            return
-        except Exception:
-            log.exception("unhandled error in gRPC call")
-            self._fail(stream, grpc.StatusCode.INTERNAL, "internal server error; see the server log")
-            return
-        self._send_message(stream, response, flush=False)
-        self._send_trailers(stream, _OK_TRAILERS)  # headers, message and trailers in one write
+        request = self._decode(rpc, _single_message(stream.body, self.server.max_message_bytes))
+        call = rpc.handler(request, stream.metadata)
+        timeout = stream.metadata.get(b"grpc-timeout")
+        response = await (_with_deadline(call, timeout) if timeout else call)  # type: ignore[arg-type]
+        self._send_message(stream, response, flush=False)  # headers, message and trailers go in one write
 
-    async def _run_streaming(self, stream: _Stream) -> None:
-        rpc = stream.rpc
-        assert rpc is not None and stream.messages is not None
-        queue = stream.messages
+    async def _streaming(self, stream: _Stream) -> None:
+        rpc, queue = stream.rpc, stream.messages
+        assert rpc is not None and queue is not None
 
         async def requests() -> AsyncIterator[Any]:
             while (data := await queue.get()) is not None:
                 yield self._decode(rpc, data)
 
+        async for response in rpc.handler(requests(), stream.metadata):  # type: ignore[attr-defined]
+            self._send_message(stream, response)
+
+    async def _run(self, stream: _Stream, answer: Awaitable[None]) -> None:
+        """Run a call; end its stream with OK trailers, or with the status its error maps to (never a traceback)."""
         try:
-            async for response in rpc.handler(requests(), stream.metadata):  # type: ignore[attr-defined]
-                self._send_message(stream, response)
+            await answer
         except _CallError as exc:
             self._fail(stream, exc.code, exc.message)
-            return
         except OarError as exc:
             self._fail(stream, self.server.status_of(exc), str(exc))
-            return
         except asyncio.CancelledError:
-            return
+            pass  # the client reset the stream or the connection is gone: nobody to answer
         except Exception:
-            log.exception("unhandled error in gRPC stream")
+            log.exception("unhandled error in gRPC call")
             self._fail(stream, grpc.StatusCode.INTERNAL, "internal server error; see the server log")
-            return
-        self._send_trailers(stream, _OK_TRAILERS)
+        else:
+            self._send_trailers(stream, _OK_TRAILERS)
 
     @staticmethod
     def _decode(rpc: Rpc, data: bytes) -> Any:

@@ -34,6 +34,7 @@ import hpack
 from google.protobuf.message import DecodeError, Message
 
 from oar._core.errors import OarError, RequestTimeoutError
+from oar.serve.listener import Listener
 
 log = logging.getLogger(__name__)
 
@@ -614,7 +615,7 @@ def _single_message(body: bytearray, limit: int) -> bytes:
     return bytes(body[5:])
 
 
-class GrpcServer:
+class GrpcServer(Listener):
     """``await GrpcServer(rpcs, ...).start(host, port)``; ``await server.shutdown(grace)`` drains it."""
 
     def __init__(
@@ -624,35 +625,13 @@ class GrpcServer:
         max_message_bytes: int,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        super().__init__(ssl_context)
         self.rpcs = dict(rpcs)
         self.status_of = status_of
         self.max_message_bytes = max_message_bytes
-        self.ssl_context = ssl_context
-        self.connections: set[GrpcProtocol] = set()
-        self._server: asyncio.Server | None = None
 
     def too_large_message(self) -> str:
         return f"request message is over the {self.max_message_bytes}-byte limit"
 
-    async def start(self, host: str, port: int, sock=None, backlog: int = 4096) -> None:  # type: ignore[no-untyped-def]
-        loop = asyncio.get_running_loop()
-        factory = lambda: GrpcProtocol(self)  # noqa: E731
-        if sock is not None:
-            self._server = await loop.create_server(factory, sock=sock, ssl=self.ssl_context, backlog=backlog)
-        else:
-            self._server = await loop.create_server(
-                factory, host=host, port=port, ssl=self.ssl_context, backlog=backlog, reuse_address=True
-            )
-
-    async def shutdown(self, grace: float) -> None:
-        if self._server is not None:
-            self._server.close()
-        for connection in list(self.connections):
-            connection.shutdown()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        while self.connections and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        for connection in list(self.connections):
-            if connection.transport is not None:
-                connection.transport.abort()
+    def new_connection(self) -> GrpcProtocol:
+        return GrpcProtocol(self)

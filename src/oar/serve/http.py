@@ -22,6 +22,7 @@ import httptools
 import orjson
 
 from oar._core.errors import InvalidInputError, OarError, PayloadTooLargeError
+from oar.serve.listener import Listener
 from oar.serve.rest import Headers, Response, RestApp
 
 log = logging.getLogger(__name__)
@@ -164,33 +165,12 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-class HttpServer:
+class HttpServer(Listener):
     """``await HttpServer(app).start(host, port)``; ``await server.shutdown(grace)`` drains it."""
 
     def __init__(self, app: RestApp, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(ssl_context)
         self.app = app
-        self.ssl_context = ssl_context
-        self.connections: set[HttpProtocol] = set()
-        self._server: asyncio.Server | None = None
 
-    async def start(self, host: str, port: int, sock=None, backlog: int = 4096) -> None:  # type: ignore[no-untyped-def]
-        loop = asyncio.get_running_loop()
-        factory = lambda: HttpProtocol(self.app, self)  # noqa: E731
-        if sock is not None:
-            self._server = await loop.create_server(factory, sock=sock, ssl=self.ssl_context, backlog=backlog)
-        else:
-            self._server = await loop.create_server(
-                factory, host=host, port=port, ssl=self.ssl_context, backlog=backlog, reuse_address=True
-            )
-
-    async def shutdown(self, grace: float) -> None:
-        if self._server is not None:
-            self._server.close()
-        for connection in list(self.connections):
-            connection.shutdown()
-        deadline = asyncio.get_running_loop().time() + grace
-        while self.connections and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
-        for connection in list(self.connections):
-            if connection.transport is not None:
-                connection.transport.abort()
+    def new_connection(self) -> HttpProtocol:
+        return HttpProtocol(self.app, self)

@@ -227,3 +227,15 @@ def test_sigterm_lets_an_in_flight_grpc_call_finish_then_refuses_new_ones(numeri
         with pytest.raises(grpc.RpcError) as refused:
             stub.ModelInfer(_numeric_request(2), timeout=5)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_every_rpc_of_the_service_is_routed_with_its_streaming_shape() -> None:
+    from oar.serve.grpc_app import SERVICE, InferenceService
+
+    service = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    routed = InferenceService(dataplane=None).rpcs()  # type: ignore[arg-type]
+    assert set(routed) == {SERVICE + m.name for m in service.methods}
+    for method in service.methods:
+        rpc = routed[SERVICE + method.name]
+        assert rpc.streaming == (method.client_streaming and method.server_streaming), method.name
+        assert rpc.request_type.DESCRIPTOR.full_name == method.input_type.full_name, method.name

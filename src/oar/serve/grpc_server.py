@@ -260,7 +260,7 @@ class GrpcProtocol(asyncio.Protocol):
                 raise _ConnectionError(FRAME_SIZE_ERROR, f"frame of {size} bytes is over {MAX_FRAME}")
             if end - position - 9 < size:
                 break
-            payload = bytes(buffer[position + 9 : position + 9 + size])
+            payload = buffer[position + 9 : position + 9 + size]  # a copy (bytearray): the buffer moves on
             position += 9 + size
             self._on_frame(kind, flags, stream_id & 0x7FFFFFFF, payload)
         del buffer[:position]
@@ -318,7 +318,7 @@ class GrpcProtocol(asyncio.Protocol):
             self._on_header_block(block_stream, block_flags, bytes(block))
 
     def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
-        head = self._decode_headers(block)
+        head = self._decode_headers(bytes(block))  # bytes: the block is the cache's key
         stream = self.streams.get(stream_id)
         if stream is not None:  # trailers from the client end its side of the stream
             if flags & END_STREAM:
@@ -461,7 +461,7 @@ class GrpcProtocol(asyncio.Protocol):
         call = rpc.handler(request, stream.metadata)
         timeout = stream.metadata.get(b"grpc-timeout")
         response = await (_with_deadline(call, timeout) if timeout else call)  # type: ignore[arg-type]
-        self._send_message(stream, response, flush=False)  # headers, message and trailers go in one write
+        self._answer_unary(stream, response if isinstance(response, bytes) else response.SerializeToString())
 
     async def _streaming(self, stream: _Stream) -> None:
         rpc, queue = stream.rpc, stream.messages
@@ -506,6 +506,30 @@ class GrpcProtocol(asyncio.Protocol):
         stream.outbox += data
         if flush:
             self._flush(stream)
+
+    def _answer_unary(self, stream: _Stream, data: bytes) -> None:
+        """Headers, the whole message and OK trailers in one write: the common case, without the general path."""
+        size = len(data) + 5
+        if stream.closed or self.transport is None:
+            return
+        if stream.outbox or size > min(self.peer_max_frame, self.send_window, stream.send_window):
+            self._send_message(stream, data, flush=False)  # large, or the windows are short: flow control
+            self._send_trailers(stream, _OK_TRAILERS)
+            return
+        self.send_window -= size
+        stream.send_window -= size
+        stream.headers_sent = True
+        sid = stream.id
+        self._write(
+            b"".join(
+                (
+                    frame(HEADERS, END_HEADERS, sid, _RESPONSE_HEADERS),
+                    frame(DATA, 0, sid, _MESSAGE_PREFIX.pack(0, len(data)) + data),
+                    frame(HEADERS, END_HEADERS | END_STREAM, sid, _OK_TRAILERS),
+                )
+            )
+        )
+        self._finish(stream)
 
     def _send_trailers(self, stream: _Stream, block: bytes) -> None:
         if not stream.closed:

@@ -10,11 +10,7 @@ from oar._core.errors import InvalidInputError
 from oar.protocol import decode_infer_request, encode_infer_response
 from oar.protocol import grpc_service_pb2 as pb
 from oar.protocol.datatypes import DATATYPES
-from oar.protocol.grpc_codec import (
-    decode_model_infer_request,
-    encode_model_infer_response,
-    serialize_model_infer_response,
-)
+from oar.protocol.grpc_codec import decode_model_infer_request, serialize_model_infer_response
 from oar.protocol.grpc_service_pb2 import ModelInferRequest
 from oar.protocol.raw import from_raw, to_raw
 
@@ -91,7 +87,9 @@ def test_grpc_raw_contents_round_trip_every_datatype(datatype: str) -> None:
     message.inputs.add(name="x", datatype=datatype, shape=list(array.shape))
     message.raw_input_contents.append(to_raw(array, datatype))
     decoded = decode_model_infer_request(ModelInferRequest.FromString(message.SerializeToString()))
-    response = encode_model_infer_response("m", "1", decoded.inputs, {"x": datatype})
+    response = pb.ModelInferResponse.FromString(
+        serialize_model_infer_response("m", "1", decoded.inputs, {"x": datatype})
+    )
     back = from_raw(response.raw_output_contents[0], datatype, list(response.outputs[0].shape), "x")
     np.testing.assert_array_equal(back, array.astype(np.float32) if datatype == "BF16" else array)
 
@@ -168,6 +166,13 @@ def test_binary_sizes_that_do_not_add_up_to_the_body_are_rejected() -> None:
 )
 def test_the_direct_response_serializer_matches_the_protobuf_runtime(outputs, datatypes, request_id, version) -> None:
     direct = serialize_model_infer_response("model-名", version, outputs, datatypes, request_id)
-    built = encode_model_infer_response("model-名", version, outputs, datatypes, request_id)
+    tensor = pb.ModelInferResponse.InferOutputTensor
+    built = pb.ModelInferResponse(  # the same message through the protobuf runtime: the reference
+        model_name="model-名",
+        model_version=version,
+        id=request_id or "",
+        outputs=[tensor(name=n, datatype=datatypes[n], shape=a.shape) for n, a in outputs.items()],
+        raw_output_contents=[to_raw(a, datatypes[n]) for n, a in outputs.items()],
+    )
     assert pb.ModelInferResponse.FromString(direct) == built
     assert direct == built.SerializeToString()

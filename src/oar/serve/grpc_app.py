@@ -27,8 +27,8 @@ from oar._core.errors import (
 from oar.protocol import grpc_service_pb2 as pb
 from oar.protocol.grpc_codec import (
     decode_model_infer_request,
-    encode_model_infer_response,
     serialize_model_infer_response,
+    serialize_model_stream_infer_response,
 )
 from oar.serve.dataplane import DataPlane
 from oar.serve.grpc_server import GrpcServer, Metadata, Rpc
@@ -115,12 +115,12 @@ class InferenceService:
 
     async def model_stream_infer(
         self, requests: AsyncIterator[pb.ModelInferRequest], metadata: Metadata
-    ) -> AsyncIterator[pb.ModelStreamInferResponse]:
+    ) -> AsyncIterator[bytes | pb.ModelStreamInferResponse]:
         """Answers each request of the stream in order; an error answers that request only."""
         self._authorize(metadata)
         async for request in requests:
             try:
-                yield pb.ModelStreamInferResponse(infer_response=await self._infer(request))
+                yield serialize_model_stream_infer_response(await self.model_infer(request, metadata))
             except OarError as exc:
                 yield pb.ModelStreamInferResponse(error_message=str(exc))
             except Exception:
@@ -153,11 +153,6 @@ class InferenceService:
         self.dataplane.authorize_admin(_authorization(metadata))
         await self.dataplane.unload_model(request.model_name)
         return pb.RepositoryModelUnloadResponse()
-
-    async def _infer(self, message: pb.ModelInferRequest) -> pb.ModelInferResponse:
-        request = decode_model_infer_request(message)
-        model, outputs = await self.dataplane.infer(message.model_name, message.model_version or None, request)
-        return encode_model_infer_response(model.name, str(model.version), outputs, model.output_datatypes, request.id)
 
     def _authorize(self, metadata: Metadata) -> None:
         self.dataplane.authorize(_authorization(metadata))

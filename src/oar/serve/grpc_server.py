@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 Metadata = Mapping[bytes, bytes]
 UnaryHandler = Callable[[Any, Metadata], Awaitable[Message | bytes]]  # bytes: an already serialized response
-StreamHandler = Callable[[AsyncIterator[Any], Metadata], AsyncIterator[Message]]
+StreamHandler = Callable[[AsyncIterator[Any], Metadata], AsyncIterator[Message | bytes]]
 StatusOf = Callable[[OarError], grpc.StatusCode]
 
 

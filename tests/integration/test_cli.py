@@ -39,5 +39,5 @@ def test_bad_model_spec_and_unknown_run_are_clear(oar_home):
 def test_quickstart_refuses_an_unknown_architecture_in_one_line(oar_home):
     result = oar("quickstart", "--architecture", "rnn", home=oar_home)
     assert result.returncode == 1
-    assert "unknown architecture 'rnn'; choose one of textcnn, transformer" in result.stderr
+    assert "unknown architecture 'rnn'; choose one of text-cnn, text-transformer" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout

@@ -29,7 +29,7 @@ def transformer(hub):
     """500 texts, one epoch, one thread (the Trainer sets torch's thread count; restored after)."""
     threads = torch.get_num_threads()
     recipe = TextClassifierRecipe(
-        architecture="transformer", limit=500, trainer=TrainerConfig(epochs=1, patience=None, threads=1)
+        architecture="text-transformer", limit=500, trainer=TrainerConfig(epochs=1, patience=None, threads=1)
     )
     try:
         return train_text_classifier("chnsenti", "chnsenti-tf-smoke", recipe, hub, progress=False)
@@ -39,7 +39,7 @@ def transformer(hub):
 
 def test_transformer_package_gives_the_same_logits_alone_and_padded(transformer):
     assert transformer.parity.passed and transformer.parity.samples == len(transformer.dataset.test)
-    assert transformer.run.config["architecture"] == "transformer"
+    assert transformer.run.config["architecture"] == "text-transformer"
     runtime = load_runtime(transformer.model.path, intra_op_threads=1)
     tokenizer = runtime.tokenizer
     assert len(tokenizer.encode(SHORT).ids) < min(len(tokenizer.encode(t).ids) for t in LONGER)
@@ -65,9 +65,9 @@ def test_transformer_package_keeps_a_rebuildable_source(transformer):
 
 def test_recipe_defaults_to_the_quickstart_textcnn_and_refuses_unknown_architectures():
     recipe = TextClassifierRecipe()
-    assert recipe.architecture == "textcnn"
+    assert recipe.architecture == "text-cnn"
     assert type(recipe.build_model(100, 2)) is TextCNNClassifier
-    with pytest.raises(InvalidInputError, match="unknown architecture 'rnn'; choose one of textcnn, transformer"):
+    with pytest.raises(InvalidInputError, match="unknown architecture 'rnn'; choose one of text-cnn, text-transformer"):
         TextClassifierRecipe(architecture="rnn")
     with pytest.raises(InvalidInputError, match="not divisible"):
-        TextClassifierRecipe(architecture="transformer", embed_dim=100, heads=3)
+        TextClassifierRecipe(architecture="text-transformer", embed_dim=100, heads=3)

@@ -33,7 +33,7 @@ def quickstart(
     epochs: int = typer.Option(None, help="override the recipe's epochs"),
     limit: int = typer.Option(None, help="train on only this many texts (a fast smoke run)"),
     architecture: str = typer.Option(
-        "textcnn", help="textcnn | transformer (a small Transformer encoder: ~4x the training, ~2x the CPU per text)"
+        "text-cnn", help="text-cnn | text-transformer (a small Transformer: ~4x the training, ~2x the CPU per text)"
     ),
     port: int = typer.Option(DEFAULT_PORT, help="port for the demo server (a free one if taken)"),
 ) -> None:

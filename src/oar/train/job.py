@@ -27,22 +27,11 @@ from oar.data import Dataset, load_builtin
 from oar.data.builtin import BUILTIN_DATASETS
 from oar.data.dataset import Split
 from oar.data.tokenizer import configure_for_inference, token_ids, train_wordpiece
-from oar.models import BagOfWordsClassifier, SmallCNN, TextCNNClassifier, TransformerClassifier, resnet18, resnet50
+from oar.models import ARCHITECTURES as ARCHS
 from oar.train.batches import StatefulBatches, TensorBatches, TextBatches
 from oar.train.config import TrainerConfig
 
 TOKENIZER_FILE = "tokenizer.json"
-
-# arch name -> (constructor, input kind); text models take (vocab_size, num_classes, ...),
-# image models (in_channels, num_classes, ...)
-ARCHS: dict[str, tuple[Callable[..., nn.Module], str]] = {
-    "text-bow": (BagOfWordsClassifier, "text"),
-    "text-cnn": (TextCNNClassifier, "text"),
-    "text-transformer": (TransformerClassifier, "text"),
-    "cnn": (SmallCNN, "image"),
-    "resnet18": (resnet18, "image"),
-    "resnet50": (resnet50, "image"),
-}
 
 
 class DataSection(BaseModel):

@@ -8,6 +8,7 @@ import torch
 
 from oar.data import load_builtin
 from oar.models import BagOfWordsClassifier, SmallCNN, TextCNNClassifier, TransformerClassifier, resnet18, resnet50
+from oar.models import text as text_module
 from oar.train import TensorBatches, TextBatches, Trainer, TrainerConfig
 
 
@@ -64,3 +65,14 @@ def test_text_models_ignore_padding_and_export_to_onnx(arch, small_text, tmp_pat
     parity = check_parity(model, path, batches)
     assert parity.passed, parity
     assert len({b.shape[1] for b in batches}) > 1 and np.isfinite(parity.max_abs_diff)
+
+
+def test_text_cnn_matmul_convolutions_equal_conv1d():
+    """The TextCNN runs its convolutions as shifted MatMuls; they must give ``nn.Conv1d``'s results."""
+    torch.manual_seed(0)
+    model = TextCNNClassifier(50, 2, embed_dim=8, channels=4, kernel_sizes=(1, 2, 3, 4, 5)).eval()
+    ids = torch.randint(1, 50, (3, 7))
+    x = model.embedding(ids)
+    for conv in model.convs:
+        expected = conv(x.transpose(1, 2))[..., : ids.shape[1]].transpose(1, 2)
+        torch.testing.assert_close(text_module._conv_as_matmul(conv, x, {}), expected)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
+import onnxscript.optimizer
 import torch
 from torch import nn
 
@@ -26,6 +27,7 @@ logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(loggin
 _DTYPES = {"int64": torch.int64, "int32": torch.int32, "float32": torch.float32, "float16": torch.float16}
 _PROTOCOL_DATATYPES = {"int64": "INT64", "int32": "INT32", "float32": "FP32", "float16": "FP16"}
 OPSET = 18
+_FOLD_LIMIT = 1 << 22  # elements: weights up to 16 MB (fp32) get folded at export time
 
 
 @dataclass(frozen=True)
@@ -118,4 +120,8 @@ def _export_dynamo(
         )
     if program is None:
         raise RuntimeError("the dynamo exporter returned no program")
+    # The exporter's own pass folds constants of at most 8192 elements, so a weight reshaped in
+    # ``forward`` (the TextCNN's kernels) would stay a Reshape at run time and hide the weight from
+    # the quantizers, which only quantize initializers. Fold larger ones too.
+    onnxscript.optimizer.optimize(program.model, input_size_limit=_FOLD_LIMIT, output_size_limit=_FOLD_LIMIT)
     program.save(str(path), external_data=False)

@@ -213,7 +213,7 @@ class _Server:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise SystemExit(f"server failed: {self.process.stderr.read().decode()[-2000:]}")
+                raise SystemExit(f"server failed: {self.process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
             try:
                 if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
                     return self
@@ -266,10 +266,10 @@ def _wrk(name: str, server: _Server, args: argparse.Namespace, bodies: Bodies) -
     cpu = server.cpu_seconds()
     out = subprocess.run([*base, f"-d{args.duration}s", target], check=True, capture_output=True, text=True).stdout
     cpu = server.cpu_seconds() - cpu
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     pct = {p: _ms(v) for p, v in re.findall(r"^\s+(\d+)%\s+([\d.]+\w+)", out, re.M)}
-    latency_max = _ms(re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", out).group(1))
+    latency_max = _ms(re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = int(non2xx.group(1)) if non2xx else 0
@@ -280,7 +280,7 @@ def _wrk(name: str, server: _Server, args: argparse.Namespace, bodies: Bodies) -
 
 
 def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()
+    value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
@@ -310,9 +310,9 @@ def _h2load(name: str, server: _Server, args: argparse.Namespace, bodies: Bodies
         [*command, f"--log-file={log}", url], check=True, capture_output=True, text=True, timeout=args.duration * 3 + 60
     ).stdout
     cpu = server.cpu_seconds() - cpu
-    rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
+    rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
     done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
-    errors = int(done.group(1)) - int(done.group(2))
+    errors = int(done.group(1)) - int(done.group(2))  # type: ignore[union-attr]
     rows = np.loadtxt(log, ndmin=2)
     ms = rows[:, 2] / 1000 if len(rows) else np.array([float("nan")])
     errors += int((rows[:, 1] >= 300).sum()) if len(rows) else 0
@@ -371,7 +371,7 @@ def _split(before: dict[str, float], after: dict[str, float]) -> str:
 def _histogram_p99(before: dict[str, float], after: dict[str, float], name: str) -> float:
     """The upper bound of the histogram bucket holding the 99th percentile (an upper bound on p99)."""
     buckets = sorted(
-        (float(re.search(r'le="([^"]+)"', k).group(1)), after[k] - before.get(k, 0.0))
+        (float(re.search(r'le="([^"]+)"', k).group(1)), after[k] - before.get(k, 0.0))  # type: ignore[union-attr]
         for k in after
         if k.startswith(f"{name}_bucket")
     )

@@ -11,6 +11,7 @@ from tokenizers import Tokenizer
 from oar._core.errors import InvalidInputError, OarError
 from oar.package import ModelPackage
 from oar.runtime.session import create_session
+from oar.runtime.text_encoder import TextEncoder
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class TextClassifierRuntime:
         self.labels = manifest.labels
         self._label_array = np.array([label.encode() for label in manifest.labels], dtype=object)
         self.tokenizer = Tokenizer.from_file(str(package.file(manifest.runtime.tokenizer_file)))
+        self.encoder = TextEncoder(self.tokenizer)
         self.session = create_session(package.file(manifest.runtime.model_file), intra_op_threads)
         self._input_name = self.session.get_inputs()[0].name
 
@@ -53,11 +55,9 @@ class TextClassifierRuntime:
         for i, text in enumerate(texts):
             if not text.strip():
                 raise InvalidInputError(f"input 'text' element {i} is empty; send non-empty text")
-        encodings = self.tokenizer.encode_batch_fast(list(texts))  # no offsets: ~20% less tokenising
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        if len(encodings) < 2 * _MIN_GROUP:
+        ids, lengths = self.encoder.encode(texts)
+        if len(ids) < 2 * _MIN_GROUP:
             return self.session.run(None, {self._input_name: ids})[0]
-        lengths = np.array([sum(e.attention_mask) for e in encodings])
         return self._grouped_logits(ids, lengths)
 
     def _grouped_logits(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:

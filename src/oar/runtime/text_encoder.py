@@ -7,7 +7,7 @@ the server's whole front end per request. In that configuration a CJK ideograph 
 is always exactly one token (its vocabulary id, else ``[UNK]``), so ``TextEncoder`` looks those up in a
 table and sends only the runs between them (Latin words, digits, anything else) through the tokenizer,
 in one batched call. The table is built by asking the tokenizer itself which characters behave that
-way, so the ids are the tokenizer's own (tested on every built-in text and on random Unicode). A
+way, so the ids are the tokenizer's own (tested against it on built-in texts and random Unicode). A
 tokenizer configured any other way is used as it is.
 """
 

@@ -10,9 +10,13 @@ and the generators are C programs from Debian, so they are not the bottleneck:
   connections staggered so arrivals are spread evenly): ``h2load --rps`` for
   both protocols.
 
-It prints req/s, p50/p90/p99/max, errors, oar's server-side split (queue,
-compute, batch size, from its /metrics), oar's ratio to the baseline, and the
-issue's targets with met / NOT met.
+Each round (``--repeat``) starts a fresh oar server, loads it over every
+protocol for ``--warmup`` seconds, then measures REST and gRPC back to back in
+alternating order (on a fresh server the second run measured came out faster,
+whichever it was), then the baseline. It prints req/s, p50/p90/p99/max, errors,
+oar's server-side split (queue, compute, batch size, from its /metrics), oar's
+ratio to the baseline, and the issue's targets with met / NOT met; gRPC against
+REST is judged on the median of the per-round ratios.
 
     python bench/serve.py                       # trains the quickstart-sized model in a temp OAR_HOME
     python bench/serve.py --home ~/.oar --model chnsenti-cls --duration 20 --connections 64 --overload

@@ -161,6 +161,12 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-grpc", action="store_true")
     parser.add_argument("--overload", action="store_true", help="also run 4x the connections against a small queue")
     parser.add_argument("--overload-queue", type=int, default=32)
+    parser.add_argument(
+        "--rest-generator",
+        choices=["wrk", "h2load"],
+        default="wrk",
+        help="closed-loop REST load: wrk, or h2load --h1 (the generator gRPC uses, for a like-for-like comparison)",
+    )
     parser.add_argument("--warmup", type=int, default=8, help="seconds of load per protocol on each fresh server")
     parser.add_argument("--serve-args", default="", help="extra `oar serve` flags, e.g. '--instances 1'")
     return parser.parse_args()
@@ -276,7 +282,8 @@ def _warm_up(protocols: list[str], server: _Server, args: argparse.Namespace, bo
 
 
 def _rest_load(name: str, server: _Server, args: argparse.Namespace, bodies: Bodies) -> Result:
-    return _h2load(name, server, args, bodies, grpc=False) if args.rate else _wrk(name, server, args, bodies)
+    via_h2load = args.rate or args.rest_generator == "h2load"
+    return _h2load(name, server, args, bodies, grpc=False) if via_h2load else _wrk(name, server, args, bodies)
 
 
 def _wrk(name: str, server: _Server, args: argparse.Namespace, bodies: Bodies) -> Result:

@@ -30,13 +30,9 @@ def architecture_of(model: nn.Module) -> dict[str, Any] | None:
     cls = type(model)
     if not cls.__module__.startswith(_ALLOWED_MODULE_PREFIX):
         return None
-    if hasattr(model, "architecture_kwargs"):
-        kwargs = model.architecture_kwargs()
-    elif cls.__name__ == "TextCNNClassifier":
-        kwargs = _text_cnn_kwargs(model)
-    else:
+    if not hasattr(model, "architecture_kwargs"):
         return None
-    return {"class": f"{cls.__module__}:{cls.__qualname__}", "kwargs": kwargs}
+    return {"class": f"{cls.__module__}:{cls.__qualname__}", "kwargs": model.architecture_kwargs()}
 
 
 def save_source(model: nn.Module, root: Path) -> bool:
@@ -65,16 +61,3 @@ def load_source(package: ModelPackage) -> nn.Module:
     model = cls(**architecture.get("kwargs", {}))
     load_model(model, str(package.file(WEIGHTS_FILE)))
     return model.eval()
-
-
-def _text_cnn_kwargs(model: nn.Module) -> dict[str, Any]:
-    embedding = model.embedding.weight
-    convs = list(model.convs)
-    return {
-        "vocab_size": int(embedding.shape[0]),
-        "num_classes": int(model.head.out_features),
-        "embed_dim": int(embedding.shape[1]),
-        "channels": int(convs[0].out_channels),
-        "kernel_sizes": [int(conv.kernel_size[0]) for conv in convs],
-        "dropout": float(model.dropout.p),
-    }

@@ -7,6 +7,8 @@ that is what lets the server pad each batch only to its longest member.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,6 +49,17 @@ class TextCNNClassifier(nn.Module):
             pooled.append(h.amax(1))
             pooled.append(h.sum(1) / count)
         return self.head(self.dropout(torch.cat(pooled, dim=1)))
+
+    def architecture_kwargs(self) -> dict[str, Any]:
+        """How ``oar export`` rebuilds it from a package: the constructor's arguments, weights from ``source/``."""
+        return {
+            "vocab_size": self.embedding.num_embeddings,
+            "num_classes": self.head.out_features,
+            "embed_dim": self.embedding.embedding_dim,
+            "channels": self.convs[0].out_channels,
+            "kernel_sizes": [conv.kernel_size[0] for conv in self.convs],
+            "dropout": self.dropout.p,
+        }
 
 
 def _conv_as_matmul(conv: nn.Conv1d, x: torch.Tensor, shifted: dict[int, torch.Tensor]) -> torch.Tensor:

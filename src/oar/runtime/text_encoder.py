@@ -1,9 +1,9 @@
 """Token ids for a batch of texts: the package's tokenizer, with a direct path for CJK characters.
 
-oar's WordPiece tokenizers use BERT's normaliser, which puts spaces around every CJK character; the pre-
-tokenizer then treats each character as a word of its own, with alignment bookkeeping per character. On
-chnsenti's reviews (71 characters on average) that costs about 100 µs per text, more than the server's
-whole front end per request (``bench/text_encoder.py``: 2.7x less with this class). In that
+oar's WordPiece tokenizers use BERT's normaliser, which puts spaces around every CJK character; the
+pre-tokenizer then treats each character as a word of its own, with alignment bookkeeping per character.
+On chnsenti's reviews (71 characters on average) that costs about 100 µs per text, more than the
+server's whole front end per request (``bench/text_encoder.py``: 2.7x less with this class). In that
 configuration a CJK ideograph or a punctuation mark is always exactly one token (its vocabulary id, else
 ``[UNK]``), so ``TextEncoder`` looks those up in a table and sends only the runs between them (Latin
 words, digits, anything else) through the tokenizer, in one batched call. The table is built by asking

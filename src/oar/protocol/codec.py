@@ -24,13 +24,13 @@ from oar.protocol.datatypes import numpy_dtype
 from oar.protocol.raw import from_raw, to_raw
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~1 µs more, on every request
 class RequestedOutput:
     name: str
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class InferRequest:
     inputs: dict[str, np.ndarray]
     id: str | None = None

@@ -36,7 +36,8 @@ def from_raw(buffer: bytes | memoryview, datatype: str, shape: list[int], name: 
     """Parse ``buffer`` as a ``datatype`` tensor of ``shape``; raise ``InvalidInputError`` on any mismatch."""
     count = math.prod(shape)
     if datatype == "BYTES":
-        return _bytes_from_raw(bytes(buffer), count, name).reshape(shape)
+        array = _bytes_from_raw(bytes(buffer), count, name)
+        return array if len(shape) == 1 else array.reshape(shape)
     dtype = numpy_dtype(datatype)  # raises on an unknown datatype
     size = WIRE_SIZES[datatype]
     if len(buffer) != count * size:

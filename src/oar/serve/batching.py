@@ -51,7 +51,7 @@ class _Pending:
 
 
 class DynamicBatcher:
-    """``outputs = await batcher.submit(inputs)``; ``run`` is the model's batch-level ``infer``."""
+    """``outputs = await batcher.submit(inputs)``, or a future from ``enqueue``; ``run`` is the batch ``infer``."""
 
     def __init__(self, name: str, run: Callable[[Tensors], Tensors], config: BatchingConfig, metrics: ModelMetrics):
         self.name = name
@@ -79,6 +79,13 @@ class DynamicBatcher:
 
     async def submit(self, inputs: Tensors, priority: int = 0, timeout_us: int | None = None) -> Tensors:
         """Queue ``inputs`` and wait for their outputs; raise ``OverloadedError`` when the queue is full."""
+        return await self.enqueue(inputs, priority, timeout_us)
+
+    def enqueue(self, inputs: Tensors, priority: int = 0, timeout_us: int | None = None) -> asyncio.Future[Tensors]:
+        """Queue ``inputs``; the future settles when their batch has run (cancel it to drop the request).
+
+        Synchronous, so a front end can answer from the future's callback without a task per request.
+        """
         if self._closed:
             raise OverloadedError(f"model '{self.name}' is being unloaded; retry to reach its successor")
         size, key = _batch_shape(inputs)
@@ -107,7 +114,7 @@ class DynamicBatcher:
         heapq.heappush(self._queue, pending)
         self.metrics.queue_depth.set(len(self._queue))
         self._kick(loop)
-        return await pending.future
+        return pending.future
 
     def close(self) -> None:
         """Refuse new requests; queued and running ones still finish (see ``drain``)."""

@@ -8,8 +8,10 @@ and authorization live here or below, so both front ends behave the same.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,8 +19,8 @@ import numpy as np
 from oar import __version__
 from oar._core.errors import ForbiddenError, InvalidInputError, OarError, OverloadedError, UnauthorizedError
 from oar.protocol import InferRequest
-from oar.protocol.datatypes import numpy_dtype
 from oar.serve.config import SecurityConfig, VersionPolicy
+from oar.serve.metrics import ModelMetrics
 from oar.serve.repository import LoadedModel, ModelRepository
 
 SERVER_NAME = "oar"
@@ -74,10 +76,20 @@ class DataPlane:
         stats = model.metrics.statistics()
         return {"name": name, "version": str(model.version), **stats, "queue_depth": model.batcher.depth}
 
-    # --- inference ---------------------------------------------------------------------------------
+    # --- inference ----------------------------------------------------------------------------------
     async def infer(
         self, name: str, version: str | None, request: InferRequest
     ) -> tuple[LoadedModel, dict[str, np.ndarray]]:
+        submission = self.submit(name, version, request)
+        await submission.future  # cancelling the caller cancels the future: the request leaves the queue
+        return submission.model, submission.outputs()
+
+    def submit(self, name: str, version: str | None, request: InferRequest) -> Submission:
+        """Check ``request`` and queue it; errors that need no model run raise here, the rest settle the future.
+
+        Synchronous, so a front end can answer from a callback on the future with no task per request
+        (gRPC's unary ``ModelInfer`` does); ``infer`` awaits it.
+        """
         if self.draining:
             raise OverloadedError("server is shutting down; retry on another replica")
         model = self.repository.get(name, version)
@@ -85,25 +97,15 @@ class DataPlane:
         wanted = _requested_outputs(model, request)
         priority, timeout_us = _scheduling(request)
         metrics = model.metrics
-        metrics.inflight.inc()
-        started = time.perf_counter()
         try:
-            outputs = await model.batcher.submit(request.inputs, priority, timeout_us)
-        except asyncio.CancelledError:
-            metrics.cancelled.inc()
-            raise
+            future = model.batcher.enqueue(request.inputs, priority, timeout_us)
         except BaseException:
             metrics.failure.inc()
             metrics.failures += 1
             raise
-        finally:
-            metrics.inflight.dec()
-        metrics.request_seconds.observe(time.perf_counter() - started)
-        metrics.success.inc()
-        metrics.successes += 1
-        if wanted is not None:
-            outputs = {o: outputs[o] for o in wanted}
-        return model, outputs
+        metrics.inflight.inc()
+        future.add_done_callback(functools.partial(_record, metrics, time.perf_counter()))
+        return Submission(model, future, wanted)
 
     # --- repository extension ----------------------------------------------------------------------
     def repository_index(self) -> list[dict[str, str]]:
@@ -129,6 +131,34 @@ class DataPlane:
         await self.repository.drain(timeout)
 
 
+@dataclass(slots=True)
+class Submission:
+    """A queued request: its model, and a future that settles with all the model's outputs."""
+
+    model: LoadedModel
+    future: asyncio.Future[dict[str, np.ndarray]]
+    wanted: list[str] | None  # the outputs the request asked for; None: all
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        """The requested outputs, once the future is done (raises its error, if it has one)."""
+        outputs = self.future.result()
+        return outputs if self.wanted is None else {o: outputs[o] for o in self.wanted}
+
+
+def _record(metrics: ModelMetrics, started: float, future: asyncio.Future) -> None:
+    """Count a settled request by its outcome (a done callback: it runs before the front end answers)."""
+    metrics.inflight.dec()
+    if future.cancelled():
+        metrics.cancelled.inc()
+    elif future.exception() is not None:
+        metrics.failure.inc()
+        metrics.failures += 1
+    else:
+        metrics.request_seconds.observe(time.perf_counter() - started)
+        metrics.success.inc()
+        metrics.successes += 1
+
+
 def _bearer_matches(authorization: str | None, token: str) -> bool:
     if not authorization or not authorization.startswith("Bearer "):
         return False
@@ -137,15 +167,15 @@ def _bearer_matches(authorization: str | None, token: str) -> bool:
 
 def _check_inputs(model: LoadedModel, request: InferRequest) -> None:
     """Names and datatypes against the model's signature, before the request joins a batch."""
-    specs = model.manifest.inputs
-    if set(request.inputs) != {s.name for s in specs}:
+    expected, inputs = model.input_dtypes, request.inputs
+    if inputs.keys() != expected.keys():
         raise InvalidInputError(
-            f"model '{model.name}' takes inputs {', '.join(s.name for s in specs)}; "
-            f"got: {', '.join(request.inputs) or 'none'}"
+            f"model '{model.name}' takes inputs {', '.join(expected)}; got: {', '.join(inputs) or 'none'}"
         )
-    for spec in specs:
-        if request.inputs[spec.name].dtype != numpy_dtype(spec.datatype):
-            raise InvalidInputError(f"input '{spec.name}' of model '{model.name}' must be {spec.datatype}")
+    for name, dtype in expected.items():
+        if inputs[name].dtype != dtype:
+            datatype = next(spec.datatype for spec in model.manifest.inputs if spec.name == name)
+            raise InvalidInputError(f"input '{name}' of model '{model.name}' must be {datatype}")
 
 
 def _requested_outputs(model: LoadedModel, request: InferRequest) -> list[str] | None:

@@ -8,6 +8,8 @@ loop as the REST server, so both feed the same batchers.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -30,8 +32,8 @@ from oar.protocol.grpc_codec import (
     serialize_model_infer_response,
     serialize_model_stream_infer_response,
 )
-from oar.serve.dataplane import DataPlane
-from oar.serve.grpc_server import GrpcServer, Metadata, Rpc
+from oar.serve.dataplane import DataPlane, Submission
+from oar.serve.grpc_server import GrpcServer, Metadata, Reply, Rpc
 
 log = logging.getLogger(__name__)
 SERVICE = "/inference.GRPCInferenceService/"
@@ -46,6 +48,24 @@ _STATUS: list[tuple[type[OarError], grpc.StatusCode]] = [
     (UnauthorizedError, grpc.StatusCode.UNAUTHENTICATED),
     (ForbiddenError, grpc.StatusCode.PERMISSION_DENIED),
 ]
+
+
+def _response(submission: Submission, request_id: str) -> bytes:
+    """The serialized ``ModelInferResponse`` (written directly: see ``serialize_model_infer_response``)."""
+    model = submission.model
+    outputs = submission.outputs()
+    return serialize_model_infer_response(model.name, str(model.version), outputs, model.output_datatypes, request_id)
+
+
+def _answer(submission: Submission, request_id: str, reply: Reply, future: asyncio.Future) -> None:
+    if future.cancelled():  # the client reset the stream or its deadline passed: the transport has answered
+        return
+    try:
+        response = _response(submission, request_id)
+    except Exception as exc:  # the model's error, or one encoding its outputs
+        reply(exc)
+    else:
+        reply(response)
 
 
 def status_of(error: OarError) -> grpc.StatusCode:
@@ -69,7 +89,7 @@ class InferenceService:
             SERVICE + "ModelReady": Rpc(pb.ModelReadyRequest, self.model_ready),
             SERVICE + "ServerMetadata": Rpc(pb.ServerMetadataRequest, self.server_metadata),
             SERVICE + "ModelMetadata": Rpc(pb.ModelMetadataRequest, self.model_metadata),
-            SERVICE + "ModelInfer": Rpc(pb.ModelInferRequest, self.model_infer),
+            SERVICE + "ModelInfer": Rpc(pb.ModelInferRequest, self.model_infer, callback=True),
             SERVICE + "ModelStreamInfer": Rpc(pb.ModelInferRequest, self.model_stream_infer, streaming=True),
             SERVICE + "RepositoryIndex": Rpc(pb.RepositoryIndexRequest, self.repository_index),
             SERVICE + "RepositoryModelLoad": Rpc(pb.RepositoryModelLoadRequest, self.repository_model_load),
@@ -104,14 +124,19 @@ class InferenceService:
             outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["outputs"]],
         )
 
-    async def model_infer(self, request: pb.ModelInferRequest, metadata: Metadata) -> bytes:
-        """The serialized ``ModelInferResponse`` (written directly: see ``serialize_model_infer_response``)."""
+    def model_infer(self, request: pb.ModelInferRequest, metadata: Metadata, reply: Reply) -> asyncio.Future:
+        """Queue the request; ``reply`` gets the serialized ``ModelInferResponse`` once its batch has run.
+
+        A callback RPC (see ``Rpc``): the hot path pays no task or coroutine per call.
+        """
+        submission = self._submit(request, metadata)
+        submission.future.add_done_callback(functools.partial(_answer, submission, request.id, reply))
+        return submission.future
+
+    def _submit(self, request: pb.ModelInferRequest, metadata: Metadata) -> Submission:
         self._authorize(metadata)
-        decoded = decode_model_infer_request(request)  # (no helper coroutine: each await level costs per call)
-        model, outputs = await self.dataplane.infer(request.model_name, request.model_version or None, decoded)
-        return serialize_model_infer_response(
-            model.name, str(model.version), outputs, model.output_datatypes, decoded.id
-        )
+        decoded = decode_model_infer_request(request)
+        return self.dataplane.submit(request.model_name, request.model_version or None, decoded)
 
     async def model_stream_infer(
         self, requests: AsyncIterator[pb.ModelInferRequest], metadata: Metadata
@@ -120,7 +145,9 @@ class InferenceService:
         self._authorize(metadata)
         async for request in requests:
             try:
-                yield serialize_model_stream_infer_response(await self.model_infer(request, metadata))
+                submission = self._submit(request, metadata)
+                await submission.future
+                yield serialize_model_stream_infer_response(_response(submission, request.id))
             except OarError as exc:
                 yield pb.ModelStreamInferResponse(error_message=str(exc))
             except Exception:

@@ -22,12 +22,13 @@ uses it) and message compression (never advertised, so clients do not compress).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import hpack
@@ -41,16 +42,29 @@ log = logging.getLogger(__name__)
 Metadata = Mapping[bytes, bytes]
 UnaryHandler = Callable[[Any, Metadata], Awaitable[Message | bytes]]  # bytes: an already serialized response
 StreamHandler = Callable[[AsyncIterator[Any], Metadata], AsyncIterator[Message | bytes]]
+Reply = Callable[[bytes | BaseException], None]  # the serialized response, or the error to answer with
+CallbackHandler = Callable[[Any, Metadata, Reply], "Cancellable"]
 StatusOf = Callable[[OarError], grpc.StatusCode]
+
+
+class Cancellable(Protocol):
+    def cancel(self, msg: Any | None = None) -> bool: ...
 
 
 @dataclass(frozen=True)
 class Rpc:
-    """One method: its request message type and handler (``streaming``: bidirectional stream)."""
+    """One method: its request message type and handler.
+
+    ``streaming``: a bidirectional stream. ``callback``: a unary handler that is a plain function of
+    (request, metadata, reply); it starts the work, returns something to cancel it with (the client
+    resets the stream, or its deadline passes) and calls ``reply`` once when done. That spares the hot
+    path (``ModelInfer``) a task and a stack of coroutines per call; errors it raises are answered too.
+    """
 
     request_type: type[Message]
-    handler: UnaryHandler | StreamHandler
+    handler: UnaryHandler | StreamHandler | CallbackHandler
     streaming: bool = False
+    callback: bool = False
 
 
 # --- HTTP/2 wire constants (RFC 9113) -----------------------------------------------------------------------
@@ -170,6 +184,7 @@ class _Stream:
         "rpc",
         "send_window",
         "task",
+        "timer",
         "trailers",
         "unconsumed",
     )
@@ -180,7 +195,8 @@ class _Stream:
         self.metadata: Mapping[bytes, bytes] = {}
         self.body = bytearray()
         self.messages: asyncio.Queue[bytes | None] | None = None
-        self.task: asyncio.Task[None] | None = None
+        self.task: Cancellable | None = None  # the handler's task, or what a callback handler returned
+        self.timer: asyncio.TimerHandle | None = None  # the deadline of a callback call
         self.send_window = send_window
         self.outbox = bytearray()  # DATA payload waiting for flow-control window
         self.trailers: bytes | None = None  # the final HEADERS block, sent once the outbox is empty
@@ -229,8 +245,7 @@ class GrpcProtocol(asyncio.Protocol):
         self.server.connections.discard(self)
         self.transport = None
         for stream in self.streams.values():
-            if stream.task is not None:
-                stream.task.cancel()
+            _cancel(stream)
         self.streams.clear()
 
     def data_received(self, data: bytes) -> None:
@@ -286,8 +301,8 @@ class GrpcProtocol(asyncio.Protocol):
                 self._write(frame(PING, ACK, 0, payload))
         elif kind == RST_STREAM:
             stream = self.streams.pop(stream_id, None)
-            if stream is not None and stream.task is not None:
-                stream.task.cancel()
+            if stream is not None:
+                _cancel(stream)
         elif kind == GOAWAY:
             self.closing = True
             self._close_if_idle()
@@ -419,7 +434,10 @@ class GrpcProtocol(asyncio.Protocol):
         if stream.messages is not None:
             stream.messages.put_nowait(None)
         elif stream.rpc is not None and stream.task is None:
-            stream.task = asyncio.get_running_loop().create_task(self._run(stream, self._unary(stream)))
+            if stream.rpc.callback:
+                self._call(stream, stream.rpc)
+            else:
+                stream.task = asyncio.get_running_loop().create_task(self._run(stream, self._unary(stream)))
 
     def _on_settings(self, flags: int, payload: bytes) -> None:
         if flags & ACK:
@@ -474,21 +492,48 @@ class GrpcProtocol(asyncio.Protocol):
         async for response in rpc.handler(requests(), stream.metadata):  # type: ignore[attr-defined]
             self._send_message(stream, response)
 
+    def _call(self, stream: _Stream, rpc: Rpc) -> None:
+        """Start a callback call (see ``Rpc``), with a timer for its ``grpc-timeout``."""
+        try:
+            request = self._decode(rpc, _single_message(stream.body, self.server.max_message_bytes))
+            stream.task = rpc.handler(request, stream.metadata, functools.partial(self._reply, stream))
+        except Exception as exc:
+            self._fail_with(stream, exc)
+            return
+        timeout = stream.metadata.get(b"grpc-timeout")
+        seconds = parse_timeout(timeout) if timeout else None
+        if seconds is not None and not stream.closed:
+            stream.timer = asyncio.get_running_loop().call_later(seconds, self._expire, stream)
+
+    def _reply(self, stream: _Stream, outcome: bytes | BaseException) -> None:
+        if isinstance(outcome, bytes):
+            self._answer_unary(stream, outcome)
+        else:
+            self._fail_with(stream, outcome)
+
+    def _expire(self, stream: _Stream) -> None:
+        if stream.task is not None:
+            stream.task.cancel()
+        self._fail_with(stream, RequestTimeoutError("deadline exceeded"))
+
     async def _run(self, stream: _Stream, answer: Awaitable[None]) -> None:
-        """Run a call; end its stream with OK trailers, or with the status its error maps to (never a traceback)."""
+        """Run a call; end its stream with OK trailers, or with the status its error maps to."""
         try:
             await answer
-        except _CallError as exc:
-            self._fail(stream, exc.code, exc.message)
-        except OarError as exc:
-            self._fail(stream, self.server.status_of(exc), str(exc))
-        except asyncio.CancelledError:
-            pass  # the client reset the stream or the connection is gone: nobody to answer
-        except Exception:
-            log.exception("unhandled error in gRPC call")
-            self._fail(stream, grpc.StatusCode.INTERNAL, "internal server error; see the server log")
+        except (Exception, asyncio.CancelledError) as exc:
+            self._fail_with(stream, exc)
         else:
             self._send_trailers(stream, _OK_TRAILERS)
+
+    def _fail_with(self, stream: _Stream, exc: BaseException) -> None:
+        """End a call with the status its error maps to: never a traceback to the client."""
+        if isinstance(exc, _CallError):
+            self._fail(stream, exc.code, exc.message)
+        elif isinstance(exc, OarError):
+            self._fail(stream, self.server.status_of(exc), str(exc))
+        elif not isinstance(exc, asyncio.CancelledError):  # cancelled: the client is gone, nobody to answer
+            log.error("unhandled error in gRPC call", exc_info=exc)
+            self._fail(stream, grpc.StatusCode.INTERNAL, "internal server error; see the server log")
 
     @staticmethod
     def _decode(rpc: Rpc, data: bytes) -> Any:
@@ -570,6 +615,8 @@ class GrpcProtocol(asyncio.Protocol):
         if last_frame:
             self._write(last_frame)
         stream.closed = True
+        if stream.timer is not None:
+            stream.timer.cancel()
         if not stream.remote_closed:  # we answered before the client finished sending: stop its upload
             self._write(frame(RST_STREAM, 0, stream.id, _U32.pack(NO_ERROR)))
         self.streams.pop(stream.id, None)
@@ -615,6 +662,15 @@ class _CallError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def _cancel(stream: _Stream) -> None:
+    """Stop a stream's work: the client reset it, or the connection is gone (so nothing more is sent on it)."""
+    stream.closed = True
+    if stream.task is not None:
+        stream.task.cancel()
+    if stream.timer is not None:
+        stream.timer.cancel()
 
 
 def _strip_padding(flags: int, payload: bytes) -> bytes:

@@ -10,15 +10,19 @@ fails no request: the retired version finishes its queue before it is closed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from oar._core.errors import InvalidInputError, ModelNotFoundError, NotFoundError, OarError
 from oar.hub import Hub
 from oar.package import Manifest, ModelPackage
+from oar.protocol.datatypes import numpy_dtype
 from oar.runtime import Runtime, load_runtime
 from oar.serve.batching import DynamicBatcher
 from oar.serve.config import BatchingConfig, VersionPolicy
@@ -37,9 +41,14 @@ class LoadedModel:
     batcher: DynamicBatcher
     metrics: ModelMetrics
 
-    @property
+    @functools.cached_property  # read on every request: built once (the manifest never changes)
     def output_datatypes(self) -> dict[str, str]:
         return {o.name: o.datatype for o in self.manifest.outputs}
+
+    @functools.cached_property
+    def input_dtypes(self) -> dict[str, np.dtype]:
+        """Each input's NumPy dtype, which a request's tensors must have."""
+        return {i.name: numpy_dtype(i.datatype) for i in self.manifest.inputs}
 
 
 def parse_model_spec(spec: str) -> tuple[str, int | None]:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import grpc
 import hpack
+import httpx
 import numpy as np
 import pytest
 
@@ -28,13 +29,14 @@ from oar.serve.grpc_server import (
     HEADERS,
     PING,
     PREFACE,
+    RST_STREAM,
     SETTINGS,
     frame,
     parse_timeout,
 )
 from oar.serve.process import ServerProcess
 
-from .conftest import QUEUE_DELAY_S
+from .conftest import INFERENCE_TOKEN, QUEUE_DELAY_S
 
 INFER_PATH = b"/inference.GRPCInferenceService/ModelInfer"
 
@@ -52,7 +54,14 @@ class RawConnection:
     def handshake(self) -> None:
         self.sock.sendall(PREFACE + frame(SETTINGS, 0, 0))
 
-    def request(self, stream_id: int, path: bytes, body: bytes, content_type: bytes = b"application/grpc") -> None:
+    def request(
+        self,
+        stream_id: int,
+        path: bytes,
+        body: bytes,
+        content_type: bytes = b"application/grpc",
+        metadata: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
         headers = [
             (b":method", b"POST"),
             (b":scheme", b"http"),
@@ -60,6 +69,7 @@ class RawConnection:
             (b":authority", b"localhost"),
             (b"content-type", content_type),
             (b"te", b"trailers"),
+            *(metadata or []),
         ]
         block = self.encoder.encode(headers)
         self.sock.sendall(frame(HEADERS, END_HEADERS, stream_id, block) + frame(DATA, END_STREAM, stream_id, body))
@@ -161,6 +171,53 @@ def test_garbage_instead_of_the_preface_gets_goaway_and_a_close(full_server) -> 
         connection.close()
     with grpc.insecure_channel(full_server.grpc_address) as channel:  # and the server still serves
         assert pb_grpc.GRPCInferenceServiceStub(channel).ServerLive(pb.ServerLiveRequest(), timeout=10).live
+
+
+AUTHORIZED = [(b"authorization", b"Bearer " + INFERENCE_TOKEN.encode())]
+
+
+def test_a_grpc_timeout_shorter_than_the_queue_is_answered_deadline_exceeded_on_time(constrained) -> None:
+    raw = RawConnection(constrained.grpc_address)  # the constrained server holds each batch QUEUE_DELAY_S
+    cancelled = _cancelled_count(constrained.endpoint)  # (the server is shared by the session's tests)
+    try:
+        raw.handshake()
+        started = time.monotonic()
+        raw.request(1, INFER_PATH, _message(_numeric_request(2)), metadata=[*AUTHORIZED, (b"grpc-timeout", b"100m")])
+        headers = raw.response_headers(1)
+        assert headers[b"grpc-status"] == b"4"  # DEADLINE_EXCEEDED, from the server: the client does not enforce it
+        assert time.monotonic() - started < QUEUE_DELAY_S - 0.1
+        time.sleep(QUEUE_DELAY_S)  # the dropped request leaves the one-place queue at the next dispatch
+        raw.request(3, INFER_PATH, _message(_numeric_request(2)), metadata=AUTHORIZED)
+        assert raw.response_headers(3)[b"grpc-status"] == b"0"
+    finally:
+        raw.close()
+    assert _cancelled_count(constrained.endpoint) == cancelled + 1
+
+
+def test_a_reset_stream_is_dropped_from_the_queue_and_gets_no_answer(constrained) -> None:
+    raw = RawConnection(constrained.grpc_address)
+    cancelled = _cancelled_count(constrained.endpoint)
+    try:
+        raw.handshake()
+        raw.request(1, INFER_PATH, _message(_numeric_request(2)), metadata=AUTHORIZED)
+        time.sleep(QUEUE_DELAY_S / 4)  # queued, held back
+        raw.sock.sendall(frame(RST_STREAM, 0, 1, struct.pack(">I", 8)))  # CANCEL
+        time.sleep(QUEUE_DELAY_S)
+        raw.request(3, INFER_PATH, _message(_numeric_request(2)), metadata=AUTHORIZED)
+        answered = [f[2] for f in raw.frames_until(HEADERS, stream_id=3) if f[0] in (HEADERS, DATA)]
+        assert 1 not in answered
+        assert raw.response_headers(3)[b"grpc-status"] == b"0"
+    finally:
+        raw.close()
+    assert _cancelled_count(constrained.endpoint) == cancelled + 1
+
+
+def _cancelled_count(endpoint: str) -> float:
+    text = httpx.get(f"{endpoint}/metrics", timeout=10).text
+    line = next(
+        line for line in text.splitlines() if line.startswith("oar_inference_requests_total") and "cancelled" in line
+    )
+    return float(line.rsplit(" ", 1)[1])
 
 
 @pytest.fixture(scope="module")

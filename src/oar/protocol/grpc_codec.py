@@ -81,12 +81,14 @@ def serialize_model_infer_response(
     parts = [_header_fields(model_name, model_version)]
     if request_id:
         parts.append(_field(3, request_id.encode()))
-    raws = []
+    raws: list[bytes] = []
     for name, array in outputs.items():
         datatype = datatypes[name]
         parts.append(_output_field(name, datatype, array.shape))
-        raws.append(_field(6, to_raw(array, datatype)))
-    return b"".join(parts + raws)
+        raw = to_raw(array, datatype)
+        raws += (_RAW_OUTPUT_TAG, _varint(len(raw)), raw)
+    parts += raws
+    return b"".join(parts)
 
 
 def serialize_model_stream_infer_response(infer_response: bytes) -> bytes:
@@ -106,6 +108,7 @@ def _varint(value: int) -> bytes:
 
 
 _ONE_BYTE = [bytes((i,)) for i in range(128)]
+_RAW_OUTPUT_TAG = _varint(6 << 3 | 2)  # raw_output_contents: field 6, length-delimited
 
 
 def _field(number: int, data: bytes) -> bytes:

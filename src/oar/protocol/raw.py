@@ -21,6 +21,9 @@ _LENGTH = struct.Struct("<I")
 def to_raw(array: np.ndarray, datatype: str) -> bytes:
     """Serialise ``array`` as ``datatype`` on the wire."""
     if datatype == "BYTES":
+        if array.size == 1:  # one text or label: the common response
+            item = _as_bytes(array.item())
+            return _LENGTH.pack(len(item)) + item
         return b"".join([_LENGTH.pack(len(item)) + item for item in map(_as_bytes, array.ravel().tolist())])
     if datatype == "BF16":
         words = np.ascontiguousarray(array, dtype="<f4").view("<u4") >> 16

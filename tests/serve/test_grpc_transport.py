@@ -296,3 +296,15 @@ def test_every_rpc_of_the_service_is_routed_with_its_streaming_shape() -> None:
         rpc = routed[SERVICE + method.name]
         assert rpc.streaming == (method.client_streaming and method.server_streaming), method.name
         assert rpc.request_type.DESCRIPTOR.full_name == method.input_type.full_name, method.name
+
+
+def test_the_packed_unary_response_is_headers_data_and_ok_trailers() -> None:
+    from oar.serve.grpc_server import _OK_TRAILERS, _RESPONSE_HEADERS, _unary_response
+
+    message = b"\x0a\x03abc" * 5000  # over 16 bits of length: the 24-bit frame size must carry it
+    expected = (
+        frame(HEADERS, END_HEADERS, 7, _RESPONSE_HEADERS)
+        + frame(DATA, 0, 7, struct.pack(">BI", 0, len(message)) + message)
+        + frame(HEADERS, END_HEADERS | END_STREAM, 7, _OK_TRAILERS)
+    )
+    assert _unary_response(7, message) == expected

@@ -99,6 +99,22 @@ def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
     return _FRAME.pack(size >> 8, size & 0xFF, kind, flags, stream_id) + payload
 
 
+# A whole unary response in two packs: HEADERS, the DATA frame head with the message prefix, then (after the
+# message) the OK trailers.
+_UNARY_HEAD = struct.Struct(f">HBBBI{len(_RESPONSE_HEADERS)}sHBBBIBI")
+_UNARY_TAIL = struct.Struct(f">HBBBI{len(_OK_TRAILERS)}s")
+
+
+def _unary_response(stream_id: int, message: bytes) -> bytes:
+    size = len(message) + 5
+    head = _UNARY_HEAD.pack(
+        0, len(_RESPONSE_HEADERS), HEADERS, END_HEADERS, stream_id, _RESPONSE_HEADERS,
+        size >> 8, size & 0xFF, DATA, 0, stream_id, 0, len(message),
+    )  # fmt: skip
+    tail = _UNARY_TAIL.pack(0, len(_OK_TRAILERS), HEADERS, END_HEADERS | END_STREAM, stream_id, _OK_TRAILERS)
+    return b"".join((head, message, tail))
+
+
 def _literal(name: bytes, value: bytes) -> bytes:
     """An HPACK "literal header field without indexing, new name", no Huffman coding."""
     return b"\x00" + _hpack_string(name) + _hpack_string(value)
@@ -564,16 +580,7 @@ class GrpcProtocol(asyncio.Protocol):
         self.send_window -= size
         stream.send_window -= size
         stream.headers_sent = True
-        sid = stream.id
-        self._write(
-            b"".join(
-                (
-                    frame(HEADERS, END_HEADERS, sid, _RESPONSE_HEADERS),
-                    frame(DATA, 0, sid, _MESSAGE_PREFIX.pack(0, len(data)) + data),
-                    frame(HEADERS, END_HEADERS | END_STREAM, sid, _OK_TRAILERS),
-                )
-            )
-        )
+        self._write(_unary_response(stream.id, data))
         self._finish(stream)
 
     def _send_trailers(self, stream: _Stream, block: bytes) -> None:

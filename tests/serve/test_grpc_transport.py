@@ -301,7 +301,7 @@ def test_every_rpc_of_the_service_is_routed_with_its_streaming_shape() -> None:
 def test_the_packed_unary_response_is_headers_data_and_ok_trailers() -> None:
     from oar.serve.grpc_server import _OK_TRAILERS, _RESPONSE_HEADERS, _unary_response
 
-    message = b"\x0a\x03abc" * 5000  # over 16 bits of length: the 24-bit frame size must carry it
+    message = b"\x0a\x03abc" * 14_000  # 70 kB: over 16 bits, so the 24-bit frame size must carry it
     expected = (
         frame(HEADERS, END_HEADERS, 7, _RESPONSE_HEADERS)
         + frame(DATA, 0, 7, struct.pack(">BI", 0, len(message)) + message)

@@ -99,7 +99,7 @@ class DataPlane:
         metrics = model.metrics
         try:
             future = model.batcher.enqueue(request.inputs, priority, timeout_us)
-        except BaseException:
+        except Exception:  # refused (queue full, too large, unloading): a failure, counted as one
             metrics.failure.inc()
             metrics.failures += 1
             raise

@@ -7,9 +7,10 @@ front end answers 5,000 req/s *with* the model. gRPC's promise (cheaper than
 JSON) needs a transport that costs less than the model, so this one parses
 frames with ``struct``, decodes request headers with ``hpack`` (the HPACK
 library, stateful per connection), and sends only literal header fields, which
-need no encoder state. Handlers are plain coroutines that get the decoded
-protobuf message and the request metadata and raise ``OarError``; the RPC
-table comes from ``oar.serve.grpc_app``.
+need no encoder state. Handlers are coroutines that get the decoded protobuf
+message and the request metadata and raise ``OarError``, or, for the hot path,
+callback handlers that answer through a ``reply`` function (see ``Rpc``); the
+RPC table comes from ``oar.serve.grpc_app``.
 
 Covered: the connection preface, SETTINGS (ack; peer window and frame size),
 PING, GOAWAY (both ways, graceful drain), RST_STREAM (cancels the handler),

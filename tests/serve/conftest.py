@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 ADMIN_TOKEN = "admin-secret"
 INFERENCE_TOKEN = "infer-secret"
@@ -95,3 +96,13 @@ def wait_for_listeners(port: int, count: int, timeout: float = 120.0) -> None:
     while listeners(port) < count:
         assert time.monotonic() < deadline, f"fewer than {count} workers listen on port {port}"
         time.sleep(0.1)
+
+
+def metric_samples(text: str, name: str, **labels: str) -> list[float]:
+    """Values of the samples called ``name`` in a ``/metrics`` body whose labels include ``labels``."""
+    return [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    ]

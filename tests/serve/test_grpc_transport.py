@@ -36,7 +36,7 @@ from oar.serve.grpc_server import (
 )
 from oar.serve.process import ServerProcess
 
-from .conftest import INFERENCE_TOKEN, QUEUE_DELAY_S
+from .conftest import INFERENCE_TOKEN, QUEUE_DELAY_S, metric_samples
 
 INFER_PATH = b"/inference.GRPCInferenceService/ModelInfer"
 
@@ -214,10 +214,7 @@ def test_a_reset_stream_is_dropped_from_the_queue_and_gets_no_answer(constrained
 
 def _cancelled_count(endpoint: str) -> float:
     text = httpx.get(f"{endpoint}/metrics", timeout=10).text
-    line = next(
-        line for line in text.splitlines() if line.startswith("oar_inference_requests_total") and "cancelled" in line
-    )
-    return float(line.rsplit(" ", 1)[1])
+    return sum(metric_samples(text, "oar_inference_requests_total", outcome="cancelled"))
 
 
 @pytest.fixture(scope="module")

@@ -13,28 +13,17 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from oar.serve.metrics import ServerMetrics
 from oar.serve.process import ServerProcess
 
-from .conftest import wait_for_listeners
+from .conftest import metric_samples, wait_for_listeners
 
 REQUESTS = 40
 SCRAPES = 8
 MODEL = {"model": "num-fp32", "version": "1"}
 X = np.arange(8, dtype=np.float32).reshape(2, 4)
 BODY = orjson.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 4], "data": X.ravel().tolist()}]})
-
-
-def _samples(text: str, name: str, **labels: str) -> list[float]:
-    """Values of the samples called ``name`` whose labels include ``labels``."""
-    return [
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and labels.items() <= sample.labels.items()
-    ]
 
 
 def test_one_process_keeps_its_own_registry() -> None:
@@ -69,12 +58,12 @@ def test_metrics_of_two_workers_add_up_whichever_worker_answers(numeric_models, 
         served = set()
         for _ in range(SCRAPES):  # each scrape on a fresh connection, so both workers answer some
             text = httpx.get(f"{server.endpoint}/metrics", timeout=10).text
-            successes = _samples(text, "oar_inference_requests_total", outcome="success", **MODEL)
+            successes = metric_samples(text, "oar_inference_requests_total", outcome="success", **MODEL)
             assert successes == [REQUESTS], successes  # one merged series, not one per worker
-            assert _samples(text, "oar_request_duration_seconds_count", **MODEL) == [REQUESTS]
-            assert _samples(text, "oar_inflight_requests", **MODEL) == [0]
-            assert _samples(text, "oar_queue_depth", **MODEL) == [0]
-            assert sum(_samples(text, "oar_batch_size_sum", **MODEL)) == 2 * REQUESTS  # two items a request
+            assert metric_samples(text, "oar_request_duration_seconds_count", **MODEL) == [REQUESTS]
+            assert metric_samples(text, "oar_inflight_requests", **MODEL) == [0]
+            assert metric_samples(text, "oar_queue_depth", **MODEL) == [0]
+            assert sum(metric_samples(text, "oar_batch_size_sum", **MODEL)) == 2 * REQUESTS  # two items a request
             stats = httpx.get(f"{server.endpoint}/v2/models/num-fp32/versions/1/stats", timeout=10).json()
             served.add(stats["success_count"])  # per worker, by design
         # Both workers served a share (2^-39 odds otherwise), so the totals above really were merged.

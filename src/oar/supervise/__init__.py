@@ -11,6 +11,8 @@ version rollover). See ``docs/supervise.md``.
 This package never imports ``oar.studio``: the studio builds on it.
 """
 
+from oar.supervise.deployment import ServeDeployment
+from oar.supervise.figures import LiveFigures, MetricsSnapshot
 from oar.supervise.health import StartFailedError, is_ready, wait_ready
 from oar.supervise.local import LocalProcessSpawner, ProcessSpec
 from oar.supervise.logs import RotatingLog
@@ -21,11 +23,14 @@ from oar.supervise.supervisor import RestartPolicy, Status, Supervisor
 
 __all__ = [
     "EXIT_UNKNOWN",
+    "LiveFigures",
     "LocalProcessSpawner",
+    "MetricsSnapshot",
     "ProcessIdentity",
     "ProcessSpec",
     "RestartPolicy",
     "RotatingLog",
+    "ServeDeployment",
     "Spawner",
     "StartFailedError",
     "Status",

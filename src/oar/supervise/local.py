@@ -39,6 +39,7 @@ class ProcessSpec(BaseModel):
         default_factory=dict, description="variable -> file whose content becomes its value at each start (secrets)"
     )
     inherit_env: bool = Field(True, description="start from the supervisor's environment (else from env alone)")
+    env_remove: tuple[str, ...] = Field((), description="inherited variables the child must not see")
     cwd: str | None = Field(None, description="working directory of the child")
     log_max_bytes: int = Field(10 << 20, ge=1024, description="log size that triggers a rotation")
     log_backups: int = Field(2, ge=0, le=20, description="rotated copies kept (<log>.1 is the newest)")
@@ -150,7 +151,7 @@ class LocalProcessSpawner(Spawner):
         return self._identity.pid if self._identity else (self._popen.pid if self._popen else None)
 
     def _child_env(self) -> dict[str, str]:
-        env = {**os.environ} if self.spec.inherit_env else {}
+        env = {k: v for k, v in os.environ.items() if k not in self.spec.env_remove} if self.spec.inherit_env else {}
         env.update(self.spec.env)
         for name, path in self.spec.env_files.items():
             try:

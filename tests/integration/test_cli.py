@@ -16,8 +16,6 @@ import oar
 import oar._core.errors
 from oar import ModelClient
 
-pytestmark = pytest.mark.timeout(180)
-
 
 def oar_cli(*args, home, timeout=120):
     env = {**os.environ, "OAR_HOME": str(home), "COLUMNS": "200"}

@@ -23,7 +23,7 @@ from oar.serve.process import ServerProcess
 sys.path.insert(0, str(Path(__file__).parents[1] / "export"))
 from lean_venv import create_lean_venv
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.slow
 TEXTS = ["质量很好，非常满意", "太差了，再也不买了"]
 
 

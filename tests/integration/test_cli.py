@@ -15,6 +15,7 @@ from tokenizers.models import WordLevel
 import oar
 import oar._core.errors
 from oar import ModelClient
+from oar.serve.process import free_port
 
 
 def oar_cli(*args, home, timeout=120):
@@ -137,10 +138,12 @@ def _serve_until_ready(args, home, timeout=90):
 @pytest.mark.slow
 def test_serve_on_port_0_prints_the_ports_it_serves_on_and_delete_refuses_what_it_serves(hub, trained, oar_home):
     copy = hub.register_model(trained.model.path, "cli-delete")
-    args = [copy.model_id, "--port", "0", "--grpc-port", "0"]
+    wanted_grpc = free_port()
+    args = [copy.model_id, "--port", "0", "--grpc-port", str(wanted_grpc)]  # --grpc-port 0 would mean no gRPC
     process, lines, rest_port, grpc_port = _serve_until_ready(args, oar_home)
     try:
-        assert lines[0].startswith(f"loaded {copy.model_id}") and rest_port and grpc_port != rest_port
+        assert lines[0].startswith(f"loaded {copy.model_id}") and rest_port not in (0, wanted_grpc)
+        assert grpc_port == wanted_grpc
         for endpoint in (f"http://127.0.0.1:{rest_port}", f"grpc://127.0.0.1:{grpc_port}"):
             with ModelClient(endpoint) as client:
                 assert client.predict(model_id="cli-delete", inputs={"text": "质量很好"})["label"]

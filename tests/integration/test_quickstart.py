@@ -32,10 +32,10 @@ def quickstart(home: Path, *args: str, **popen) -> subprocess.Popen[str]:
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **popen)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_the_quickstart_trains_serves_and_registers_a_model_that_reads_the_reviews_right(tmp_path):
     process = quickstart(tmp_path)
-    out, err = process.communicate(timeout=560)
+    out, err = process.communicate(timeout=860)
 
     assert process.returncode == 0, out + err
     assert "Traceback" not in out + err
@@ -70,7 +70,7 @@ def _first_checkpoint(home: Path, process: subprocess.Popen[str], timeout: float
     raise AssertionError("no checkpoint was written")
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(900)
 def test_ctrl_c_records_the_run_as_interrupted_and_the_same_command_resumes_it(tmp_path):
     args = ("--name", "qs-resume", "--limit", "3000", "--epochs", "3", "--checkpoint-every", "1")
     process = quickstart(tmp_path, *args)
@@ -88,7 +88,7 @@ def test_ctrl_c_records_the_run_as_interrupted_and_the_same_command_resumes_it(t
     assert hub.runs.get(run_id).status == "interrupted"
 
     again = quickstart(tmp_path, *args)
-    out, err = again.communicate(timeout=300)
+    out, err = again.communicate(timeout=600)
 
     assert again.returncode == 0, out + err
     assert f"resumed run {run_id} from its checkpoint at step {said.group(1)}" in out

@@ -30,13 +30,21 @@ SLOW_FIXTURES = frozenset(
         "small_text",
         "transformer",
         "paddle_model",
+        "roomy_server",
+        "tls_server",
+        "reference",
+        "fp32_losses",
+        "digits",
     }
 )
+# Modules whose tests train (or launch training processes) without one of those fixtures.
+SLOW_MODULES = frozenset({"test_distributed.py", "test_minilm.py", "test_quickstart.py"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        uses = SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if uses or item.path.name in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
 
 

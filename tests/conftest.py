@@ -1,4 +1,12 @@
-"""Shared fixtures: an isolated OAR_HOME per session, and one small real model trained once."""
+"""Shared fixtures: an isolated OAR_HOME per session, and one small real model trained once.
+
+Two suite-wide rules live here too:
+
+- a test that uses a fixture which trains a model or starts a server is marked ``slow``, so
+  ``pytest -m "not slow"`` (``make test-fast``) is the quick subset for development;
+- with ``OAR_CI=1`` (set by ``make test`` and ``.ci/run``) every test must run: a skip, at
+  collection (``importorskip``) or in a test (a missing Paddle environment), is a failure.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,58 @@ from pathlib import Path
 import pytest
 
 SMOKE_LIMIT = 3000  # training texts for the shared smoke model: seconds, not minutes
+IN_CI = os.environ.get("OAR_CI") == "1"
+# Fixtures that train a model or start a server: every test that uses one (directly or not) is slow.
+SLOW_FIXTURES = frozenset(
+    {
+        "trained",
+        "server",
+        "full_server",
+        "constrained",
+        "numeric_models",
+        "smoke_copy",
+        "small_text",
+        "transformer",
+        "paddle_model",
+        "roomy_server",
+        "tls_server",
+        "reference",
+        "fp32_losses",
+        "digits",
+    }
+)
+# Modules whose tests train (or launch training processes) without one of those fixtures.
+SLOW_MODULES = frozenset({"test_distributed.py", "test_minilm.py", "test_quickstart.py"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        uses = SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if uses or item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
+def _ci_failure(report: pytest.CollectReport | pytest.TestReport) -> None:
+    """Turn a skip into a failure that says why the test did not run."""
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"skipped under OAR_CI=1, where every test must run: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        _ci_failure(report)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped:
+        _ci_failure(report)
 
 
 @pytest.fixture(scope="session")

@@ -107,14 +107,23 @@ def test_embedding_bag_with_offsets_is_refused_with_the_reason(tmp_path, smoke):
 
 
 def test_oar_export_onnx_reexports_from_source_weights_and_registers_with_parity(hub, smoke_copy):
-    registered = export_registered(hub, smoke_copy.model_id, "onnx")
+    registered = export_registered(hub, smoke_copy.model_id, "onnx", name=f"{smoke_copy.name}-onnx")
 
-    assert registered.name == smoke_copy.name and registered.parent == smoke_copy.model_id
+    assert registered.name == f"{smoke_copy.name}-onnx" and registered.parent == smoke_copy.model_id
     parity = registered.manifest["parity"]
     assert parity["passed"] and parity["samples"] == len(dataset_of(ModelPackage.open(smoke_copy.path)).valid)
     texts = ["质量很好，非常满意", "太差了，再也不买"]
     new, old = load_runtime(registered.path), load_runtime(smoke_copy.path)
     assert new.predict(texts).labels == old.predict(texts).labels
+
+
+def test_exporting_again_what_a_version_already_holds_registers_no_duplicate(hub, smoke_copy):
+    before = [m.model_id for m in hub.models.list()]
+
+    again = export_registered(hub, smoke_copy.model_id, "onnx")
+
+    assert again.model_id == smoke_copy.model_id
+    assert [m.model_id for m in hub.models.list()] == before
 
 
 def test_oar_export_torch_export_writes_a_parity_checked_pt2_package(hub, smoke_copy, trained):

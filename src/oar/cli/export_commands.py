@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from oar._core.errors import InvalidInputError, OarError
@@ -20,13 +21,21 @@ def export(
     name: str = typer.Option(None, help="register under this name (default: the source's; -pt2 for .pt2)"),
 ) -> None:
     """Re-export a model from its source weights; parity-checked on validation data, then registered."""
-    from oar.export.reexport import export_registered
+    from oar.export.reexport import export_registered  # needs torch
     from oar.hub import Hub
 
-    registered = export_registered(Hub(), source, format, name)  # type: ignore[arg-type]
+    hub = Hub()
+    before = {m.model_id for m in hub.models.list()}
+    registered = export_registered(hub, source, format, name)  # type: ignore[arg-type]
+    if registered.model_id in before:
+        console.print(
+            f"[bold]{escape(registered.model_id)}[/] already holds this export (same source weights, tokenizer, "
+            f"format and oar version): nothing registered"
+        )
+        return
     parity = registered.manifest["parity"]
     console.print(
-        f"registered [bold]{registered.model_id}[/] ({format}); parity max |Δ| "
+        f"registered [bold]{escape(registered.model_id)}[/] ({format}); parity max |Δ| "
         f"{parity['max_abs_diff']:.2e}, argmax agreement {parity['argmax_agreement']:.4f} "
         f"on {parity['samples']} validation texts"
     )
@@ -39,16 +48,22 @@ def quantize(
     max_accuracy_drop: float = typer.Option(1.0, help="refuse a variant losing more accuracy points"),
     calibration_samples: int = typer.Option(256, help="int8-static: training texts to calibrate on"),
     dataset: str = typer.Option(None, help="evaluate on this built-in dataset (default: the lineage's)"),
+    name: str = typer.Option(None, help="register the variant under this name (default: NAME-METHOD)"),
 ) -> None:
-    """Quantize with ONNX Runtime, compare with fp32 and register the variant as a new version."""
+    """Quantize with ONNX Runtime, compare with fp32 and register the variant under its own name.
+
+    `oar serve NAME` keeps serving the unquantized model; serve the variant by its name.
+    """
     from oar.export.report import table_rows
-    from oar.export.variants import QuantizeOptions, quantize_registered
+    from oar.export.variants import QuantizeOptions, quantize_registered  # needs onnx
     from oar.hub import Hub
 
-    options = QuantizeOptions(method, block_size, max_accuracy_drop, calibration_samples, dataset)
-    outcome = quantize_registered(Hub(), model, options)
+    hub = Hub()
+    before = {m.model_id for m in hub.models.list()}
+    options = QuantizeOptions(method, block_size, max_accuracy_drop, calibration_samples, dataset, name)
+    outcome = quantize_registered(hub, model, options)
     rows = table_rows([outcome.report])
-    table = Table(title=f"{outcome.parent.model_id} -> {method} (test split; p50 of session.run)")
+    table = Table(title=escape(f"{outcome.parent.model_id} -> {method} (test split; p50 of session.run)"))
     for column in rows[0]:
         table.add_column(column)
     for row in rows[1:]:
@@ -57,7 +72,9 @@ def quantize(
     if outcome.refused:
         raise OarError(outcome.refused)
     assert outcome.registered is not None
-    console.print(f"registered [bold]{outcome.registered.model_id}[/] (parent {outcome.parent.model_id})")
+    variant, parent = escape(outcome.registered.model_id), escape(outcome.parent.model_id)
+    done = "already registered as" if outcome.registered.model_id in before else "registered"
+    console.print(f"{done} [bold]{variant}[/] (variant {method} of {parent}); serve it: oar serve {variant}")
 
 
 def pack(
@@ -93,7 +110,7 @@ def import_paddle(
 ) -> None:
     """Convert a Paddle model with paddle2onnx, check it against Paddle, register it."""
     from oar.hub import Hub
-    from oar.importers.paddle import PaddleImport
+    from oar.importers.paddle import PaddleImport  # needs onnx
     from oar.importers.paddle import import_paddle as run_import
 
     label_list = [label.strip() for label in labels.split(",")] if labels else None
@@ -101,6 +118,6 @@ def import_paddle(
     registered = run_import(Hub(), spec)
     parity = registered.manifest["parity"]
     console.print(
-        f"registered [bold]{registered.model_id}[/]; parity vs Paddle max |Δ| "
+        f"registered [bold]{escape(registered.model_id)}[/]; parity vs Paddle max |Δ| "
         f"{parity['max_abs_diff']:.2e} on {parity['samples']} inputs"
     )

@@ -1,15 +1,20 @@
-"""``oar datasets|runs|models list|show``: read the hub."""
+"""``oar datasets|runs|models list|show``, ``oar models delete``: read (and prune) the hub."""
 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from oar.hub import Hub
+from oar._core.errors import InvalidInputError, OarError
+from oar._core.settings import oar_home
+from oar.cli.served import servers_holding
+from oar.hub import Hub, ModelVersion, Run
 from oar.serve.repository import parse_model_spec
 
 console = Console()
@@ -23,12 +28,13 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(str(cell) for cell in row))
+        table.add_row(*(escape(str(cell)) for cell in row))
     console.print(table)
 
 
 def _json(value: Any) -> None:
-    console.print_json(json.dumps(value, default=str, ensure_ascii=False))
+    """Plain JSON on stdout (no markup, no wrapping), so it pipes into ``jq`` or ``json.loads``."""
+    typer.echo(json.dumps(value, default=str, ensure_ascii=False, indent=2))
 
 
 @datasets_app.command("list")
@@ -86,39 +92,94 @@ def runs_list() -> None:
 
 
 @runs_app.command("show")
-def runs_show(run_id: str) -> None:
-    """Show a run's config, final metrics and evaluation history."""
+def runs_show(
+    run_id: str, as_json: bool = typer.Option(False, "--json", help="the full record: config, every history row")
+) -> None:
+    """Show a run: status, final metrics, the main settings, its curves and evaluations (--json: everything)."""
     r = Hub().runs.get(run_id)
-    _json(
-        {
-            "id": r.id,
-            "status": r.status,
-            "dataset": f"{r.dataset_name}:{r.dataset_version}",
-            "config": r.config,
-            "metrics": r.metrics,
-            "history": r.history,
-            "started_at": r.started_at,
-            "finished_at": r.finished_at,
-        }
+    if as_json:
+        _json(_run_record(r))
+        return
+    took = f" in {(r.finished_at - r.started_at).total_seconds():.0f} s" if r.finished_at and r.started_at else ""
+    console.print(
+        f"[bold]run {escape(r.id)}[/] {escape(r.status)}{took}, {r.kind} on {r.dataset_name}:{r.dataset_version}"
     )
+    console.print(f"started {r.started_at}", highlight=False)
+    metrics = "  ".join(f"{k} {_fmt(v) if isinstance(v, float) else v}" for k, v in r.metrics.items())
+    console.print(f"metrics  {escape(metrics) or '-'}", soft_wrap=True, highlight=False)
+    settings = "  ".join(f"{k}={v}" for k, v in _flat(r.config).items())
+    console.print(f"config   {escape(settings) or '-'}", highlight=False)
     _curves(r.history)
+    _evaluations(r.history)
+    console.print(f"full record: oar runs show {r.id} --json", highlight=False)
+
+
+def _run_record(r: Run) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "status": r.status,
+        "dataset": f"{r.dataset_name}:{r.dataset_version}",
+        "config": r.config,
+        "metrics": r.metrics,
+        "history": r.history,
+        "started_at": r.started_at,
+        "finished_at": r.finished_at,
+    }
+
+
+def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``trainer.lr=0.002``: every set scalar, one level of dots per nesting; checkpoint plumbing left out."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in ("checkpoint", "model_name") or value is None:
+            continue
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+_EVALUATION_ROWS = 12
+
+
+def _evaluations(history: list[dict[str, Any]]) -> None:
+    """The evaluation points (rows with validation metrics) as a small table, thinned to a dozen rows."""
+    rows = [h for h in history if "valid_accuracy" in h or "valid_loss" in h]
+    if not rows:
+        return
+    if len(rows) > _EVALUATION_ROWS:
+        stride = len(rows) / (_EVALUATION_ROWS - 1)
+        rows = [rows[int(i * stride)] for i in range(_EVALUATION_ROWS - 1)] + [rows[-1]]
+    columns = ["step", "epoch", "train_loss", "valid_loss", "valid_accuracy"]
+    _table("evaluations", columns, [[_cell(h.get(c)) for c in columns] for h in rows])
+
+
+def _cell(value: Any) -> str:
+    return _fmt(value) if isinstance(value, float) else "-" if value is None else str(value)
 
 
 @models_app.command("list")
 def models_list() -> None:
-    """List model versions."""
+    """List model versions; a variant (quantized, ...) is its own model, labelled with what it is a variant of."""
     rows = [
         [
             m.name,
             m.version,
             m.task,
+            _variant(m),
             _fmt(m.manifest.get("metrics", {}).get("test_accuracy")),
             m.run_id,
             m.digest[:19],
         ]
         for m in Hub().models.list()
     ]
-    _table("models", ["name", "version", "task", "test acc", "run", "digest"], rows)
+    _table("models", ["name", "version", "task", "variant", "test acc", "run", "digest"], rows)
+
+
+def _variant(m: ModelVersion) -> str:
+    label = m.manifest.get("variant")
+    return f"{label} of {m.parent}" if label else "-"
 
 
 @models_app.command("show")
@@ -126,6 +187,35 @@ def models_show(model: str = typer.Argument(..., help="NAME or NAME:VERSION")) -
     """Show a model version's manifest (signature, metrics, parity, lineage) and where it is stored."""
     m = Hub().models.get(*parse_model_spec(model))
     _json({"model_id": m.model_id, "digest": m.digest, "path": m.path, "manifest": m.manifest})
+
+
+@models_app.command("delete")
+def models_delete(
+    model: str = typer.Argument(..., help="NAME:VERSION (one version; the version is required)"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="delete without asking"),
+) -> None:
+    """Delete one model version and its files; refused while `oar serve` serves it or a variant derives from it."""
+    name, version = parse_model_spec(model)
+    if version is None:
+        raise InvalidInputError(f"name the version to delete: oar models delete {name}:VERSION")
+    hub = Hub()
+    target = hub.models.get(name, version)
+    serving = servers_holding(oar_home(), target.model_id)
+    if serving:
+        server = serving[0]
+        raise OarError(
+            f"{target.model_id} is being served by oar serve (pid {server['pid']}, {server.get('address')}); "
+            "stop it first"
+        )
+    derived = sorted(m.model_id for m in hub.models.list() if m.parent == target.model_id)
+    if derived:
+        raise OarError(f"{target.model_id} is the parent of {', '.join(derived)}; delete those first")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InvalidInputError(f"deleting {target.model_id} cannot be undone; add --yes to confirm")
+        typer.confirm(f"delete {target.model_id} ({target.digest[:19]}) and its files?", abort=True)
+    hub.delete_model(name, version)
+    console.print(f"deleted {escape(target.model_id)}", highlight=False)
 
 
 _BLOCKS = "▁▂▃▄▅▆▇█"

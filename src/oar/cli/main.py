@@ -1,4 +1,9 @@
-"""``oar``: entry point. Errors the user can fix print one red line and exit 1, never a traceback."""
+"""``oar``: entry point. Errors the user can fix print one red line and exit 1, never a traceback.
+
+Every command module imports only the core install (no torch) at the top; what a command needs
+beyond it is imported inside the command, so ``oar serve`` and ``oar models list`` work on a
+serving machine and a training command there names the extra to install (``oar.cli.extras``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,12 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from oar import __version__
 from oar._core.errors import OarError
 from oar.cli import export_commands, hub_commands, quickstart, serve_command, train_command
+from oar.cli.extras import missing_dependency_message
 
 app = typer.Typer(
     name="oar",
@@ -17,6 +25,23 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"oar {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="print oar's version and exit"
+    ),
+) -> None:
+    """oar: dataset -> train -> export -> hub -> serve, in one tool."""
+
+
 app.command("quickstart")(quickstart.quickstart)
 app.command("serve")(serve_command.serve)
 app.command("train")(train_command.train)
@@ -31,14 +56,25 @@ app.add_typer(export_commands.import_app, name="import")
 err = Console(stderr=True)
 
 
+def error_line(message: str) -> None:
+    """Print ``error: message`` in red; the message is escaped, so ``[batch, 16]`` shows as it is."""
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+
+
 def main() -> None:
     try:
         app()
     except OarError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        error_line(str(exc))
+        sys.exit(1)
+    except ModuleNotFoundError as exc:
+        message = missing_dependency_message(exc, sys.argv[1:])
+        if message is None:
+            raise
+        error_line(message)
         sys.exit(1)
     except KeyboardInterrupt:
-        err.print("interrupted")
+        err.print("interrupted", highlight=False)
         sys.exit(130)
 
 

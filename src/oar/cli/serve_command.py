@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from oar._core.errors import InvalidInputError
+from oar._core.errors import InvalidInputError, OarError
+from oar._core.settings import oar_home
+from oar.cli.served import serving_record
+from oar.hub import Hub
 from oar.serve import (
     DEFAULT_GRPC_PORT,
     DEFAULT_HOST,
@@ -22,6 +28,7 @@ from oar.serve import (
     build_dataplane,
 )
 from oar.serve import serve as run_server
+from oar.serve.repository import HubSource, parse_model_spec
 from oar.serve.rest import DEFAULT_MAX_BODY_BYTES
 from oar.serve.server import check_tls
 
@@ -87,15 +94,81 @@ def serve(
         log_level=log_level,
     )
     check_tls(options)  # before loading models: a bad certificate should not wait for them
-    dataplane = None
-    if workers == 1:
-        dataplane, loaded = build_dataplane(options)
-        for model in loaded:
-            console.print(f"loaded [bold]{model.name}:{model.version}[/] ({model.manifest.task})")
-    scheme = "https" if tls_cert else "http"
-    grpc_note = f", gRPC on {host}:{grpc_port}" if grpc_port else ""
-    console.print(f"serving on {scheme}://{host}:{port}/v2{grpc_note} ({workers} worker(s), pid {os.getpid()})")
-    run_server(options, dataplane)
+    sockets = _bind_ports(host, port, grpc_port, listen=workers == 1)  # a taken port should not wait either
+    try:
+        options = dataclasses.replace(
+            options, port=_port_of(sockets["rest"]), grpc_port=_port_of(sockets.get("grpc")) if grpc_port else 0
+        )
+        dataplane, held = None, []
+        if workers == 1:
+            dataplane, loaded = build_dataplane(options)
+            held = [f"{model.name}:{model.version}" for model in loaded]
+            for model in loaded:
+                console.print(f"loaded [bold]{escape(model.name)}:{model.version}[/] ({model.manifest.task})")
+        else:
+            # each worker binds the ports itself (SO_REUSEPORT): the check is all the parent does
+            held = _selected_versions(options)
+            for sock in sockets.values():
+                sock.close()
+            sockets = {}
+        for sock in sockets.values():
+            sock.listen(4096)
+        scheme = "https" if tls_cert else "http"
+        grpc_note = f", gRPC on {_address(host, options.grpc_port)}" if options.grpc_port else ""
+        address = f"{scheme}://{_address(host, options.port)}/v2"
+        console.print(f"serving on {address}{grpc_note} ({workers} worker(s), pid {os.getpid()})", soft_wrap=True)
+        if model_dir is None:  # `oar models delete` refuses what a server on this hub holds
+            with serving_record(oar_home(), held, address):
+                run_server(options, dataplane, sockets or None)
+        else:
+            run_server(options, dataplane, sockets or None)
+    finally:
+        for sock in sockets.values():
+            sock.close()
+
+
+def _selected_versions(options: ServeOptions) -> list[str]:
+    """What the workers will load from the hub, by the version policy (they load it themselves)."""
+    if options.model_dir is not None:
+        return []
+    source = HubSource(Hub())
+    selected = []
+    for spec in options.models or tuple(source.names()):
+        name, version = parse_model_spec(spec)
+        versions = [version] if version else options.version_policy.select(source.versions(name))
+        selected += [f"{name}:{v}" for v in versions]
+    return selected
+
+
+def _bind_ports(host: str, port: int, grpc_port: int, listen: bool) -> dict[str, socket.socket]:
+    """Bind the REST (and gRPC) port now; a port in use is one line naming its flag, before any model loads."""
+    sockets: dict[str, socket.socket] = {}
+    wanted = [("rest", "--port", port)] + ([("grpc", "--grpc-port", grpc_port)] if grpc_port else [])
+    for key, flag, number in wanted:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio does: restart while in TIME_WAIT
+        if not listen:  # the workers will bind the same port with SO_REUSEPORT
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind((host, number))
+        except OSError as exc:
+            sock.close()
+            for bound in sockets.values():
+                bound.close()
+            reason = exc.strerror or str(exc)
+            raise OarError(
+                f"cannot serve on {_address(host, number)}: {reason.lower()}; choose another {flag}"
+            ) from None
+        sockets[key] = sock
+    return sockets
+
+
+def _port_of(sock: socket.socket | None) -> int:
+    return sock.getsockname()[1] if sock is not None else 0
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _token_digest(path: Path | None) -> str | None:

@@ -46,6 +46,9 @@ def train(
     except TrainingPreempted as exc:
         err.print(f"[yellow]preempted[/] at step {exc.step}; continue with: oar train --resume {run.id}")
         raise typer.Exit(EXIT_PREEMPTED) from None
+    except KeyboardInterrupt:
+        err.print(f"interrupted: run {run.id} is recorded as interrupted; continue with: oar train --resume {run.id}")
+        raise typer.Exit(130) from None
     m = run.metrics
     console.print(
         f"finished {m.get('steps')} steps in {m.get('train_seconds', 0):.1f} s: "

@@ -8,6 +8,7 @@ silent fallback hides a model that will break on the next torch release.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,17 +75,31 @@ def export_onnx(model: nn.Module, path: Path, input_spec: list[InputSpec], outpu
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            examples,
-            str(path),
-            input_names=names,
-            output_names=output_names,
-            dynamic_axes=dynamic_axes,
-            opset_version=17,
-            dynamo=False,
-        )
+        try:
+            torch.onnx.export(
+                model,
+                examples,
+                str(path),
+                input_names=names,
+                output_names=output_names,
+                dynamic_axes=dynamic_axes,
+                opset_version=17,
+                dynamo=False,
+            )
+        except torch.onnx.errors.UnsupportedOperatorError as exc:
+            raise _unsupported_operator(exc) from None
     return path, "torchscript"
+
+
+def _unsupported_operator(exc: Exception) -> OarError:
+    """A custom (``torch.library``) or unsupported op: name it and say how to get past it."""
+    found = re.search(r"\b([A-Za-z_]\w*::\w+(?:\.\w+)*)", str(exc))
+    op = found.group(1) if found else "an operator"
+    return OarError(
+        f"cannot export to ONNX: the model calls {op}, which has no ONNX translation (a custom "
+        "torch.library op, or one the exporters do not support); write it with standard torch operations, "
+        "or register an ONNX translation for it (torch.onnx.export's custom_translation_table), and export again"
+    )
 
 
 def _oar_error_in(exc: BaseException | None) -> OarError | None:

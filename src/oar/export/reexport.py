@@ -1,7 +1,9 @@
 """``oar export``: re-export a registered model (or a run's model) from its source weights.
 
 The new package is parity-checked on the validation split of the model's own dataset and
-registered only when it passes; its lineage points at the package it came from.
+registered only when it passes; its lineage points at the package it came from. Exporting
+again what a version already holds (same source weights, tokenizer, format and oar version)
+returns that version instead of registering a duplicate.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+from oar import __version__
 from oar._core.errors import NotFoundError, OarError
 from oar.export.lineage_data import dataset_of, tensor_batches
 from oar.export.parity import DEFAULT_TOLERANCE
@@ -57,6 +60,9 @@ def export_registered(
     tokenizer = Tokenizer.from_file(str(package.file(manifest.runtime.tokenizer_file or "tokenizer.json")))
     dataset = dataset_of(package)
     default_name = manifest.name if format == "onnx" else f"{manifest.name}-pt2"
+    already = _identical_export(hub, name or default_name, package, format)
+    if already is not None:
+        return already
     with tempfile.TemporaryDirectory(dir=hub.artifacts.root / "tmp") as tmp:
         exported = save_text_classifier(
             model,
@@ -74,3 +80,24 @@ def export_registered(
             keep_source=True,
         )
         return hub.register_model(exported.path)
+
+
+_ENGINES = {"onnx": "onnxruntime", "torch-export": "torch-export"}
+
+
+def _identical_export(hub: Hub, name: str, package: ModelPackage, format: ExportFormat) -> ModelVersion | None:
+    """A version of ``name`` exported in ``format`` from the same source and tokenizer by this oar version.
+
+    The exported graph itself is not compared: the exporter records source file paths in it, so
+    the bytes differ between checkouts while the model does not.
+    """
+    manifest = package.manifest
+    inputs = {rel: digest for rel, digest in manifest.files.items() if rel != manifest.runtime.model_file}
+    for candidate in hub.models.list():
+        other = candidate.manifest
+        if candidate.name != name or other["runtime"]["engine"] != _ENGINES[format]:
+            continue
+        kept = {rel: digest for rel, digest in other["files"].items() if rel != other["runtime"]["model_file"]}
+        if kept == inputs and other["lineage"]["oar_version"] == __version__ and other["labels"] == manifest.labels:
+            return candidate
+    return None

@@ -1,8 +1,11 @@
 """``oar quantize``: derive a quantized version of a registered model, measure it, gate it, register it.
 
 The variant is built next to the hub, measured against its parent on the parent's own test
-split, and registered as the next version (lineage.parent -> the parent) only if it passes
-the accuracy gate. Being slower than fp32 does not block it, but is flagged in the report
+split, and registered only if it passes the accuracy gate: under its own name
+(``<parent>-<method>``, manifest ``variant`` = the method, lineage.parent -> the parent), so
+``oar serve <parent>`` keeps serving the parent and serving the variant is an explicit choice.
+Quantizing the same parent the same way again returns the version already registered.
+Being slower than fp32 does not block it, but is flagged in the report
 and recorded in the manifest.
 """
 
@@ -35,7 +38,7 @@ class QuantizeOptions:
     max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
     calibration_samples: int = 256
     dataset: str | None = None  # default: the dataset in the parent's lineage
-    name: str | None = None  # default: the parent's name (a new version of it)
+    name: str | None = None  # default: "<parent name>-<method>"; never the parent's own name
     latency_repeats: int = 30
 
     def __post_init__(self) -> None:
@@ -62,6 +65,12 @@ def quantize_registered(hub: Hub, spec: str, options: QuantizeOptions) -> Quanti
     parent = resolve_model(hub, spec)
     package = ModelPackage.open(parent.path)
     manifest = package.manifest
+    name = options.name or f"{manifest.name}-{options.method}"
+    if name == manifest.name:
+        raise OarError(
+            f"a variant gets its own name, so `oar serve {manifest.name}` keeps serving the unquantized model; "
+            f"drop --name (default {manifest.name}-{options.method}) or choose another"
+        )
     if manifest.task != "text-classification" or manifest.runtime.engine != "onnxruntime":
         raise OarError(f"oar quantize handles ONNX text classifiers; {parent.model_id} is not one")
     if manifest.quantization is not None:
@@ -99,9 +108,14 @@ def quantize_registered(hub: Hub, spec: str, options: QuantizeOptions) -> Quanti
                 "quantization": settings | report.to_record(options.max_accuracy_drop),
             }
         )
-        ModelPackage.write(staging, final)
-        registered = hub.register_model(staging, options.name or manifest.name)
+        written = ModelPackage.write(staging, final)
+        registered = _same_files(hub, name, written.manifest.files) or hub.register_model(staging, name)
     return QuantizeOutcome(parent, report, None, registered)
+
+
+def _same_files(hub: Hub, name: str, files: dict[str, str]) -> ModelVersion | None:
+    """A version of ``name`` whose files are exactly these: registering again would only duplicate it."""
+    return next((m for m in hub.models.list() if m.name == name and m.manifest.get("files") == files), None)
 
 
 def _copy_without_model(package: ModelPackage, staging: Path) -> Path:
@@ -130,6 +144,7 @@ def _variant_manifest(manifest: Manifest, parent: ModelVersion, settings: dict) 
             "runtime": runtime,
             "parity": None,
             "quantization": settings,
+            "variant": settings["method"],
             "lineage": lineage,
             "metrics": {},
         }

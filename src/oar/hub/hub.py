@@ -72,6 +72,17 @@ class Hub:
                 return registered
         raise OarError(f"could not register '{name}': too many concurrent registrations")
 
+    def delete_model(self, name: str, version: int) -> ModelVersion:
+        """Forget ``name:version`` and remove its package files unless another version shares them.
+
+        Callers decide whether the version may go (``oar models delete`` refuses one that is served
+        or that other versions derive from).
+        """
+        removed = self.models.delete(name, version)
+        if not self.models.uses_digest(removed.digest):
+            shutil.rmtree(removed.path, ignore_errors=True)
+        return removed
+
     def open_package(self, name: str, version: int | None = None) -> ModelPackage:
         return ModelPackage.open(self.models.get(name, version).path)
 

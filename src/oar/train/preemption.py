@@ -60,7 +60,7 @@ class PreemptionWatch:
     so a signal that arrives before ``fit`` (``oar train`` enters a watch at start-up) is not lost.
     """
 
-    _stack: ClassVar[list[PreemptionWatch]] = []
+    _local: ClassVar[threading.local] = threading.local()  # one stack of entered watches per thread
 
     def __init__(self, deadline_s: float = 30.0) -> None:
         self.deadline_s = deadline_s
@@ -69,8 +69,15 @@ class PreemptionWatch:
         self._installed = False
 
     @classmethod
+    def _stack(cls) -> list[PreemptionWatch]:
+        if not hasattr(cls._local, "stack"):
+            cls._local.stack = []
+        return cls._local.stack
+
+    @classmethod
     def active(cls) -> PreemptionWatch | None:
-        return cls._stack[-1] if cls._stack else None
+        stack = cls._stack()
+        return stack[-1] if stack else None
 
     @property
     def requested(self) -> bool:
@@ -80,12 +87,13 @@ class PreemptionWatch:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGTERM, self._handle)
             self._installed = True
-        PreemptionWatch._stack.append(self)
+        PreemptionWatch._stack().append(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self in PreemptionWatch._stack:
-            PreemptionWatch._stack.remove(self)
+        stack = PreemptionWatch._stack()
+        if self in stack:
+            stack.remove(self)
         if self._installed:
             signal.signal(signal.SIGTERM, self._previous)
             self._installed = False

@@ -215,13 +215,14 @@ class Trainer:
     def _choose_precision(self, resumed: Checkpoint | None) -> PrecisionReport:
         """The precision the checkpoint chose (a resume must compute alike), else a measured choice."""
         cfg = self.config
-        if resumed is not None and "precision" in resumed.meta:
-            report = PrecisionReport(**resumed.meta["precision"])
+        recorded = resumed.meta.get("precision") if resumed is not None else None
+        if recorded is not None and recorded["requested"] == cfg.precision:
+            report = PrecisionReport(**recorded)
         elif cfg.precision == "32" or not cfg.precision_probe:
             report = PrecisionReport(cfg.precision, cfg.precision, "as configured (not probed)")
         else:
             report = self._probe_precision()
-        if report.used != cfg.precision and not (resumed is not None and "precision" in resumed.meta):
+        if report.used != cfg.precision and recorded is None:
             log.warning("precision fell back: %s", report.reason)
         self._precision = make_precision(report.used, self.device.type)
         return report

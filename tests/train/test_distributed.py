@@ -8,6 +8,7 @@ state is checkpointed, so a 2-process run killed and resumed on 2 processes is b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -59,7 +60,6 @@ def _train(home: Path, *args: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,  # its own process group: the launcher and its workers can be killed together
     )
 
 
@@ -94,6 +94,30 @@ def test_two_processes_preempted_then_resumed_on_one_match_single_process(tmp_pa
     assert worst < 2e-3, f"2-process run differs from 1-process run by {worst}"
     assert abs(resumed.metrics["valid_accuracy"] - single.metrics["valid_accuracy"]) <= 0.02
     assert not torch.equal(a["head.weight"], torch.zeros_like(a["head.weight"]))
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (torchrun starts its workers in sessions of their own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL the launcher and all its workers at once: a machine lost, nobody records anything."""
+    for victim in [pid, *_descendants(pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
 
 
 def _run_of(home: Path, before: set[str]):
@@ -132,7 +156,7 @@ def test_ranks_draw_their_own_dropout_and_a_killed_two_process_run_resumes_bit_e
         new = [p for p in (tmp_path / "runs").iterdir() if p.name not in before]
         folder = new[0] if new else None
         if folder is not None and Checkpoints(folder / "checkpoints").steps()[-1:] >= [target]:
-            os.killpg(killed.pid, signal.SIGKILL)
+            _kill_tree(killed.pid)
             break
         time.sleep(0.01)
     killed.communicate(timeout=60)

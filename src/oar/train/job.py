@@ -66,6 +66,9 @@ class DataSection(BaseModel):
     dataset: str = Field(description="a built-in dataset: " + ", ".join(BUILTIN_DATASETS))
     limit: int | None = Field(None, ge=1, description="keep only the first N training examples")
     valid_limit: int | None = Field(None, ge=1, description="keep only the first N validation examples")
+    test_limit: int | None = Field(
+        None, ge=1, description="keep only the first N test examples (test metrics and the export's parity check)"
+    )
     batch_size: int = Field(64, ge=1)
     vocab_size: int = Field(8000, ge=16, description="text datasets: WordPiece vocabulary size")
     max_tokens: int = Field(256, ge=1, description="text datasets: truncate longer texts")
@@ -173,17 +176,17 @@ def prepare_data(job: JobConfig, workdir: Path) -> JobData:
     dataset = validate_job(job)
     kind = ARCHS[job.model.arch][1]
     train, valid = dataset.train.head(job.data.limit), dataset.valid.head(job.data.valid_limit)
+    test = dataset.test.head(job.data.test_limit)
     size, seed = job.data.batch_size, job.trainer.seed
     if kind == "image":
         batches = [TensorBatches(np.asarray(s.x), s.y, size, shuffle=s is train, seed=seed) for s in (train, valid)]
-        test = TensorBatches(np.asarray(dataset.test.x), dataset.test.y, size)
-        return JobData(dataset, kind, batches[0], batches[1], test)
+        return JobData(dataset, kind, batches[0], batches[1], TensorBatches(np.asarray(test.x), test.y, size))
     tokenizer = _tokenizer(job, train, workdir)
 
     def text_batches(split: Split, shuffle: bool = False) -> TextBatches:
         return TextBatches(token_ids(tokenizer, split.x), split.y, size, shuffle=shuffle, seed=seed)
 
-    return JobData(dataset, kind, text_batches(train, True), text_batches(valid), text_batches(dataset.test), tokenizer)
+    return JobData(dataset, kind, text_batches(train, True), text_batches(valid), text_batches(test), tokenizer)
 
 
 def build_model(job: JobConfig, data: JobData) -> nn.Module:

@@ -19,6 +19,8 @@ import yaml
 from oar.hub import Hub
 from oar.train.preemption import EXIT_PREEMPTED
 
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+
 STEPS = 60  # 480 texts / 16 a batch x 2 epochs
 EVERY = 4
 JOB = {
@@ -34,6 +36,7 @@ JOB = {
         "threads": 1,
         "checkpoint": {"every_steps": EVERY, "keep_last": 3},
     },
+    "register_model": False,  # registration has its own tests (test_train_phases.py)
 }
 
 
@@ -42,7 +45,7 @@ def oar(home: Path, *args: str, wait: bool = True):
     command = [sys.executable, "-m", "oar.cli.main", "train", *args, "--no-progress"]
     if not wait:
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """``oar train CONFIG.yaml`` / ``oar train --resume RUN`` [``--nproc N``].
 
-Exit codes: 0 finished; 1 bad input (one red line); 75 preempted by SIGTERM after
-writing a checkpoint, so ``oar train --resume RUN`` continues it (``EX_TEMPFAIL``).
+Exit codes: 0 finished (and, for text runs, registered); 1 bad input (one red line); 75
+preempted by SIGTERM at any phase, with everything done so far checkpointed, so
+``oar train --resume RUN`` continues it (``EX_TEMPFAIL``).
 """
 
 from __future__ import annotations
@@ -27,34 +28,84 @@ def train(
     ] = None,
     nproc: Annotated[int, typer.Option("--nproc", min=1, help="data-parallel processes (torchrun, gloo)")] = 1,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show the progress bar")] = True,
+    register: Annotated[
+        bool,
+        typer.Option("--register/--no-register", help="new runs: export, parity-check and register the model"),
+    ] = True,
 ) -> None:
-    """Train a model from a YAML job; the run, its curves, checkpoints and weights go to the hub."""
+    """Train a model from a YAML job; the run, its curves, checkpoints, weights and model go to the hub."""
+    from oar.train.preemption import EXIT_PREEMPTED, PreemptionWatch, TrainingPreempted  # light: no torch
+
     if (config is None) == (resume is None):
         raise InvalidInputError("give CONFIG.yaml to start a run, or --resume RUN to continue one (not both)")
+    run_id = resume
+    with PreemptionWatch() as watch:  # SIGTERM from here on leaves the run resumable (exit 75)
+        try:
+            watch.phase("startup")
+            run = _train(config, resume, nproc, progress, register)
+        except TrainingPreempted as exc:
+            run_id = exc.run_id or run_id
+            where = f"at step {exc.step}" if exc.phase == "train" else f"before {exc.phase}"
+            err.print(f"[yellow]preempted[/] {where}; continue with: oar train --resume {run_id}")
+            raise typer.Exit(EXIT_PREEMPTED) from None
+    if run is not None:
+        _print_summary(run)
+
+
+def _train(config: Path | None, resume: str | None, nproc: int, progress: bool, register: bool) -> Run | None:
     from oar.pipelines.train_job import execute, run_dir, start_run  # torch: only when training
     from oar.train.job import load_job
-    from oar.train.preemption import EXIT_PREEMPTED, TrainingPreempted
+    from oar.train.preemption import TrainingPreempted
 
     hub = Hub()
-    run = start_run(load_job(config), hub) if config is not None else hub.runs.get(resume or "")
+    if config is not None:
+        job = load_job(config)
+        job.register_model = job.register_model and register
+        run = start_run(job, hub)
+    else:
+        run = hub.runs.get(resume or "")
     if resume and run.status == "finished":
         console.print(f"run {run.id} already finished; see `oar runs show {run.id}`")
-        return
+        return None
     console.print(f"run [bold]{run.id}[/] in {run_dir(hub, run.id)}" + (" (resuming)" if resume else ""))
     try:
-        run = execute(run.id, hub, progress) if nproc == 1 else _launch(run.id, nproc, hub)
+        return execute(run.id, hub, progress) if nproc == 1 else _launch(run.id, nproc, hub)
     except TrainingPreempted as exc:
-        err.print(f"[yellow]preempted[/] at step {exc.step}; continue with: oar train --resume {run.id}")
-        raise typer.Exit(EXIT_PREEMPTED) from None
+        exc.run_id = exc.run_id or run.id
+        raise
+
     except KeyboardInterrupt:
         err.print(f"interrupted: run {run.id} is recorded as interrupted; continue with: oar train --resume {run.id}")
         raise typer.Exit(130) from None
+
+
+def _print_summary(run: Run) -> None:
     m = run.metrics
     console.print(
-        f"finished {m.get('steps')} steps in {m.get('train_seconds', 0):.1f} s: "
-        f"test accuracy {m.get('test_accuracy', float('nan')):.4f}; weights {m.get('weights')}; "
-        f"curves: oar runs show {run.id}"
+        f"finished {m.get('steps')} steps in {m.get('train_seconds', 0):.1f} s of training: "
+        f"test accuracy {m.get('test_accuracy', float('nan')):.4f}; weights {m.get('weights')}",
+        soft_wrap=True,
     )
+    graph, precision = m.get("graph") or {}, m.get("precision") or {}
+    if graph.get("requested") == "static":
+        console.print(f"static mode: ran {graph.get('used')} ({graph.get('reason')})", soft_wrap=True)
+    if precision and precision.get("used") != precision.get("requested"):
+        console.print(
+            f"precision: ran {precision.get('used')} instead of {precision.get('requested')} "
+            f"({precision.get('reason')})",
+            soft_wrap=True,
+        )
+    if m.get("model"):
+        parity = m.get("parity") or {}
+        console.print(
+            f"registered [bold]{m['model']}[/]: parity max |Δ| {parity.get('max_abs_diff', float('nan')):.2e}, "
+            f"argmax agreement {parity.get('argmax_agreement', float('nan')):.4f} on {parity.get('samples')} "
+            f"test texts; serve it: oar serve {str(m['model']).split(':')[0]}",
+            soft_wrap=True,
+        )
+    elif m.get("register_skipped"):
+        console.print(f"not registered: {m['register_skipped']}", soft_wrap=True)
+    console.print(f"curves: oar runs show {run.id}", soft_wrap=True)
 
 
 def _launch(run_id: str, nproc: int, hub: Hub) -> Run:

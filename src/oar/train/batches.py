@@ -38,6 +38,10 @@ class StatefulBatches:
     def __len__(self) -> int:
         return (self._size() + self.batch_size - 1) // self.batch_size
 
+    @property
+    def num_examples(self) -> int:
+        return self._size()
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self.position, self._start = epoch, 0, 0
 

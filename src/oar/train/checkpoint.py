@@ -31,6 +31,8 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from oar._core.errors import InvalidInputError
+
 log = logging.getLogger("oar.train")
 
 FORMAT = 1
@@ -40,6 +42,10 @@ _NAME = re.compile(r"^step-(\d{9})$")
 
 class CheckpointError(Exception):
     """A checkpoint directory is incomplete or does not match its manifest."""
+
+
+class CheckpointMismatchError(InvalidInputError):
+    """The newest checkpoint was written by a run with other settings, data or model."""
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,9 @@ class CheckpointConfig:
     keep_last: int | None = 3
     resume: bool = True
     preempt_deadline_s: float = 30.0
+    # continue from a checkpoint written by different settings or data (refused by default);
+    # the changes are recorded in the checkpoint and in ``TrainResult.config_changes``
+    allow_changes: bool = False
 
     def __post_init__(self) -> None:
         for name in ("every_steps", "every_seconds", "keep_last"):
@@ -72,6 +75,9 @@ class TrainerConfig:
     compile_backend: str = "inductor"
     compile_probe_steps: int = 5
     compile_min_speedup: float = 1.0
+    compile_policy: str = "auto"  # "auto": compile only when the steps left can repay it; "always": probe anyway
+    compile_cache_dir: str | None = None  # compiled artifacts and measured compile times, reused across runs
+    precision_probe: bool = True  # time mixed precision against float32 at start; fall back when it is slower
     tensorboard_dir: str | None = None
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
@@ -93,6 +99,8 @@ class TrainerConfig:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got '{self.precision}'")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got '{self.schedule}'")
+        if self.compile_policy not in ("auto", "always"):
+            raise ValueError(f"compile_policy must be 'auto' or 'always'; got '{self.compile_policy}'")
         if self.mode not in (None, "dynamic", "static"):
             raise ValueError(f"mode must be 'dynamic' or 'static'; got '{self.mode}'")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -58,6 +59,15 @@ def any_rank(flag: bool, world: World) -> bool:
     value = torch.tensor([1 if flag else 0])
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+def all_gather(value: Any, world: World) -> list[Any]:
+    """``value`` of every rank, in rank order (a 1-element list in a single process)."""
+    if not world.distributed:
+        return [value]
+    gathered: list[Any] = [None] * world.size
+    dist.all_gather_object(gathered, value)
+    return gathered
 
 
 def barrier(world: World) -> None:

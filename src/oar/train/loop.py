@@ -23,9 +23,9 @@ from oar.train import distributed
 from oar.train.batches import StatefulBatches
 from oar.train.checkpoint import Checkpoint, Checkpoints
 from oar.train.graph import GraphMode
-from oar.train.precision import Precision
+from oar.train.precision import Precision, PrecisionReport
 from oar.train.preemption import PreemptionWatch, TrainingPreempted
-from oar.train.rng import capture_rng, restore_rng
+from oar.train.rng import capture_rng, fresh_rank_rng, restore_rng
 
 if TYPE_CHECKING:
     from oar.train.trainer import Trainer
@@ -45,6 +45,8 @@ class FitState:
     stale: int = 0
     stopped_early: bool = False
     finished: bool = False
+    segments: list[dict[str, Any]] = field(default_factory=list)  # earlier processes' share of the run
+    config_changes: list[dict[str, Any]] = field(default_factory=list)
 
     def meta(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,7 @@ class FitState:
             "stale": self.stale,
             "stopped_early": self.stopped_early,
             "finished": self.finished,
+            "config_changes": self.config_changes,
         }
 
 
@@ -74,14 +77,39 @@ class Parts:
 
 
 class FitLoop:
-    def __init__(self, trainer: Trainer, parts: Parts) -> None:
+    def __init__(
+        self,
+        trainer: Trainer,
+        parts: Parts,
+        fingerprint: dict[str, Any] | None = None,
+        precision: PrecisionReport | None = None,
+    ) -> None:
         self.trainer = trainer
         self.parts = parts
+        self.fingerprint = fingerprint or {}
+        self.precision = precision
         self.state = FitState()
         self.last_checkpoint: str | None = None
         self._checkpointed_step = -1
         self._last_checkpoint_time = time.monotonic()
         self._last_log = (time.perf_counter(), 0)
+        self._segment: tuple[float, int, int] | None = None  # this process: (started, from step, from samples)
+
+    def segments(self) -> list[dict[str, Any]]:
+        """The run's training time, one entry per process that advanced it; the last is this one, so far."""
+        s, done = self.state, list(self.state.segments)
+        if self._segment is not None and s.step > self._segment[1]:
+            started, first, samples = self._segment
+            done.append(
+                {
+                    "from_step": first,
+                    "to_step": s.step,
+                    "seconds": round(time.perf_counter() - started, 3),
+                    "samples": s.samples - samples,
+                    "world_size": self.trainer.world.size,
+                }
+            )
+        return done
 
     # --- checkpoints -------------------------------------------------------------------------
 
@@ -103,15 +131,27 @@ class FitLoop:
         s.history, s.best_metrics, s.stale = meta["history"], meta["best_metrics"], meta["stale"]
         s.stopped_early, s.finished = meta["stopped_early"], meta["finished"]
         s.best_state = checkpoint.weights("best") if checkpoint.has_weights("best") else None
+        s.segments = list(meta.get("segments", []))
+        parts.graph.load_state_dict(meta.get("graph", {}))
         self.last_checkpoint = str(checkpoint.path)
         self._checkpointed_step = checkpoint.step
-        restore_rng(state["rng"])
+        self._restore_rng(state, checkpoint.step)
+
+    def _restore_rng(self, state: dict[str, Any], step: int) -> None:
+        """Each rank its own generators; a rank the checkpoint has none for is seeded from (seed, rank, step)."""
+        rank = self.trainer.world.rank
+        per_rank = state.get("rng_ranks") or [state["rng"]]
+        if rank < len(per_rank):
+            restore_rng(per_rank[rank])
+        else:
+            fresh_rank_rng(self.trainer.config.seed, rank, step)
 
     def checkpoint(self, reason: str) -> None:
         parts, trainer = self.parts, self.trainer
         if parts.checkpoints is None or self._checkpointed_step == self.state.step:
             return
         started = time.perf_counter()
+        rngs = distributed.all_gather(capture_rng(), trainer.world)  # every rank draws its own masks
         if trainer.world.is_main:
             weights = {"model": trainer.model.state_dict()}
             if self.state.best_state is not None:
@@ -120,7 +160,8 @@ class FitLoop:
                 "optimizer": parts.optimizer.state_dict(),
                 "scheduler": parts.schedule.state_dict(),
                 "precision": parts.precision.state_dict(),
-                "rng": capture_rng(),
+                "rng": rngs[0],
+                "rng_ranks": rngs,
             }
             meta = {
                 **self.state.meta(),
@@ -128,7 +169,13 @@ class FitLoop:
                 "world_size": trainer.world.size,
                 "total_steps": parts.total_steps,
                 "config": trainer.config.to_dict(),
+                "fingerprint": self.fingerprint,
+                "precision": self.precision.to_dict() if self.precision else None,
+                "graph": parts.graph.state_dict(),
+                "segments": self.segments(),
             }
+            if meta["precision"] is None:
+                del meta["precision"]
             self.last_checkpoint = str(parts.checkpoints.write(self.state.step, weights, state, meta))
         distributed.barrier(trainer.world)
         self._checkpointed_step = self.state.step
@@ -145,6 +192,9 @@ class FitLoop:
         cfg, s = self.trainer.config, self.state
         if s.finished:
             return
+        now = time.perf_counter()
+        self._segment = (now, s.step, s.samples)
+        self._last_log = (now, s.samples)  # the throughput timer starts here, at the restored count
         self.trainer.module_train()
         while s.epoch < cfg.epochs:
             for window in self._windows():

@@ -9,7 +9,10 @@ checkpoint: a resumed run must not restart the scale search from 65536.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+import statistics
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
@@ -97,3 +100,57 @@ def make_precision(name: str, device_type: str) -> Precision:
     if name == "16-mixed":
         return Float16Precision(device_type)
     raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got '{name}'")
+
+
+@dataclass
+class PrecisionReport:
+    """The precision asked for, the one used, and the step times the choice rests on."""
+
+    requested: str
+    used: str
+    reason: str = ""
+    fp32_step_ms: float | None = None
+    mixed_step_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_PROBE_ROUNDS = 3
+MAX_SLOWDOWN = 1.25  # a mixed step slower than this x float32 buys memory at too high a price
+
+
+def probe_precision(
+    name: str,
+    device_type: str,
+    step: Callable[[Precision], None],
+) -> PrecisionReport:
+    """Time ``step`` (forward + backward on one batch, no optimizer step) in ``name`` and in float32.
+
+    Mixed precision pays off only where the hardware computes in bfloat16/float16 natively; on a
+    CPU without it (no AVX512-BF16/AMX) ``bf16-mixed`` was ~7x slower per step than float32. One
+    untimed round warms both up, then ``_PROBE_ROUNDS`` rounds alternate them, and the medians
+    decide: slower than ``MAX_SLOWDOWN`` x float32 falls back to ``"32"``.
+    """
+    if name == "32":
+        return PrecisionReport(name, name, "float32 asked for")
+    mixed, fp32 = make_precision(name, device_type), Precision(device_type)
+    times: dict[str, list[float]] = {"mixed": [], "fp32": []}
+    for round_ in range(_PROBE_ROUNDS + 1):
+        for key, precision in (("mixed", mixed), ("fp32", fp32)):
+            started = time.perf_counter()
+            step(precision)
+            if round_:
+                times[key].append(time.perf_counter() - started)
+    mixed_s, fp32_s = statistics.median(times["mixed"]), statistics.median(times["fp32"])
+    report = PrecisionReport(name, name, fp32_step_ms=round(fp32_s * 1000, 3), mixed_step_ms=round(mixed_s * 1000, 3))
+    ratio = mixed_s / fp32_s
+    if ratio > MAX_SLOWDOWN:
+        report.used = "32"
+        report.reason = (
+            f"{name} step {mixed_s * 1000:.1f} ms is {ratio:.1f}x the float32 step {fp32_s * 1000:.1f} ms on this "
+            f"{device_type} (no native support?): training in float32; precision_probe=False keeps {name}"
+        )
+    else:
+        report.reason = f"{name} step {ratio:.2f}x the float32 step"
+    return report

@@ -1,10 +1,20 @@
-"""SIGTERM means "this machine is being taken back": finish the step, checkpoint, leave resumable.
+"""SIGTERM means "this machine is being taken back": stop at the next safe point, leave resumable.
 
-The handler only sets a flag; the fit loop checks it after every optimizer step,
-writes a checkpoint and raises ``TrainingPreempted``, which ``oar train`` turns
-into exit code 75 (``EX_TEMPFAIL``: "temporary failure, run me again").
+The handler only sets a flag. Inside ``fit`` the loop checks it after every
+optimizer step, writes a checkpoint and raises ``TrainingPreempted``; outside it
+(start-up, data and model build, checkpoint restore, the final test evaluation,
+the weight save, the export) ``oar train`` checks it at every phase boundary
+(``PreemptionWatch.phase``), where nothing half-done needs saving: the newest
+checkpoint already holds everything, so the run is marked ``preempted`` and the
+process exits 75 (``EX_TEMPFAIL``: "temporary failure, run me again").
+
 A watchdog ends the process if the checkpoint is not written within the deadline,
 so a stuck write never outlives the grace period the platform gives.
+
+Test hook: with ``OAR_TRAIN_HOLD_PHASE=NAME`` in the environment, the process
+prints ``oar-train-phase: NAME`` to stderr when it enters phase ``NAME`` and waits
+there (at most 60 s) until a SIGTERM arrives, so a test can signal it at exactly
+that phase. Unset, the hook costs one dictionary lookup per phase.
 """
 
 from __future__ import annotations
@@ -12,10 +22,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, ClassVar
 
 from oar._core.errors import OarError
 
@@ -23,27 +35,49 @@ log = logging.getLogger("oar.train")
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL from sysexits.h: preempted, a checkpoint was written, resume the run
 EXIT_DEADLINE = 76  # the checkpoint did not finish before the deadline; resume from the previous one
+HOLD_ENV = "OAR_TRAIN_HOLD_PHASE"
+_HOLD_MAX_S = 60.0
 
 
 class TrainingPreempted(OarError):
-    """Training stopped on SIGTERM after writing a checkpoint; resume it to continue."""
+    """Training stopped on SIGTERM at a safe point (after a checkpoint, or between phases); resume it."""
 
     http_status = 503
 
-    def __init__(self, step: int, checkpoint: str | None) -> None:
+    def __init__(self, step: int, checkpoint: str | None, phase: str = "train") -> None:
         self.step = step
         self.checkpoint = checkpoint
-        super().__init__(f"preempted at step {step}; checkpoint {checkpoint or '(none: no checkpoint directory)'}")
+        self.phase = phase
+        self.run_id: str | None = None  # set by ``oar train`` once the run it stopped is known
+        where = f"at step {step}" if phase == "train" else f"before phase '{phase}'"
+        super().__init__(f"preempted {where}; checkpoint {checkpoint or '(none)'}")
 
 
 class PreemptionWatch:
-    """Installs a SIGTERM handler for the duration of ``fit`` (main thread only) and restores the old one."""
+    """Installs a SIGTERM handler (main thread only) while entered, and restores the old one on exit.
+
+    Watches nest: ``Trainer.fit`` reuses the innermost entered watch (``PreemptionWatch.active()``),
+    so a signal that arrives before ``fit`` (``oar train`` enters a watch at start-up) is not lost.
+    """
+
+    _local: ClassVar[threading.local] = threading.local()  # one stack of entered watches per thread
 
     def __init__(self, deadline_s: float = 30.0) -> None:
         self.deadline_s = deadline_s
         self.requested_at: float | None = None
         self._previous: Any = None
         self._installed = False
+
+    @classmethod
+    def _stack(cls) -> list[PreemptionWatch]:
+        if not hasattr(cls._local, "stack"):
+            cls._local.stack = []
+        return cls._local.stack
+
+    @classmethod
+    def active(cls) -> PreemptionWatch | None:
+        stack = cls._stack()
+        return stack[-1] if stack else None
 
     @property
     def requested(self) -> bool:
@@ -53,20 +87,46 @@ class PreemptionWatch:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGTERM, self._handle)
             self._installed = True
+        PreemptionWatch._stack().append(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        stack = PreemptionWatch._stack()
+        if self in stack:
+            stack.remove(self)
         if self._installed:
             signal.signal(signal.SIGTERM, self._previous)
+            self._installed = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested_at is None:
-            self.requested_at = time.monotonic()
+        self.request()
 
     def request(self) -> None:
         """Ask for a preemption stop from code (another rank's flag, a test, a callback)."""
         if self.requested_at is None:
             self.requested_at = time.monotonic()
+
+    def phase(
+        self,
+        name: str,
+        checkpoint: str | None = None,
+        agree: Callable[[bool], bool] | None = None,
+    ) -> None:
+        """Enter phase ``name``: raise ``TrainingPreempted`` if SIGTERM arrived during the previous one.
+
+        ``agree`` makes the ranks of a data-parallel job decide together (``distributed.any_rank``),
+        so no rank stops while another walks into a collective.
+        """
+        requested = agree(self.requested) if agree is not None else self.requested
+        if requested:
+            log.info("SIGTERM received; stopping before phase '%s'", name)
+            raise TrainingPreempted(-1, checkpoint, name)
+        log.debug("phase %s", name)
+        if os.environ.get(HOLD_ENV) == name:
+            print(f"oar-train-phase: {name}", file=sys.stderr, flush=True)
+            until = time.monotonic() + _HOLD_MAX_S
+            while not self.requested and time.monotonic() < until:
+                time.sleep(0.01)
 
     def watchdog(self) -> threading.Timer:
         """A started timer that exits the process if the remaining deadline passes; cancel it when done."""
@@ -75,6 +135,11 @@ class PreemptionWatch:
         timer.daemon = True
         timer.start()
         return timer
+
+
+def current_phase_watch() -> PreemptionWatch:
+    """The active watch, or an unentered one (no handler: a library caller outside ``oar train``)."""
+    return PreemptionWatch.active() or PreemptionWatch()
 
 
 def _deadline_passed(deadline_s: float) -> None:

@@ -8,6 +8,7 @@ States are stored as tensors and plain values so ``torch.load(weights_only=True)
 
 from __future__ import annotations
 
+import hashlib
 import random
 from typing import Any
 
@@ -49,3 +50,21 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of data-parallel rank ``rank``: rank 0 keeps ``seed``, so a 1-process run is unchanged.
+
+    Every rank seeded alike would draw the same dropout masks for its slice of the batch: the
+    ranks' noise would be perfectly correlated, unlike one process drawing for the whole batch.
+    """
+    if rank == 0:
+        return seed
+    digest = hashlib.sha256(f"oar-rank-seed:{seed}:{rank}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def fresh_rank_rng(seed: int, rank: int, step: int) -> None:
+    """Seed a rank that has no saved state (a resume at a larger world size) from ``(seed, rank, step)``."""
+    digest = hashlib.sha256(f"oar-rank-resume:{seed}:{rank}:{step}".encode()).digest()
+    seed_everything(int.from_bytes(digest[:8], "little") >> 1)

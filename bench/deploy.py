@@ -131,6 +131,7 @@ def main() -> None:
     home = Path(args.home).expanduser() if args.home else Path(tempfile.mkdtemp(prefix="oar-bench-deploy-"))
     os.environ["OAR_HOME"] = str(home)
     versions = ensure_versions(args.model, args.limit)
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     first, second = versions[-2], versions[-1]
 
     from oar.supervise import ServeDeployment
@@ -162,6 +163,7 @@ def main() -> None:
         f"{figures['requests_per_s']:.0f} req/s, p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
         f"{figures['errors']} errors"
     )
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

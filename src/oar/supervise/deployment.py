@@ -167,7 +167,9 @@ class ServeDeployment:
         return is_ready(self.endpoint)
 
     def undeploy(self, timeout: float = 10.0) -> int | None:
-        """Stop the server (graceful: in-flight requests finish), free its ports, drop its secrets."""
+        """Stop the server (graceful: in-flight requests finish), free its ports, drop its secrets.
+
+        ``Supervisor.unwatch`` it first, or the supervisor restarts what this stops."""
         code = self.spawner.stop(timeout)
         release_ports(self.ports)
         for name in (ADMIN_TOKEN_NAME, PROBE_TOKEN_NAME, TOKEN_DIGEST_NAME):
@@ -198,14 +200,17 @@ class ServeDeployment:
         if self.spawner.poll() is not None:
             raise OarError(f"deployment of {self.model} is not running; start it before a rollover")
         old = self.version
-        with httpx.Client(base_url=self.endpoint, timeout=timeout) as http:
-            self._load(http, f"specific:{old},{version}")
-            try:
-                _probe(http, self.model, version, self._secret(PROBE_TOKEN_NAME))
-            except OarError:
-                self._load(http, f"specific:{old}")
-                raise
-            self._load(http, f"specific:{version}")
+        try:
+            with httpx.Client(base_url=self.endpoint, timeout=timeout) as http:
+                self._load(http, f"specific:{old},{version}")
+                try:
+                    _probe(http, self.model, version, self._secret(PROBE_TOKEN_NAME))
+                except OarError:
+                    self._load(http, f"specific:{old}")
+                    raise
+                self._load(http, f"specific:{version}")
+        except httpx.HTTPError as exc:
+            raise OarError(f"rollover of {self.model} to version {version} failed: {exc!r}") from None
         self.version = version
         self.spawner.spec = self._spec()  # a restart after a crash serves the new version
         return self.state()

@@ -47,7 +47,15 @@ def ensure_versions(model: str, limit: int) -> list[int]:
     return versions
 
 
-def time_to_ready(argv: list[str], endpoint: str, log: Path) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (``/proc/<pid>/stat`` fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def time_to_ready(argv: list[str], endpoint: str, log: Path) -> tuple[float, float]:
+    """Wall seconds from spawn to ready, and the CPU seconds the server used to get there (which, unlike
+    wall time, does not grow with what else the machine runs)."""
     from oar.supervise import LocalProcessSpawner, ProcessSpec, wait_ready
 
     spawner = LocalProcessSpawner(ProcessSpec(argv=tuple(argv), log_path=str(log)))
@@ -55,7 +63,7 @@ def time_to_ready(argv: list[str], endpoint: str, log: Path) -> float:
     spawner.start()
     try:
         wait_ready(spawner, endpoint, timeout=120, interval=0.02)
-        return time.monotonic() - started
+        return time.monotonic() - started, cpu_seconds(spawner.pid)
     finally:
         spawner.stop(10)
 
@@ -64,16 +72,20 @@ def bench_start(model: str, version: int, runs: int, work: Path) -> dict[str, fl
     from oar.supervise import allocate_ports
 
     times: dict[str, list[float]] = {"serve_main": [], "cli_main": []}
+    cpu: dict[str, list[float]] = {"serve_main": [], "cli_main": []}
     entries = {"serve_main": ["-m", "oar.cli.serve_main"], "cli_main": ["-m", "oar.cli.main", "serve"]}
     for run in range(runs):
         for name, entry in entries.items():
             port, grpc_port = allocate_ports(2)
             argv = [sys.executable, *entry, f"{model}:{version}", "--port", str(port), "--grpc-port", str(grpc_port)]
-            seconds = time_to_ready(argv, f"http://127.0.0.1:{port}", work / f"start-{name}-{run}.log")
+            seconds, used = time_to_ready(argv, f"http://127.0.0.1:{port}", work / f"start-{name}-{run}.log")
             times[name].append(seconds)
-    return {name: statistics.median(values) for name, values in times.items()} | {
-        f"{name}_all": values for name, values in times.items()
-    }
+            cpu[name].append(used)
+    return (
+        {name: statistics.median(values) for name, values in times.items()}
+        | {f"{name}_all": values for name, values in times.items()}
+        | {f"{name}_cpu": statistics.median(values) for name, values in cpu.items()}
+    )
 
 
 def bench_recovery(deployment, token: str) -> float:
@@ -143,6 +155,10 @@ def main() -> None:
         f"serve_main {start['serve_main']:.2f} s, baseline oar.cli.main serve {start['cli_main']:.2f} s "
         f"(ratio {start['cli_main'] / start['serve_main']:.2f}x)  all: "
         f"{[round(t, 2) for t in start['serve_main_all']]} vs {[round(t, 2) for t in start['cli_main_all']]}"
+    )
+    print(
+        f"CPU seconds the server used until ready (median): serve_main {start['serve_main_cpu']:.2f} s, "
+        f"baseline {start['cli_main_cpu']:.2f} s (ratio {start['cli_main_cpu'] / start['serve_main_cpu']:.2f}x)"
     )
     deployment, token = ServeDeployment.create(args.model, first, work / "dep", home=home)
     started = time.monotonic()

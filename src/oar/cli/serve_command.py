@@ -56,7 +56,7 @@ def serve(
     token: str = typer.Option(None, envvar="OAR_SERVE_TOKEN", help="require 'Authorization: Bearer TOKEN'"),
     auth_token_file: Annotated[
         Path | None,
-        typer.Option(help="file holding the sha256 (hex) of the token inference needs (the token stays secret)"),
+        typer.Option(help="file of sha256 hex digests, one a line, of the tokens inference accepts"),
     ] = None,
     admin_token: str = typer.Option(None, envvar="OAR_ADMIN_TOKEN", help="enable repository control with it"),
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate: serve HTTPS and TLS gRPC")] = None,
@@ -87,7 +87,7 @@ def serve(
             instances=instances,
         ),
         version_policy=VersionPolicy.parse(version_policy),
-        security=SecurityConfig(token=token, token_sha256=_token_digest(auth_token_file), admin_token=admin_token),
+        security=SecurityConfig(token=token, token_digests=_token_digests(auth_token_file), admin_token=admin_token),
         tls_cert=tls_cert,
         tls_key=tls_key,
         access_log=access_log,
@@ -171,14 +171,15 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _token_digest(path: Path | None) -> str | None:
-    """The sha256 hex digest an ``--auth-token-file`` holds, checked so a wrong file fails at start."""
+def _token_digests(path: Path | None) -> tuple[str, ...]:
+    """The sha256 hex digests an ``--auth-token-file`` holds (one a line), checked so a wrong file fails at start."""
     if path is None:
-        return None
+        return ()
     try:
-        digest = path.read_text().strip().lower()
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read --auth-token-file {path}: {exc.strerror or exc}") from None
-    if not re.fullmatch(r"[0-9a-f]{64}", digest):
-        raise InvalidInputError(f"--auth-token-file {path} must hold one sha256 hex digest (64 hex digits)")
-    return digest
+        digests = tuple(line.strip().lower() for line in path.read_text().splitlines() if line.strip())
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise InvalidInputError(f"cannot read --auth-token-file {path}: {reason}") from None
+    if not digests or not all(re.fullmatch(r"[0-9a-f]{64}", digest) for digest in digests):
+        raise InvalidInputError(f"--auth-token-file {path} must hold sha256 hex digests (64 hex digits), one a line")
+    return digests

@@ -40,7 +40,7 @@ class DataPlane:
         security = self.security
         if security.token is not None and not _bearer_matches(authorization, security.token):
             raise UnauthorizedError("missing or wrong bearer token; send 'Authorization: Bearer <token>'")
-        if security.token_sha256 is not None and not _bearer_digest_matches(authorization, security.token_sha256):
+        if security.token_digests and not _bearer_digest_matches(authorization, security.token_digests):
             raise UnauthorizedError("missing or wrong bearer token; send 'Authorization: Bearer <token>'")
 
     def authorize_admin(self, authorization: str | None) -> None:
@@ -169,12 +169,12 @@ def _bearer_matches(authorization: str | None, token: str) -> bool:
     return hmac.compare_digest(authorization[7:].strip().encode(), token.encode())
 
 
-def _bearer_digest_matches(authorization: str | None, token_sha256: str) -> bool:
-    """Compare hashes: the server holding only a token's digest cannot leak the token."""
+def _bearer_digest_matches(authorization: str | None, digests: tuple[str, ...]) -> bool:
+    """Compare hashes: a server holding only the tokens' digests cannot leak a token."""
     if not authorization or not authorization.startswith("Bearer "):
         return False
     digest = hashlib.sha256(authorization[7:].strip().encode()).hexdigest()
-    return hmac.compare_digest(digest, token_sha256)
+    return any([hmac.compare_digest(digest, known) for known in digests])  # a list: compare them all
 
 
 def _check_inputs(model: LoadedModel, request: InferRequest) -> None:

@@ -1,12 +1,13 @@
 """``ServeDeployment``: one hub model version served by its own ``oar serve`` process (Model-as-a-Service).
 
-A deployment owns a run directory (log, token digest, admin token), two
+A deployment owns a run directory (log, token digests, its own tokens), two
 loopback ports (REST, gRPC) and a ``LocalProcessSpawner``. Inference needs
 the deployment's bearer token: the server holds only its sha256
 (``--auth-token-file``), the caller gets the token once from ``create`` and
-stores its hash, like any API token. Repository control (used for
-rollovers) has a second, random admin token that reaches the server through
-the environment from a 0600 file, never the command line or the stored state.
+stores its hash, like any API token. The deployment keeps two tokens of its
+own in 0600 files: a probe token (inference, for the rollover check) and an
+admin token (repository control, reaching the server through the
+environment), never on a command line or in the stored state.
 
 A rollover changes the version behind the same model id with no failed
 request: the new version is loaded beside the old one, checked with a real
@@ -44,6 +45,7 @@ SERVE_ENTRY = ("-m", "oar.cli.serve_main")  # `oar serve` alone: no torch import
 LOG_NAME = "serve.log"
 TOKEN_DIGEST_NAME = "token.sha256"
 ADMIN_TOKEN_NAME = "admin-token"
+PROBE_TOKEN_NAME = "probe-token"
 # Inherited variables that would change what the served process does: set only on purpose.
 _NOT_INHERITED = ("OAR_SERVE_TOKEN", "OAR_ADMIN_TOKEN", "PROMETHEUS_MULTIPROC_DIR")
 
@@ -92,9 +94,10 @@ class ServeDeployment:
             raise InvalidInputError("extra_args may not set --host, --port, --grpc-port or --workers")
         folder = Path(run_dir).resolve()
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        token = secrets.token_urlsafe(32)
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        _write_secret(folder / TOKEN_DIGEST_NAME, digest)
+        token, probe = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        digest = _sha256(token)
+        _write_secret(folder / TOKEN_DIGEST_NAME, f"{digest}\n{_sha256(probe)}")
+        _write_secret(folder / PROBE_TOKEN_NAME, probe)
         _write_secret(folder / ADMIN_TOKEN_NAME, secrets.token_urlsafe(32))
         port, grpc_port = allocate_ports(2, taken=taken_ports)
         home_text = str(Path(home).resolve()) if home else None
@@ -164,10 +167,12 @@ class ServeDeployment:
         return is_ready(self.endpoint)
 
     def undeploy(self, timeout: float = 10.0) -> int | None:
-        """Stop the server (graceful: in-flight requests finish), free its ports, drop its secrets."""
+        """Stop the server (graceful: in-flight requests finish), free its ports, drop its secrets.
+
+        ``Supervisor.unwatch`` it first, or the supervisor restarts what this stops."""
         code = self.spawner.stop(timeout)
         release_ports(self.ports)
-        for name in (ADMIN_TOKEN_NAME, TOKEN_DIGEST_NAME):
+        for name in (ADMIN_TOKEN_NAME, PROBE_TOKEN_NAME, TOKEN_DIGEST_NAME):
             (self.run_dir / name).unlink(missing_ok=True)
         return code
 
@@ -181,11 +186,11 @@ class ServeDeployment:
         return LiveFigures.between(before, MetricsSnapshot.scrape(self.endpoint, self.model))
 
     # --- rollover ---------------------------------------------------------------------------------
-    def rollover(self, version: int, token: str, timeout: float = 120.0) -> dict[str, Any]:
+    def rollover(self, version: int, timeout: float = 120.0) -> dict[str, Any]:
         """Serve ``version`` instead of the current one under the same model id, failing no request.
 
         1. load ``version`` beside the current one (policy ``specific:OLD,NEW``);
-        2. check it answers a real inference (``token`` is the deployment's bearer token);
+        2. check it answers a real inference (built from its metadata);
         3. retire the old one (policy ``specific:NEW``): it finishes its queue first.
         If 1 or 2 fails the old version keeps serving alone and the error says why.
         """
@@ -195,20 +200,23 @@ class ServeDeployment:
         if self.spawner.poll() is not None:
             raise OarError(f"deployment of {self.model} is not running; start it before a rollover")
         old = self.version
-        with httpx.Client(base_url=self.endpoint, timeout=timeout) as http:
-            self._load(http, f"specific:{old},{version}")
-            try:
-                _probe(http, self.model, version, token)
-            except OarError:
-                self._load(http, f"specific:{old}")
-                raise
-            self._load(http, f"specific:{version}")
+        try:
+            with httpx.Client(base_url=self.endpoint, timeout=timeout) as http:
+                self._load(http, f"specific:{old},{version}")
+                try:
+                    _probe(http, self.model, version, self._secret(PROBE_TOKEN_NAME))
+                except OarError:
+                    self._load(http, f"specific:{old}")
+                    raise
+                self._load(http, f"specific:{version}")
+        except httpx.HTTPError as exc:
+            raise OarError(f"rollover of {self.model} to version {version} failed: {exc!r}") from None
         self.version = version
         self.spawner.spec = self._spec()  # a restart after a crash serves the new version
         return self.state()
 
     def _load(self, http: httpx.Client, policy: str) -> None:
-        admin = (self.run_dir / ADMIN_TOKEN_NAME).read_text().strip()
+        admin = self._secret(ADMIN_TOKEN_NAME)
         response = http.post(
             f"/v2/repository/models/{self.model}/load",
             json={"parameters": {"version_policy": policy}},
@@ -216,6 +224,12 @@ class ServeDeployment:
         )
         if response.status_code != 200:
             raise OarError(f"loading {self.model} ({policy}) failed: {_error_text(response)}")
+
+    def _secret(self, name: str) -> str:
+        try:
+            return (self.run_dir / name).read_text().strip()
+        except OSError as exc:
+            raise OarError(f"deployment secret {self.run_dir / name} is unreadable: {exc.strerror or exc}") from None
 
     # --- the process ------------------------------------------------------------------------------
     def _spec(self) -> ProcessSpec:
@@ -273,6 +287,10 @@ def _check_model(model: str, version: int) -> None:
         raise InvalidInputError(f"version must be a positive integer (resolve aliases first), not {version!r}")
     if not model or ":" in model or "@" in model or "/" in model:
         raise InvalidInputError(f"bad model name {model!r}: give the name and the version separately")
+
+
+def _sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _write_secret(path: Path, text: str) -> None:

@@ -35,6 +35,7 @@ class Run:
     history: list[dict[str, Any]] = field(default_factory=list)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    owner: str | None = None
 
 
 @dataclass(frozen=True)

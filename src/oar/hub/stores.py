@@ -168,6 +168,28 @@ class RunStore:
         with self._sessions() as session:
             return [_run(r) for r in session.scalars(select(RunRow).order_by(RunRow.started_at)).all()]
 
+    def page(
+        self,
+        *,
+        status: str | None = None,
+        dataset: str | None = None,
+        owner: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[Run], int]:
+        """Runs newest first, filtered in the database, and how many match."""
+        query = select(RunRow)
+        if status:
+            query = query.where(RunRow.status == status)
+        if dataset:
+            query = query.where(RunRow.dataset_name == dataset)
+        if owner:
+            query = query.where(RunRow.owner == owner)
+        with self._sessions() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.scalars(query.order_by(RunRow.started_at.desc()).limit(limit).offset(offset)).all()
+            return [_run(r) for r in rows], total
+
     @staticmethod
     def _row(session: Session, run_id: str) -> RunRow:
         row = session.get(RunRow, run_id)
@@ -295,4 +317,5 @@ def _run(row: RunRow) -> Run:
         history=row.history or [],
         started_at=row.started_at,
         finished_at=row.finished_at,
+        owner=row.owner,
     )

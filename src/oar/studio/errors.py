@@ -48,6 +48,8 @@ def error_response(request: Request, status: int, message: str, headers: dict[st
 
 async def _oar_error(request: Request, exc: OarError) -> Response:
     status = exc.http_status if 400 <= exc.http_status < 600 else 500
+    if status == 400:  # well-formed but unacceptable input: the same status as a failed validation
+        status = 422
     if status == 401 and not _wants_json(request):
         from fastapi.responses import RedirectResponse
 

@@ -3,21 +3,36 @@ CSRF tokens, and the sign-in rate limit."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import os
 import secrets
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from oar._core.errors import OarError
 
-_HASHER = PasswordHasher()
 TOKEN_PREFIX = "oar_"
+HASH_PROFILE_ENV = "OAR_ARGON2_PROFILE"
+
+
+@functools.cache
+def _hasher(profile: str) -> PasswordHasher:
+    """Argon2id with RFC 9106's low-memory parameters; ``cheapest`` is for test suites only (a hash
+    records its own parameters, so hashes made under either profile verify under both)."""
+    if profile == "cheapest":
+        return PasswordHasher.from_parameters(profiles.CHEAPEST)
+    return PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY)
+
+
+def hasher() -> PasswordHasher:
+    return _hasher(os.environ.get(HASH_PROFILE_ENV, "default"))
 
 
 class TooManyAttemptsError(OarError):
@@ -27,12 +42,12 @@ class TooManyAttemptsError(OarError):
 
 
 def hash_secret(secret: str) -> str:
-    return _HASHER.hash(secret)
+    return hasher().hash(secret)
 
 
 def verify_secret(stored_hash: str, secret: str) -> bool:
     try:
-        return _HASHER.verify(stored_hash, secret)
+        return hasher().verify(stored_hash, secret)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -40,7 +40,7 @@ TEMPLATES.env.filters.update(when=_when, number=_number, json_block=_json_block)
 TEMPLATES.env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
 
 
-def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, template: str, code: int = 200, **context: Any) -> HTMLResponse:
     try:
         who = principal(request)
     except Exception:  # a bad token on a page: show the page as anonymous
@@ -52,13 +52,13 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         csrf_field=CSRF_FIELD,
         flash=request.session.pop("flash", None),
     )
-    return TEMPLATES.TemplateResponse(request, template, context, status_code=status)
+    return TEMPLATES.TemplateResponse(request, template, context, status_code=code)
 
 
 def render_error(
     request: Request, status: int, title: str, message: str, headers: dict[str, str] | None = None
 ) -> Response:
-    response = render(request, "error.html", status=status, title=title, message=message)
+    response = render(request, "error.html", code=status, title=title, message=message)
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response

@@ -16,8 +16,8 @@ function drawCurves() {
       .filter(([, curves]) => curves[metric])
       .map(([run, curves]) => ({ x: curves[metric].x, y: curves[metric].y, name: run, mode: "lines+markers", type: "scatter" }));
     window.Plotly.newPlot(box.querySelector(".plot-area"), traces, {
-      margin: { l: 50, r: 10, t: 10, b: 40 }, xaxis: { title: { text: "step" } }, showlegend: traces.length > 1,
-      legend: { orientation: "h" },
+      margin: { l: 50, r: 10, t: 10, b: 70 }, xaxis: { title: { text: "step" } }, showlegend: traces.length > 1,
+      legend: { orientation: "h", y: -0.35 },
     }, { displaylogo: false, responsive: true });
     box.dataset.drawn = String(traces.length);
   });

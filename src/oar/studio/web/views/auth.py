@@ -38,14 +38,14 @@ async def signin(request: Request):  # type: ignore[no-untyped-def]
     try:
         studio.signin_limiter.check(address, username)
     except OarError as exc:
-        return render(request, "signin.html", status=429, error=str(exc), next=_safe_next(form.get("next")))
+        return render(request, "signin.html", code=429, error=str(exc), next=_safe_next(form.get("next")))
     who = studio.accounts.authenticate(username, password)
     if who is None:
         studio.signin_limiter.failed(address, username)
         return render(
             request,
             "signin.html",
-            status=401,
+            code=401,
             error="wrong username or password",
             next=_safe_next(form.get("next")),
             username=username,
@@ -63,7 +63,7 @@ def signin_link(token: str, request: Request):  # type: ignore[no-untyped-def]
         return render(
             request,
             "error.html",
-            status=401,
+            code=401,
             title="Link not valid",
             message="this sign-in link was already used or has expired; ask an admin for a new one",
         )
@@ -83,11 +83,11 @@ async def set_password(request: Request):  # type: ignore[no-untyped-def]
     who = require_user(request)
     form = await checked_form(request)
     if form.get("password") != form.get("confirm"):
-        return render(request, "password.html", status=422, error="the two passwords differ")
+        return render(request, "password.html", code=422, error="the two passwords differ")
     try:
         services(request).accounts.update_user(who.id, password=form.get("password", ""))
     except OarError as exc:
-        return render(request, "password.html", status=422, error=str(exc))
+        return render(request, "password.html", code=422, error=str(exc))
     flash(request, "Password saved.")
     return RedirectResponse("/", 303)
 

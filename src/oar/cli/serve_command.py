@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -46,6 +47,10 @@ def serve(
     max_body_bytes: int = typer.Option(DEFAULT_MAX_BODY_BYTES, help="larger request bodies get 413"),
     threads: int = typer.Option(0, help="ONNX Runtime intra-op threads per model (0 = its default)"),
     token: str = typer.Option(None, envvar="OAR_SERVE_TOKEN", help="require 'Authorization: Bearer TOKEN'"),
+    auth_token_file: Annotated[
+        Path | None,
+        typer.Option(help="file holding the sha256 (hex) of the token inference needs (the token stays secret)"),
+    ] = None,
     admin_token: str = typer.Option(None, envvar="OAR_ADMIN_TOKEN", help="enable repository control with it"),
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate: serve HTTPS and TLS gRPC")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key for --tls-cert")] = None,
@@ -75,7 +80,7 @@ def serve(
             instances=instances,
         ),
         version_policy=VersionPolicy.parse(version_policy),
-        security=SecurityConfig(token=token, admin_token=admin_token),
+        security=SecurityConfig(token=token, token_sha256=_token_digest(auth_token_file), admin_token=admin_token),
         tls_cert=tls_cert,
         tls_key=tls_key,
         access_log=access_log,
@@ -91,3 +96,16 @@ def serve(
     grpc_note = f", gRPC on {host}:{grpc_port}" if grpc_port else ""
     console.print(f"serving on {scheme}://{host}:{port}/v2{grpc_note} ({workers} worker(s), pid {os.getpid()})")
     run_server(options, dataplane)
+
+
+def _token_digest(path: Path | None) -> str | None:
+    """The sha256 hex digest an ``--auth-token-file`` holds, checked so a wrong file fails at start."""
+    if path is None:
+        return None
+    try:
+        digest = path.read_text().strip().lower()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read --auth-token-file {path}: {exc.strerror or exc}") from None
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise InvalidInputError(f"--auth-token-file {path} must hold one sha256 hex digest (64 hex digits)")
+    return digest

@@ -91,4 +91,7 @@ class SecurityConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     token: str | None = Field(None, description="if set, inference and metadata need 'Authorization: Bearer <token>'")
+    token_sha256: str | None = Field(
+        None, description="like token, but only its sha256 (hex) is known to the server (--auth-token-file)"
+    )
     admin_token: str | None = Field(None, description="token for /v2/repository/* (required to enable it)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import hmac
 import time
 from dataclasses import dataclass
@@ -36,7 +37,10 @@ class DataPlane:
     # --- auth --------------------------------------------------------------------------------------
     def authorize(self, authorization: str | None) -> None:
         """Check ``Authorization: Bearer <token>`` for inference and metadata, when a token is configured."""
-        if self.security.token is not None and not _bearer_matches(authorization, self.security.token):
+        security = self.security
+        if security.token is not None and not _bearer_matches(authorization, security.token):
+            raise UnauthorizedError("missing or wrong bearer token; send 'Authorization: Bearer <token>'")
+        if security.token_sha256 is not None and not _bearer_digest_matches(authorization, security.token_sha256):
             raise UnauthorizedError("missing or wrong bearer token; send 'Authorization: Bearer <token>'")
 
     def authorize_admin(self, authorization: str | None) -> None:
@@ -163,6 +167,14 @@ def _bearer_matches(authorization: str | None, token: str) -> bool:
     if not authorization or not authorization.startswith("Bearer "):
         return False
     return hmac.compare_digest(authorization[7:].strip().encode(), token.encode())
+
+
+def _bearer_digest_matches(authorization: str | None, token_sha256: str) -> bool:
+    """Compare hashes: the server holding only a token's digest cannot leak the token."""
+    if not authorization or not authorization.startswith("Bearer "):
+        return False
+    digest = hashlib.sha256(authorization[7:].strip().encode()).hexdigest()
+    return hmac.compare_digest(digest, token_sha256)
 
 
 def _check_inputs(model: LoadedModel, request: InferRequest) -> None:

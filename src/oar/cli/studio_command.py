@@ -43,6 +43,8 @@ def studio(
         ctx.obj = database_url
         return
     config = _config(database_url, host, port, secure_cookies)
+    if database_url:  # the `oar serve` processes of deployments read the same database
+        os.environ["OAR_DATABASE_URL"] = database_url
     try:
         import fastapi  # noqa: F401
         import jinja2  # noqa: F401

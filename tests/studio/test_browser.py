@@ -19,9 +19,11 @@ MAX_PAGE_BYTES = 300_000
 
 @pytest.fixture()
 def site(tmp_path: Path, numeric_package: Path):
-    world = build_world(f"sqlite:///{tmp_path / 'hub.db'}", tmp_path / "home", numeric_package)
+    home = tmp_path / "home"  # deployed `oar serve` processes read the hub in OAR_HOME
+    world = build_world(f"sqlite:///{home / 'hub.db'}", home, numeric_package)
     with serving(world.app) as url, chromium() as browser:
         yield world, url, browser
+    world.app.state.services.deployments.close(stop_processes=True)
 
 
 def _sign_in(page, url: str, username: str) -> None:  # type: ignore[no-untyped-def]
@@ -95,6 +97,36 @@ def test_a_member_walks_through_the_studio(site):
     assert page.url.startswith(f"{url}/signin")  # signed out: back to the sign-in page
     shot(page, "08-signed-out")
     assert errors == []
+
+
+def test_a_member_deploys_a_model_and_calls_it_from_the_try_it_box(site):
+    world, url, browser = site
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    _sign_in(page, url, "alice")
+    page.goto(f"{url}/models/sentiment")
+    page.select_option("#deploy-form select[name=model]", "sentiment:2")
+    page.click("#deploy-form button")
+    page.wait_for_url(f"{url}/deployments/*")
+    page.wait_for_selector("#deployment-status.running", timeout=180_000)
+    page.wait_for_function("document.querySelector('[data-figure=requests]').textContent !== '-'", timeout=30_000)
+    endpoint = page.inner_text("#endpoint")
+    assert endpoint.startswith("http://127.0.0.1:")
+    assert f"ModelClient(\"{endpoint}\"" in page.inner_text("#snippet")
+    assert page.inner_text("#deployment-token").startswith("oard_")
+    shot(page, "12-deployment")
+    page.click("#try-it button")
+    page.wait_for_selector(".try-it-output[data-status='200']", timeout=30_000)
+    answer = page.inner_text(".try-it-output")
+    assert '"model_id": "sentiment:2"' in answer and '"output"' in answer
+    shot(page, "13-try-it")
+    page.goto(f"{url}/models/sentiment/versions/2")  # the version page calls the same deployment
+    page.click("#try-it button")
+    page.wait_for_selector(".try-it-output[data-status='200']", timeout=30_000)
+    page.goto(f"{url}/deployments")
+    page.click("tbody a")
+    page.click("#undeploy-form button")
+    page.wait_for_url(f"{url}/deployments")
+    assert "nothing deployed" in page.inner_text("main")
 
 
 def test_a_viewer_is_refused_a_deploy(site):

@@ -56,8 +56,7 @@ async function refreshFigures(table) {
     });
     const status = document.getElementById("deployment-status");
     if (status && figures.status) { status.textContent = figures.status; status.className = "tag " + figures.status; }
-    const endpoint = document.getElementById("endpoint");
-    if (endpoint && figures.endpoint) endpoint.textContent = figures.endpoint;
+    if (figures.endpoint) document.querySelectorAll(".endpoint-text").forEach((el) => { el.textContent = figures.endpoint; });
   } catch (err) { /* the next tick retries */ }
 }
 

@@ -77,4 +77,5 @@ def version_detail(name: str, version: int, request: Request):  # type: ignore[n
         graph=graph,
         deployments=deployments,
         aliases=[a for a in studio.models.aliases(who, name) if a.version == version],
+        example=studio.deployments.example_inputs(model),
     )

@@ -35,6 +35,12 @@ class ModelNotFoundError(NotFoundError):
     """No model (or no such version of a model) is registered or served under that name."""
 
 
+class ConflictError(OarError):
+    """The request clashes with the current state (a name already taken, a version still in use)."""
+
+    http_status = 409
+
+
 class ModelNotReadyError(OarError):
     """The model exists but cannot serve requests right now."""
 

@@ -35,6 +35,7 @@ class Run:
     history: list[dict[str, Any]] = field(default_factory=list)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,59 @@ class ModelVersion:
     @property
     def model_id(self) -> str:
         return f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A model name in the catalog: owner, visibility, tags and its latest version."""
+
+    name: str
+    owner: str | None
+    visibility: str
+    description: str
+    task: str
+    latest_version: int
+    tags: tuple[str, ...]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RegisteredDataset:
+    name: str
+    owner: str | None
+    visibility: str
+    latest_version: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Alias:
+    name: str
+    alias: str
+    version: int
+    updated_by: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AliasEvent:
+    """One change of ``name@alias``: ``from_version`` None when created, ``to_version`` None when removed."""
+
+    id: int
+    name: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    actor: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing and the total number of matches."""
+
+    items: list[Any]
+    total: int
+    limit: int
+    offset: int

@@ -11,9 +11,12 @@ from sqlalchemy.orm import sessionmaker
 from oar._core.errors import OarError
 from oar._core.settings import database_url, oar_home
 from oar.data.dataset import Dataset
+from oar.hub.aliases import AliasStore
 from oar.hub.artifacts import ArtifactStore
+from oar.hub.catalog import DatasetCatalog, ModelCatalog
 from oar.hub.entities import DatasetVersion, ModelVersion
-from oar.hub.orm import Base, ModelRow
+from oar.hub.orm import ModelRow
+from oar.hub.schema import migrate
 from oar.hub.stores import DatasetStore, ModelStore, RunStore
 from oar.package import ModelPackage
 
@@ -33,21 +36,32 @@ class Hub:
         self.home.mkdir(parents=True, exist_ok=True)
         if url is None:
             url = database_url() if home is None else f"sqlite:///{self.home / 'hub.db'}"
-        self.engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
+        self.url = url
         if url.startswith("sqlite"):
+            self.engine = create_engine(url, connect_args={"timeout": 30})
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
-        sessions = sessionmaker(self.engine, expire_on_commit=False)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True)
+        migrate(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.artifacts = ArtifactStore(self.home / "artifacts")
-        self.datasets = DatasetStore(sessions)
-        self.runs = RunStore(sessions)
-        self.models = ModelStore(sessions, self.artifacts.package_path)
+        self.datasets = DatasetStore(self.sessions)
+        self.runs = RunStore(self.sessions)
+        self.models = ModelStore(self.sessions, self.artifacts.package_path)
+        self.aliases = AliasStore(self.sessions)
+        self.model_catalog = ModelCatalog(self.sessions)
+        self.dataset_catalog = DatasetCatalog(self.sessions)
 
-    def register_dataset(self, dataset: Dataset) -> DatasetVersion:
+    def register_dataset(self, dataset: Dataset, owner: str | None = None) -> DatasetVersion:
+        """Record a dataset version with its card, split sizes and a few sample rows per split."""
         counts = {**dataset.counts(), "labels": dataset.label_counts()}
-        return self.datasets.register(dataset.name, dataset.digest, dataset.card.to_dict(), counts)
+        return self.datasets.register(
+            dataset.name, dataset.digest, dataset.card.to_dict(), counts, samples=_samples(dataset), owner=owner
+        )
 
-    def register_model(self, package_dir: str | Path, name: str | None = None) -> ModelVersion:
+    def register_model(
+        self, package_dir: str | Path, name: str | None = None, owner: str | None = None
+    ) -> ModelVersion:
         """Copy a package into the artifact store under the next version of ``name``."""
         source = ModelPackage.open(package_dir)
         name = name or source.manifest.name
@@ -67,7 +81,7 @@ class Hub:
                 parent=manifest.lineage.parent,
                 manifest=manifest.model_dump(mode="json"),
             )
-            registered = self.models.insert(row)
+            registered = self.models.insert(row, owner=owner)
             if registered is not None:
                 return registered
         raise OarError(f"could not register '{name}': too many concurrent registrations")
@@ -85,6 +99,29 @@ class Hub:
 
     def open_package(self, name: str, version: int | None = None) -> ModelPackage:
         return ModelPackage.open(self.models.get(name, version).path)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+SAMPLE_ROWS = 50
+
+
+def _samples(dataset: Dataset) -> dict[str, list[dict[str, object]]]:
+    """The first rows of each split (splits are shuffled with a fixed seed, so these are a fair look).
+
+    Texts are stored as they are; image rows as their shape only (the pixels stay in the dataset).
+    """
+    out: dict[str, list[dict[str, object]]] = {}
+    for split_name in ("train", "valid", "test"):
+        split = getattr(dataset, split_name).head(SAMPLE_ROWS)
+        rows: list[dict[str, object]] = []
+        for i, label in enumerate(split.y.tolist()):
+            x = split.x[i]
+            shown: object = x if isinstance(x, str) else f"array{list(getattr(x, 'shape', ()))}"
+            rows.append({"input": shown, "label": dataset.labels[label] if label < len(dataset.labels) else label})
+        out[split_name] = rows
+    return out
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

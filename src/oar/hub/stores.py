@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from oar._core.errors import ModelNotFoundError, NotFoundError, OarError
 from oar.hub.entities import DatasetVersion, ModelVersion, Run
-from oar.hub.orm import DatasetRow, ModelRow, RunRow
+from oar.hub.orm import AliasRow, DatasetRow, ModelRow, RegisteredDatasetRow, RegisteredModelRow, RunRow
+from oar.hub.specs import ModelRef, parse_model_ref
 
 T = TypeVar("T")
 _VERSION_RETRIES = 5
@@ -45,7 +46,15 @@ class DatasetStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
-    def register(self, name: str, digest: str, card: dict[str, Any], counts: dict[str, Any]) -> DatasetVersion:
+    def register(
+        self,
+        name: str,
+        digest: str,
+        card: dict[str, Any],
+        counts: dict[str, Any],
+        samples: dict[str, Any] | None = None,
+        owner: str | None = None,
+    ) -> DatasetVersion:
         """Idempotent: the same content under the same name is the same version."""
         with self._sessions() as session:
             row = session.scalar(select(DatasetRow).where(DatasetRow.name == name, DatasetRow.digest == digest))
@@ -55,9 +64,31 @@ class DatasetStore:
             self._sessions,
             DatasetRow,
             name,
-            lambda v: DatasetRow(name=name, version=v, digest=digest, card=card, counts=counts),
+            lambda v: DatasetRow(name=name, version=v, digest=digest, card=card, counts=counts, samples=samples),
         )
+        with self._sessions() as session:
+            entry = session.get(RegisteredDatasetRow, name)
+            if entry is None:
+                session.add(RegisteredDatasetRow(name=name, owner=owner, visibility="private"))
+            else:
+                entry.updated_at = datetime.now(UTC)
+            try:
+                session.commit()
+            except SqlIntegrityError:  # registered at the same moment by another process
+                session.rollback()
         return _dataset(row)
+
+    def samples(self, name: str, version: int) -> dict[str, Any] | None:
+        """The sample rows stored at registration (``None`` for versions registered before samples existed)."""
+        with self._sessions() as session:
+            return session.scalar(
+                select(DatasetRow.samples).where(DatasetRow.name == name, DatasetRow.version == version)
+            )
+
+    def versions(self, name: str) -> list[DatasetVersion]:
+        with self._sessions() as session:
+            rows = session.scalars(select(DatasetRow).where(DatasetRow.name == name).order_by(DatasetRow.version))
+            return [_dataset(r) for r in rows]
 
     def get(self, name: str, version: int | None = None) -> DatasetVersion:
         with self._sessions() as session:
@@ -83,7 +114,9 @@ class RunStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
-    def start(self, kind: str, config: dict[str, Any], dataset: DatasetVersion | None = None) -> Run:
+    def start(
+        self, kind: str, config: dict[str, Any], dataset: DatasetVersion | None = None, owner: str | None = None
+    ) -> Run:
         row = RunRow(
             id=uuid.uuid4().hex[:12],
             kind=kind,
@@ -93,6 +126,7 @@ class RunStore:
             config=config,
             metrics={},
             history=[],
+            owner=owner,
         )
         with self._sessions() as session:
             session.add(row)
@@ -135,6 +169,28 @@ class RunStore:
         with self._sessions() as session:
             return [_run(r) for r in session.scalars(select(RunRow).order_by(RunRow.started_at)).all()]
 
+    def page(
+        self,
+        *,
+        status: str | None = None,
+        dataset: str | None = None,
+        owner: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[Run], int]:
+        """Runs newest first, filtered in the database, and how many match."""
+        query = select(RunRow)
+        if status:
+            query = query.where(RunRow.status == status)
+        if dataset:
+            query = query.where(RunRow.dataset_name == dataset)
+        if owner:
+            query = query.where(RunRow.owner == owner)
+        with self._sessions() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.scalars(query.order_by(RunRow.started_at.desc()).limit(limit).offset(offset)).all()
+            return [_run(r) for r in rows], total
+
     @staticmethod
     def _row(session: Session, run_id: str) -> RunRow:
         row = session.get(RunRow, run_id)
@@ -148,15 +204,66 @@ class ModelStore:
         self._sessions = sessions
         self._package_path = package_path
 
-    def insert(self, row: ModelRow) -> ModelVersion | None:
-        """Insert a version chosen by the caller; ``None`` if another process registered it first."""
+    def insert(self, row: ModelRow, owner: str | None = None) -> ModelVersion | None:
+        """Insert a version chosen by the caller and update the catalog entry of its name, in one
+        transaction; ``None`` if another process registered that version first."""
         with self._sessions() as session:
             session.add(row)
             try:
+                session.flush()
+                entry = session.get(RegisteredModelRow, row.name)
+                if entry is None:
+                    entry = RegisteredModelRow(
+                        name=row.name, owner=owner, visibility="private", description="", latest_version=0
+                    )
+                    session.add(entry)
+                entry.task = row.task
+                entry.latest_version = max(entry.latest_version or 0, row.version)
+                entry.updated_at = datetime.now(UTC)
                 session.commit()
             except SqlIntegrityError:
                 return None
             return self._model(row)
+
+    def resolve(self, spec: str | ModelRef) -> ModelVersion:
+        """``name``, ``name:version`` or ``name@alias`` -> the registered version it names."""
+        ref = parse_model_ref(spec) if isinstance(spec, str) else spec
+        if ref.alias is None:
+            return self.get(ref.name, ref.version)
+        with self._sessions() as session:
+            version = session.scalar(
+                select(AliasRow.version).where(AliasRow.name == ref.name, AliasRow.alias == ref.alias)
+            )
+            if version is None:
+                known = session.scalars(select(AliasRow.alias).where(AliasRow.name == ref.name)).all()
+                raise ModelNotFoundError(
+                    f"model '{ref.name}' has no alias '{ref.alias}'; aliases: {', '.join(sorted(known)) or 'none'}"
+                )
+        return self.get(ref.name, version)
+
+    def versions(self, name: str, limit: int = 50, offset: int = 0) -> tuple[list[ModelVersion], int]:
+        """A page of ``name``'s versions, newest first, and how many there are."""
+        with self._sessions() as session:
+            total = session.scalar(select(func.count()).select_from(ModelRow).where(ModelRow.name == name)) or 0
+            rows = session.scalars(
+                select(ModelRow)
+                .where(ModelRow.name == name)
+                .order_by(ModelRow.version.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            return [self._model(r) for r in rows], total
+
+    def derived_from(self, model_id: str) -> list[ModelVersion]:
+        """Versions whose lineage names ``model_id`` (``name:version``) as their parent."""
+        with self._sessions() as session:
+            rows = session.scalars(select(ModelRow).where(ModelRow.parent == model_id).order_by(ModelRow.id)).all()
+            return [self._model(r) for r in rows]
+
+    def of_run(self, run_id: str) -> list[ModelVersion]:
+        with self._sessions() as session:
+            rows = session.scalars(select(ModelRow).where(ModelRow.run_id == run_id).order_by(ModelRow.id)).all()
+            return [self._model(r) for r in rows]
 
     def next_version(self, name: str) -> int:
         with self._sessions() as session:
@@ -223,4 +330,5 @@ def _run(row: RunRow) -> Run:
         history=row.history or [],
         started_at=row.started_at,
         finished_at=row.finished_at,
+        owner=row.owner,
     )

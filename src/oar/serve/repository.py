@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from oar._core.errors import InvalidInputError, ModelNotFoundError, NotFoundError, OarError
-from oar.hub import Hub
+from oar.hub import Hub, parse_model_ref
 from oar.package import Manifest, ModelPackage
 from oar.protocol.datatypes import numpy_dtype
 from oar.runtime import Runtime, load_runtime
@@ -51,16 +51,15 @@ class LoadedModel:
         return {i.name: numpy_dtype(i.datatype) for i in self.manifest.inputs}
 
 
-def parse_model_spec(spec: str) -> tuple[str, int | None]:
-    """``"name"`` or ``"name:version"`` -> (name, version or None for the version policy)."""
-    name, _, version = spec.partition(":")
-    if not name:
-        raise InvalidInputError(f"bad model '{spec}': use NAME or NAME:VERSION")
-    if not version:
-        return name, None
-    if not version.isdigit() or int(version) < 1:
-        raise InvalidInputError(f"bad model '{spec}': the version must be a positive integer")
-    return name, int(version)
+def parse_model_spec(spec: str, hub: Hub | None = None) -> tuple[str, int | None]:
+    """``"name"``, ``"name:version"`` or ``"name@alias"`` -> (name, version or None for the version policy).
+
+    An alias is resolved to the version it points at now, in ``hub`` (``Hub()`` when not given).
+    """
+    ref = parse_model_ref(spec)
+    if ref.alias is None:
+        return ref.name, ref.version
+    return ref.name, (hub or Hub()).models.resolve(ref).version
 
 
 class PackageSource(Protocol):
@@ -144,7 +143,7 @@ class ModelRepository:
         """``NAME`` (versions by the policy) or ``NAME:VERSION``; every model in the source when empty."""
         wanted: dict[str, VersionPolicy | None] = {}
         for spec in specs:
-            name, version = parse_model_spec(spec)
+            name, version = parse_model_spec(spec, getattr(self.source, "hub", None))
             wanted[name] = VersionPolicy(kind="specific", versions=(version,)) if version else None
         for name, policy in wanted.items():
             self._models[name] = self._build_versions(name, policy or self.policy, {})

@@ -1,0 +1,17 @@
+"""The REST API under /api/v1: one router per resource, each a thin layer over ``studio.services``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from oar.studio.api import auth, datasets, deployments, models, runs, tokens, users
+
+API_PREFIX = "/api/v1"
+RESOURCES = (auth, datasets, models, runs, deployments, users, tokens)
+
+
+def api_router() -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX)
+    for module in RESOURCES:
+        router.include_router(module.router)
+    return router

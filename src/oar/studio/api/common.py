@@ -1,0 +1,43 @@
+"""What every router shares: the caller, the services, and the page envelope."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel
+
+from oar.hub.catalog import MAX_PAGE
+from oar.studio.principal import api_principal, services
+from oar.studio.services import Services
+from oar.studio.services.access import Principal
+
+T = TypeVar("T")
+
+Caller = Annotated[Principal | None, Depends(api_principal)]
+Studio = Annotated[Services, Depends(services)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")]
+Offset = Annotated[int, Query(ge=0, description="how many matches to skip")]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "sign in first, or a bad token"},
+    403: {"description": "not allowed for this user"},
+    404: {"description": "no such thing (or not visible to this user)"},
+    422: {"description": "invalid input"},
+}
+
+
+class ErrorBody(BaseModel):
+    status: int
+    message: str
+
+
+class PageOut(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+def page_out(page: Any, convert: Any) -> dict[str, Any]:
+    return {"items": [convert(i) for i in page.items], "total": page.total, "limit": page.limit, "offset": page.offset}

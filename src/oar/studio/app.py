@@ -1,0 +1,70 @@
+"""The studio's ASGI app: API under /api/v1 (OpenAPI at /api/v1/openapi.json), pages, static assets.
+
+>>> app = create_app(StudioConfig(home=Path("/tmp/studio")))   # then: uvicorn.run(app)
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.sessions import SessionMiddleware
+
+from oar.hub import Hub
+from oar.studio import errors
+from oar.studio.api import API_PREFIX, api_router
+from oar.studio.config import StudioConfig
+from oar.studio.services import Services
+from oar.studio.web import mount_web
+
+SESSION_COOKIE = "oar_session"
+SESSION_DAYS = 14
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+
+
+def create_app(config: StudioConfig | None = None, hub: Hub | None = None) -> FastAPI:
+    config = config or StudioConfig()
+    services = Services.build(config, hub)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
+        services.deployments.resume()
+        yield
+        services.close()
+
+    app = FastAPI(
+        title="oar studio",
+        version="1",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=config.secret_key().decode(),
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_DAYS * 86400,
+        same_site="lax",
+        https_only=config.secure_cookies,
+    )
+
+    @app.middleware("http")
+    async def security_headers(request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", _CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.url.path.startswith(API_PREFIX) or not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    errors.install(app)
+    app.include_router(api_router())
+    mount_web(app)
+    return app

@@ -1,0 +1,49 @@
+"""What the API routers and the web views both call: one service per resource over the hub.
+
+A new resource is a service here, a router in ``studio/api`` and a views module in ``studio/web``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oar.hub import Hub
+from oar.studio.config import StudioConfig
+from oar.studio.security import SignInLimiter
+from oar.studio.services.accounts import AccountService
+from oar.studio.services.datasets import DatasetService
+from oar.studio.services.deployments import DeploymentService
+from oar.studio.services.models import ModelService
+from oar.studio.services.runs import RunService
+
+
+@dataclass
+class Services:
+    config: StudioConfig
+    hub: Hub
+    accounts: AccountService
+    models: ModelService
+    datasets: DatasetService
+    runs: RunService
+    deployments: DeploymentService
+    signin_limiter: SignInLimiter
+
+    @classmethod
+    def build(cls, config: StudioConfig, hub: Hub | None = None) -> Services:
+        hub = hub or Hub(home=config.home, url=config.url)
+        models = ModelService(hub)
+        deployments = DeploymentService(hub, models, config)
+        return cls(
+            config=config,
+            hub=hub,
+            accounts=AccountService(hub.sessions),
+            models=models,
+            datasets=DatasetService(hub),
+            runs=RunService(hub),
+            deployments=deployments,
+            signin_limiter=SignInLimiter(config.signin_attempts, config.signin_window),
+        )
+
+    def close(self) -> None:
+        self.deployments.close()
+        self.hub.close()

@@ -1,0 +1,353 @@
+"""Model-as-a-Service: ``name@alias`` or ``name:version`` served by a supervised ``oar serve`` process.
+
+Built on ``oar.supervise``: each deployment is a ``ServeDeployment`` (its own ports, bearer token,
+readiness check, live figures, zero-failure rollover) watched by one ``Supervisor`` (restart with
+back-off). The ``deployments`` row holds the supervisor's state, so a restarted studio adopts the
+processes that still run and restarts the rest. Moving an alias rolls its deployments over to the
+new version in place: same endpoint, same model id, no failed request.
+
+The endpoint's bearer token is derived from the studio's key (HMAC of the deployment id): never
+stored, shown to the deployment's owner, and the served process holds only its SHA-256.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from oar._core.errors import ForbiddenError, InvalidInputError, ModelNotReadyError, NotFoundError, OarError
+from oar.hub import Hub, ModelVersion, parse_model_ref
+from oar.studio.config import StudioConfig
+from oar.studio.orm import DeploymentRow
+from oar.studio.security import derived_token
+from oar.studio.services.access import Principal, require_creator, require_owner, require_signed_in
+from oar.studio.services.models import ModelService
+from oar.supervise import ServeDeployment, Supervisor
+from oar.supervise.deployment import TOKEN_DIGEST_NAME
+
+log = logging.getLogger("oar.studio.deployments")
+LIVE = ("starting", "running", "backoff", "rolling")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    model: str
+    ref: str
+    version: int | None
+    owner: str | None
+    status: str
+    endpoint: str | None
+    message: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeploymentService:
+    def __init__(self, hub: Hub, models: ModelService, config: StudioConfig) -> None:
+        self.hub = hub
+        self.models = models
+        self.config = config
+        self.root = Path(config.home) / "studio" / "deployments"
+        self._running: dict[str, ServeDeployment] = {}
+        self._lock = threading.RLock()
+        self._supervisor = Supervisor(on_change=self._supervisor_changed)
+        self._threads: list[threading.Thread] = []
+        models.in_use = self.refs_of
+        models.alias_listeners.append(self._alias_moved)
+
+    # --- reading ---------------------------------------------------------------------------------
+    def list(self, who: Principal | None) -> list[Deployment]:
+        require_signed_in(who)
+        with self.hub.sessions() as session:
+            query = select(DeploymentRow).where(DeploymentRow.status != "stopped")
+            return [_deployment(r) for r in session.scalars(query.order_by(DeploymentRow.created_at.desc()))]
+
+    def get(self, who: Principal | None, deployment_id: str) -> Deployment:
+        require_signed_in(who)
+        with self.hub.sessions() as session:
+            row = session.get(DeploymentRow, deployment_id)
+            if row is None or row.status == "stopped":
+                raise NotFoundError(f"no deployment '{deployment_id}'")
+            return _deployment(row)
+
+    def token(self, who: Principal | None, deployment_id: str) -> str:
+        deployment = self.get(who, deployment_id)
+        require_owner(who, deployment.owner, f"deployment '{deployment_id}'")
+        return self._token(deployment_id)
+
+    def refs_of(self, name_or_ref: str) -> list[str]:
+        """Live deployments of a model (``name``) or of one alias (``name@alias``)."""
+        model = name_or_ref.partition("@")[0]
+        with self.hub.sessions() as session:
+            rows = session.scalars(
+                select(DeploymentRow).where(DeploymentRow.model == model, DeploymentRow.status != "stopped")
+            ).all()
+            return [r.id for r in rows if "@" not in name_or_ref or r.ref == name_or_ref]
+
+    def figures(self, who: Principal | None, deployment_id: str) -> dict[str, Any]:
+        """Live figures over one second of the server's Prometheus metrics, plus status and endpoint."""
+        deployment = self.get(who, deployment_id)
+        out: dict[str, Any] = {
+            "status": deployment.status,
+            "endpoint": deployment.endpoint,
+            "version": deployment.version,
+        }
+        served = self._running.get(deployment_id)
+        if served is not None and deployment.status in ("running", "rolling"):
+            try:
+                figures = served.figures(window=1.0)
+            except OarError as exc:
+                out["message"] = str(exc)
+            else:
+                out.update(
+                    requests_per_second=figures.requests_per_s,
+                    p50_ms=figures.p50_ms,
+                    p99_ms=figures.p99_ms,
+                    errors=figures.errors_total,
+                    requests=figures.requests,
+                )
+        return out
+
+    # --- changing --------------------------------------------------------------------------------
+    def create(self, who: Principal | None, ref: str) -> Deployment:
+        actor = require_creator(who, "deploy a model")
+        if not self.config.deployments_enabled:
+            raise ForbiddenError("deployments are switched off on this studio")
+        parsed = parse_model_ref(ref)
+        model = self.models.resolve(actor, ref)
+        ref = str(parsed) if parsed.alias or parsed.version else model.model_id
+        row = DeploymentRow(
+            id=secrets.token_hex(6),
+            model=model.name,
+            ref=ref,
+            version=model.version,
+            owner=actor.username,
+            status="starting",
+            state={},
+            message="",
+        )
+        with self.hub.sessions() as session:
+            session.add(row)
+            session.commit()
+        self._in_background(self._start, row.id, model.name, model.version)
+        return _deployment(row)
+
+    def delete(self, who: Principal | None, deployment_id: str) -> None:
+        """Undeploy: stop the process (in-flight requests finish), free its ports, mark the row stopped."""
+        deployment = self.get(who, deployment_id)
+        require_owner(who, deployment.owner, f"deployment '{deployment_id}'")
+        with self._lock:
+            served = self._running.pop(deployment_id, None)
+        if served is not None:
+            with contextlib.suppress(OarError):
+                self._supervisor.unwatch(deployment_id, stop=False)
+            served.undeploy()
+        self._update(deployment_id, status="stopped", endpoint=None, port=None, message="undeployed")
+
+    def predict(self, who: Principal | None, deployment_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        """One call to the deployed endpoint through the real client, with the deployment's token."""
+        from oar.client import ModelClient
+
+        deployment = self.get(who, deployment_id)
+        served = self._running.get(deployment_id)
+        if served is None or deployment.status not in ("running", "rolling"):
+            raise ModelNotReadyError(f"deployment '{deployment_id}' is {deployment.status}, not serving yet")
+        model = self.hub.models.get(deployment.model, served.version)
+        with ModelClient(served.endpoint, token=self._token(deployment_id), timeout=30) as client:
+            if model.task == "text-classification":
+                result: Any = client.predict(deployment.model, inputs=inputs)
+                return {"model_id": f"{model.name}:{model.version}", "outputs": result}
+            tensors = _tensors(model, inputs)
+            outputs = client.infer(deployment.model, tensors)
+        return {"model_id": model.model_id, "outputs": {k: np.asarray(v).tolist() for k, v in outputs.items()}}
+
+    @staticmethod
+    def example_inputs(model: ModelVersion | None) -> dict[str, Any]:
+        """A request that fits the model's signature, for the "try it" box and the client snippet."""
+        if model is None:
+            return {}
+        example: dict[str, Any] = {}
+        for spec in model.manifest.get("inputs", []):
+            if spec.get("datatype") == "BYTES":
+                example[spec["name"]] = ["这家店的菜很好吃"] if "chn" in model.name else ["a fine example"]
+            else:
+                shape = [d if d > 0 else 1 for d in spec.get("shape", [1])]
+                example[spec["name"]] = np.zeros(shape).tolist()
+        return example
+
+    # --- life of the studio ----------------------------------------------------------------------
+    def resume(self) -> None:
+        """After a (re)start: adopt each live deployment's process, or restart it; follow moved aliases."""
+        with self.hub.sessions() as session:
+            rows = session.scalars(select(DeploymentRow).where(DeploymentRow.status.in_(LIVE))).all()
+        for row in rows:
+            if not row.state:
+                self._in_background(self._start, row.id, row.model, row.version)
+                continue
+            try:
+                served = ServeDeployment.from_state(row.state)
+            except OarError as exc:
+                self._update(row.id, status="failed", message=str(exc))
+                continue
+            with self._lock:
+                self._running[row.id] = served
+            self._supervisor.watch(row.id, served.spawner, ready=served.ready)
+            ref = parse_model_ref(row.ref)
+            if ref.alias:
+                self._in_background(self._follow_alias, row.id, ref.name, ref.alias)
+        self._supervisor.start()
+
+    def close(self, stop_processes: bool = False) -> None:
+        """Stop supervising; the served processes keep running (a restarted studio adopts them) unless
+        ``stop_processes``."""
+        for thread in list(self._threads):
+            thread.join(60)
+        self._supervisor.close()
+        if stop_processes:
+            with self._lock:
+                running = list(self._running.items())
+                self._running.clear()
+            for _, served in running:
+                served.undeploy()
+
+    # --- internals -------------------------------------------------------------------------------
+    def _start(self, deployment_id: str, model: str, version: int) -> None:
+        try:
+            taken = self._taken_ports()
+            served, _ = ServeDeployment.create(
+                model,
+                version,
+                self.root / deployment_id,
+                taken_ports=taken,
+                home=self.config.home,
+            )
+            self._install_token(served, deployment_id)
+            state = served.start(timeout=120)
+        except OarError as exc:
+            log.warning("deployment %s failed to start: %s", deployment_id, exc)
+            self._update(deployment_id, status="failed", message=str(exc)[-2000:])
+            return
+        with self._lock:
+            self._running[deployment_id] = served
+        self._update(
+            deployment_id,
+            status="running",
+            state=state,
+            endpoint=served.endpoint,
+            port=served.port,
+            version=version,
+            message="",
+        )
+        self._supervisor.watch(deployment_id, served.spawner, ready=served.ready)
+        self._supervisor.start()  # idempotent
+
+    def _alias_moved(self, model: str, alias: str, version: int) -> None:
+        for deployment_id in self.refs_of(f"{model}@{alias}"):
+            self._in_background(self._follow_alias, deployment_id, model, alias)
+
+    def _follow_alias(self, deployment_id: str, model: str, alias: str) -> None:
+        """Roll a deployment of ``model@alias`` over to where the alias points now."""
+        try:
+            version = self.hub.models.resolve(f"{model}@{alias}").version
+        except OarError as exc:
+            self._update(deployment_id, message=str(exc))
+            return
+        with self._lock:
+            served = self._running.get(deployment_id)
+            if served is None or served.version == version:
+                return
+            self._update(deployment_id, status="rolling", message=f"rolling over to v{version}")
+            try:
+                state = served.rollover(version, self._token(deployment_id))
+            except OarError as exc:
+                self._update(deployment_id, status="running", message=f"rollover to v{version} failed: {exc}")
+                return
+            self._update(
+                deployment_id, status="running", state=state, version=version, message=f"rolled over to v{version}"
+            )
+
+    def _supervisor_changed(self, key: str, record: dict[str, Any]) -> None:
+        status = record.get("status")
+        served = self._running.get(key)
+        if status not in ("running", "starting", "backoff", "failed") or served is None:
+            return
+        self._update(key, status=status, state=served.state())
+
+    def _install_token(self, served: ServeDeployment, deployment_id: str) -> None:
+        """Swap the supervisor's random token for the derived one (only its digest reaches the server)."""
+        digest = hashlib.sha256(self._token(deployment_id).encode()).hexdigest()
+        path = served.run_dir / TOKEN_DIGEST_NAME
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(digest + "\n")
+        served.token_sha256 = digest
+
+    def _token(self, deployment_id: str) -> str:
+        return derived_token(self.config.secret_key(), f"deployment:{deployment_id}")
+
+    def _taken_ports(self) -> list[int]:
+        with self.hub.sessions() as session:
+            rows = session.scalars(select(DeploymentRow).where(DeploymentRow.status != "stopped")).all()
+            return [p for r in rows for p in (r.state.get("port"), r.state.get("grpc_port")) if p]
+
+    def _update(self, deployment_id: str, **changes: Any) -> None:
+        with self.hub.sessions() as session:
+            row = session.get(DeploymentRow, deployment_id)
+            if row is None or (row.status == "stopped" and changes.get("status") != "stopped"):
+                return
+            for key, value in changes.items():
+                setattr(row, key, value)
+            row.updated_at = datetime.now(UTC)
+            session.commit()
+
+    def _in_background(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=self._guarded, args=(target, *args), daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    @staticmethod
+    def _guarded(target: Any, *args: Any) -> None:
+        try:
+            target(*args)
+        except Exception:  # a background step must never take the studio down; the row says what failed
+            log.exception("deployment task %s failed", getattr(target, "__name__", target))
+
+
+def _tensors(model: ModelVersion, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+    from oar.protocol.datatypes import numpy_dtype
+
+    specs = {s["name"]: s for s in model.manifest.get("inputs", [])}
+    unknown = set(inputs) - set(specs)
+    if unknown or not inputs:
+        raise InvalidInputError(f"inputs must be {', '.join(sorted(specs))}; got {', '.join(sorted(inputs)) or 'none'}")
+    try:
+        return {name: np.asarray(value, dtype=numpy_dtype(specs[name]["datatype"])) for name, value in inputs.items()}
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(f"bad input values: {exc}") from None
+
+
+def _deployment(row: DeploymentRow) -> Deployment:
+    return Deployment(
+        row.id,
+        row.model,
+        row.ref,
+        row.version,
+        row.owner,
+        row.status,
+        row.endpoint,
+        row.message,
+        row.created_at,
+        row.updated_at,
+    )

@@ -1,0 +1,75 @@
+"""Rendering pages: one Jinja2 environment (autoescaped), the caller and CSRF token in every template."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+
+from oar.studio.principal import CSRF_FIELD, check_csrf, csrf_token, principal
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "-" if value is None else str(value)
+
+
+def _json_block(value: Any) -> Markup:
+    """JSON for a ``<script type="application/json">`` block: safe against ``</script>`` in the data."""
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+TEMPLATES.env.filters.update(when=_when, number=_number, json_block=_json_block)
+TEMPLATES.env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
+
+
+def render(request: Request, template: str, code: int = 200, **context: Any) -> HTMLResponse:
+    try:
+        who = principal(request)
+    except Exception:  # a bad token on a page: show the page as anonymous
+        who = None
+    context.update(
+        request=request,
+        who=who,
+        csrf=csrf_token(request),
+        csrf_field=CSRF_FIELD,
+        flash=request.session.pop("flash", None),
+    )
+    return TEMPLATES.TemplateResponse(request, template, context, status_code=code)
+
+
+def render_error(
+    request: Request, status: int, title: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    response = render(request, "error.html", code=status, title=title, message=message)
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+async def checked_form(request: Request) -> dict[str, str]:
+    """The posted form, after its CSRF token is checked (every state-changing form goes through here)."""
+    form = await request.form()
+    check_csrf(request, str(form.get(CSRF_FIELD) or ""))
+    return {k: str(v) for k, v in form.items() if isinstance(v, str)}
+
+
+def flash(request: Request, message: str) -> None:
+    request.session["flash"] = message

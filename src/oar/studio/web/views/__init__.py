@@ -1,0 +1,1 @@
+"""One module per resource; each view reads the caller, calls a service and renders a template."""

@@ -1,0 +1,45 @@
+"""Admin pages: users and their roles; a one-time sign-in link for a new user."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+
+from oar.studio.principal import principal, services
+from oar.studio.services.access import ROLES, require_admin
+from oar.studio.web.templating import checked_form, flash, render
+
+router = APIRouter()
+
+
+@router.get("/admin/users")
+def users(request: Request):  # type: ignore[no-untyped-def]
+    require_admin(principal(request))
+    link = request.session.pop("new_link", None)
+    return render(request, "admin/users.html", users=services(request).accounts.users(), roles=ROLES, link=link)
+
+
+@router.post("/admin/users")
+async def create_user(request: Request):  # type: ignore[no-untyped-def]
+    require_admin(principal(request))
+    form = await checked_form(request)
+    studio = services(request)
+    user = studio.accounts.create_user(
+        form.get("username", "").strip(), form.get("role", "member"), form.get("password") or None
+    )
+    if not user.has_password:
+        token = studio.accounts.sign_in_link_token(user.id)
+        request.session["new_link"] = f"{studio.config.base_url}/signin/link/{token}"
+    flash(request, f"user '{user.username}' created as {user.role}")
+    return RedirectResponse("/admin/users", 303)
+
+
+@router.post("/admin/users/{user_id}")
+async def update_user(user_id: int, request: Request):  # type: ignore[no-untyped-def]
+    require_admin(principal(request))
+    form = await checked_form(request)
+    user = services(request).accounts.update_user(
+        user_id, role=form.get("role") or None, disabled=form.get("disabled") == "on" if "active" in form else None
+    )
+    flash(request, f"user '{user.username}' is now {user.role}{' (disabled)' if user.disabled else ''}")
+    return RedirectResponse("/admin/users", 303)

@@ -1,0 +1,107 @@
+"""Deployments for real: the studio starts and supervises `oar serve`, the endpoint answers with its token,
+an alias move rolls it over with no failed request, it survives a studio restart, undeploy frees the port."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from oar.client import ModelClient
+from oar.supervise import port_is_free
+
+from .conftest import build_world
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+API = "/api/v1"
+
+
+def _wait(client, deployment_id: str, status: str = "running", version: int | None = None, timeout: float = 180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"{API}/deployments/{deployment_id}").json()
+        if body["status"] == status and (version is None or body["version"] == version):
+            return body
+        if body["status"] == "failed":
+            raise AssertionError(body["message"])
+        time.sleep(0.3)
+    raise AssertionError(f"deployment {deployment_id} did not reach {status}: {body}")
+
+
+@pytest.fixture()
+def world(tmp_path, numeric_package, monkeypatch):
+    monkeypatch.setenv("OAR_HOME", str(tmp_path / "home"))  # the served processes read the same hub
+    built = build_world(f"sqlite:///{tmp_path / 'home' / 'hub.db'}", tmp_path / "home", numeric_package)
+    yield built
+    built.app.state.services.deployments.close(stop_processes=True)
+    built.app.state.services.hub.close()
+
+
+def test_deploy_call_roll_over_on_an_alias_move_restart_and_undeploy(world, numeric_package):
+    from oar.studio.app import create_app
+    from oar.studio.config import StudioConfig
+
+    alice = world.client("alice")
+    alice.__enter__()  # runs the app's lifespan: the supervisor
+    alice.put(f"{API}/models/sentiment/aliases/production", json={"version": 1})
+    made = alice.post(f"{API}/deployments", json={"model": "sentiment@production"})
+    assert made.status_code == 201, made.text
+    deployment_id = made.json()["id"]
+    running = _wait(alice, deployment_id, version=1)
+    endpoint = running["endpoint"]
+    token = alice.get(f"{API}/deployments/{deployment_id}/token").json()["token"]
+    assert httpx.post(f"{endpoint}/v2/models/sentiment/infer", json={"inputs": []}).status_code == 401
+
+    x = np.ones((2, 4), dtype=np.float32)
+    with ModelClient(endpoint, token=token) as client:
+        direct = client.infer("sentiment", {"x": x})["output"]
+    proxied = alice.post(f"{API}/deployments/{deployment_id}/predict", json={"inputs": {"x": x.tolist()}}).json()
+    assert np.allclose(proxied["outputs"]["output"], direct) and proxied["model_id"] == "sentiment:1"
+    bad = alice.post(f"{API}/deployments/{deployment_id}/predict", json={"inputs": {"nope": [1]}})
+    assert bad.status_code == 422 and "inputs must be x" in bad.json()["error"]["message"]
+
+    failures: list[str] = []
+    answered = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        with ModelClient(endpoint, token=token) as client:
+            while not stop.is_set():
+                try:
+                    client.infer("sentiment", {"x": x})
+                    answered.append(1)
+                except Exception as exc:  # every failure counts
+                    failures.append(repr(exc))
+
+    load = threading.Thread(target=traffic)
+    load.start()
+    try:
+        alice.put(f"{API}/models/sentiment/aliases/production", json={"version": 2})
+        rolled = _wait(alice, deployment_id, version=2)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        load.join(30)
+    assert failures == [] and len(answered) > 10
+    assert rolled["endpoint"] == endpoint  # same endpoint, new version
+    figures = alice.get(f"{API}/deployments/{deployment_id}/figures").json()
+    assert figures["status"] == "running" and figures["requests"] is not None
+
+    # The studio goes away and comes back: the deployment is adopted from the database, still serving.
+    alice.__exit__(None, None, None)
+    world.app.state.services.deployments.close()
+    again = create_app(StudioConfig(home=world.home, database_url=str(world.hub.url)), world.hub)
+    from fastapi.testclient import TestClient
+
+    with TestClient(again, headers={"authorization": f"Bearer {world.tokens['alice']}"}) as restarted:
+        assert _wait(restarted, deployment_id, version=2)["endpoint"] == endpoint
+        with ModelClient(endpoint, token=token) as client:
+            assert client.infer("sentiment", {"x": x})["output"].shape == (2, 3)
+        port = int(endpoint.rsplit(":", 1)[1])
+        assert restarted.delete(f"{API}/deployments/{deployment_id}").status_code == 204
+        assert restarted.get(f"{API}/deployments/{deployment_id}").status_code == 404
+        assert port_is_free(port)
+    again.state.services.deployments.close()

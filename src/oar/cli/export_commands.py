@@ -87,17 +87,21 @@ def pack(
 def import_paddle(
     prefix: str = typer.Argument(..., help="the path prefix given to paddle.jit.save"),
     name: str = typer.Option(..., help="model name in the hub"),
-    tokenizer: str = typer.Option(..., help="tokenizer.json that produced the model's input ids"),
+    tokenizer: str = typer.Option(None, help="text models: the tokenizer.json that produced the input ids"),
     labels: str = typer.Option(None, help="comma-separated class names, in output order"),
-    dataset: str = typer.Option(None, help="built-in dataset: real texts for the parity check, and lineage"),
+    dataset: str = typer.Option(None, help="built-in dataset: real texts/images for parity, and lineage"),
 ) -> None:
-    """Convert a Paddle model with paddle2onnx, check it against Paddle, register it."""
+    """Convert a Paddle model with paddle2onnx, check it against Paddle, register it.
+
+    With --tokenizer: a text classifier (text in). Without: any tensor model, an image classifier
+    when --labels are given (label/score/probabilities out), else its raw tensors in and out.
+    """
     from oar.hub import Hub
     from oar.importers.paddle import PaddleImport
     from oar.importers.paddle import import_paddle as run_import
 
     label_list = [label.strip() for label in labels.split(",")] if labels else None
-    spec = PaddleImport(prefix, name, Path(tokenizer), label_list, dataset)
+    spec = PaddleImport(prefix, name, Path(tokenizer) if tokenizer else None, label_list, dataset)
     registered = run_import(Hub(), spec)
     parity = registered.manifest["parity"]
     console.print(

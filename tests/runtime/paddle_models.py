@@ -2,6 +2,7 @@
 
     python paddle_models.py lstm DATA.npz PREFIX [SEQ_LEN]   bidirectional LSTM over ids, no padding mask
     python paddle_models.py cnn DATA.npz PREFIX              a small CNN over [N, 1, H, W] float images
+    python paddle_models.py predict PREFIX IN.npz OUT.npz     Paddle's output for each array alone
 
 DATA.npz holds ``train_x``, ``train_y`` (and ``vocab_size`` for the LSTM). ``SEQ_LEN`` 0 (default) saves
 the LSTM with a dynamic sequence axis, otherwise fixed at that length.
@@ -54,6 +55,14 @@ def _train(model, x: np.ndarray, y: np.ndarray, steps: int) -> None:
     model.eval()
 
 
+def predict_each(prefix: str, inputs_path: str, out_path: str) -> None:
+    """Paddle's own output for every array of INPUTS.npz run alone (a batch of one): the ground truth."""
+    layer = paddle.jit.load(prefix)
+    layer.eval()
+    data = np.load(inputs_path)
+    np.savez(out_path, **{key: layer(paddle.to_tensor(data[key][None])).numpy()[0] for key in data.files})
+
+
 def main(kind: str, data_path: str, prefix: str, seq_len: str = "0") -> None:
     paddle.seed(0)
     data = np.load(data_path)
@@ -71,4 +80,7 @@ def main(kind: str, data_path: str, prefix: str, seq_len: str = "0") -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    if sys.argv[1] == "predict":
+        predict_each(*sys.argv[2:])
+    else:
+        main(*sys.argv[1:])

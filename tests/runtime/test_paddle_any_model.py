@@ -24,7 +24,8 @@ from oar.data import load_builtin
 from oar.data.tokenizer import train_wordpiece
 from oar.importers.paddle import PaddleImport, import_paddle, paddle_python
 from oar.package import ModelPackage
-from oar.serve.process import ServerProcess
+
+from .conftest import serving
 
 SCRIPT = Path(__file__).with_name("paddle_models.py")
 SEQ_LEN = 32
@@ -109,8 +110,11 @@ def test_an_unmasked_lstm_answers_each_text_as_paddle_does_whatever_else_is_in_t
     assert padding.strategy == "per-text" and padding.invariant is False and padding.max_abs_diff > 1e-3
     assert manifest.parity.passed and "mixed-length batches" in manifest.parity.inputs
     expected = _paddle_alone(python, lstm_prefixes["dynamic"], _ids(tokenizer_file, texts), tmp_path)
-    server = ServerProcess([registered.model_id])
-    with server, ModelClient(server.endpoint) as rest, ModelClient(server.grpc_endpoint) as grpc:
+    with (
+        serving([registered.model_id]) as server,
+        ModelClient(server.endpoint) as rest,
+        ModelClient(server.grpc_endpoint) as grpc,
+    ):
         together = [rest.infer("paddle-lstm", {"text": np.array(texts, dtype=object)}) for _ in range(2)]
         alone = [rest.predict(model_id="paddle-lstm", inputs={"text": t}) for t in texts[:5]]
         over_grpc = grpc.infer("paddle-lstm", {"text": np.array(texts, dtype=object)})
@@ -132,7 +136,7 @@ def test_a_fixed_length_model_is_padded_to_its_graph_length_under_batching(
     assert padding.strategy == "fixed" and padding.length == SEQ_LEN
     expected = _paddle_alone(python, lstm_prefixes["fixed"], _ids(tokenizer_file, texts, SEQ_LEN), tmp_path)
     many = texts * 2  # 40 mixed-length texts in one request, some longer than 32 tokens
-    with ServerProcess([registered.model_id]) as server, ModelClient(server.endpoint) as client:
+    with serving([registered.model_id]) as server, ModelClient(server.endpoint) as client:
         served = client.infer("paddle-lstm32", {"text": np.array(many, dtype=object)})
     np.testing.assert_allclose(served["probabilities"], np.concatenate([expected, expected]), atol=TOLERANCE)
 
@@ -159,8 +163,11 @@ def test_a_paddle_cnn_is_imported_without_a_tokenizer_and_served_on_both_protoco
     assert manifest.parity.passed and manifest.parity.samples == 64
     images = load_builtin("mnist-5k").test.x[:24]
     expected = _paddle_alone(python, cnn_prefix, list(images), tmp_path)
-    server = ServerProcess([registered.model_id])
-    with server, ModelClient(server.endpoint) as rest, ModelClient(server.grpc_endpoint) as grpc:
+    with (
+        serving([registered.model_id]) as server,
+        ModelClient(server.endpoint) as rest,
+        ModelClient(server.grpc_endpoint) as grpc,
+    ):
         for client in (rest, grpc):
             served = client.infer("paddle-cnn", {"image": images})
             np.testing.assert_allclose(served["probabilities"], expected, atol=TOLERANCE)

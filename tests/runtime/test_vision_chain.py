@@ -21,8 +21,9 @@ from oar.export import InputSpec, export_module
 from oar.export.variants import QuantizeOptions, quantize_registered
 from oar.models import SmallCNN
 from oar.package import ModelPackage
-from oar.serve.process import ServerProcess
 from oar.train import TensorBatches, Trainer, TrainerConfig
+
+from .conftest import serving
 
 FP32_TOLERANCE = 1e-5  # probabilities, served vs PyTorch
 INT8_MIN_AGREEMENT = 0.90  # argmax agreement with fp32 on the 180 test images (measured 0.94)
@@ -74,8 +75,11 @@ def test_a_vision_model_is_exported_quantized_and_served_with_the_source_answers
     images = digits.test.x
     with torch.no_grad():
         expected = torch.softmax(model(torch.from_numpy(images)), 1).numpy()
-    server = ServerProcess(["digits-cnn"], extra_args=["--version-policy", "all"])
-    with server, ModelClient(server.endpoint) as rest, ModelClient(server.grpc_endpoint) as grpc:
+    with (
+        serving(["digits-cnn"], ["--version-policy", "all"]) as server,
+        ModelClient(server.endpoint) as rest,
+        ModelClient(server.grpc_endpoint) as grpc,
+    ):
         answers = {
             (proto, version): _infer_in_requests(client, version, images)
             for proto, client in (("rest", rest), ("grpc", grpc))
@@ -110,7 +114,7 @@ def test_wrong_image_datatypes_and_shapes_are_400s_on_both_protocols(digits_mode
         "wrong rank": {"image": np.zeros((2, 64), np.float32)},
         "wrong name": {"pixels": good},
     }
-    with ServerProcess([fp32.model_id]) as server, ModelClient(server.grpc_endpoint) as grpc:
+    with serving([fp32.model_id]) as server, ModelClient(server.grpc_endpoint) as grpc:
         for case, inputs in bad.items():
             ((name, array),) = inputs.items()
             body = {

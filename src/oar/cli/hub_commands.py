@@ -128,6 +128,18 @@ def models_show(model: str = typer.Argument(..., help="NAME or NAME:VERSION")) -
     _json({"model_id": m.model_id, "digest": m.digest, "path": m.path, "manifest": m.manifest})
 
 
+@models_app.command("register")
+def models_register(
+    directory: str = typer.Argument(..., help="a package directory (manifest.json + files), e.g. from oar.jit.save"),
+    name: str = typer.Option(None, help="register under this name (default: the manifest's)"),
+) -> None:
+    """Validate a package (manifest, file digests, no unlisted files, the model loads) and register it."""
+    from oar.export.registration import register_package
+
+    registered = register_package(Hub(), directory, name)
+    console.print(f"registered [bold]{registered.model_id}[/] ({registered.task}, {registered.digest[:19]})")
+
+
 _BLOCKS = "▁▂▃▄▅▆▇█"
 
 

@@ -16,12 +16,24 @@ import_app = typer.Typer(help="Import models trained with other frameworks.", no
 
 
 def export(
-    source: str = typer.Argument(..., help="NAME, NAME:VERSION or a run id"),
+    source: str = typer.Argument(None, help="NAME, NAME:VERSION or a run id (or use --model-class)"),
     format: str = typer.Option("onnx", "--format", help="onnx | torch-export (.pt2)"),
     name: str = typer.Option(None, help="register under this name (default: the source's; -pt2 for .pt2)"),
+    model_class: str = typer.Option(None, help="your own nn.Module: package.module:ClassName"),
+    weights: str = typer.Option(None, help="--model-class: its weights, a .safetensors file"),
+    init_kwargs: str = typer.Option(None, help="--model-class: constructor arguments as a JSON object"),
+    input_spec: list[str] = typer.Option(  # noqa: B008 (typer reads options from defaults)
+        None, help="--model-class: NAME:DTYPE:SHAPE[:MIN..MAX] per input, in forward's order; -1 = dynamic"
+    ),
+    labels: str = typer.Option(None, help="--model-class: comma-separated class names (a classifier package)"),
 ) -> None:
-    """Re-export a model from its source weights; parity-checked on validation data, then registered."""
-    from oar.export.reexport import export_registered  # needs torch
+    """Re-export a registered model, or export your own module; parity-checked, then registered."""
+    if model_class is not None:
+        _export_user_module(model_class, weights, init_kwargs, input_spec, labels, name)
+        return
+    if source is None:
+        raise InvalidInputError("pass a registered model (NAME, NAME:VERSION, run id) or --model-class")
+    from oar.export.reexport import export_registered
     from oar.hub import Hub
 
     hub = Hub()
@@ -38,6 +50,29 @@ def export(
         f"registered [bold]{escape(registered.model_id)}[/] ({format}); parity max |Δ| "
         f"{parity['max_abs_diff']:.2e}, argmax agreement {parity['argmax_agreement']:.4f} "
         f"on {parity['samples']} validation texts"
+    )
+
+
+def _export_user_module(
+    model_class: str, weights: str | None, init_kwargs: str | None, specs: list[str] | None, labels: str | None,
+    name: str | None,
+) -> None:  # fmt: skip
+    from oar.export.module_package import export_module
+    from oar.export.user_module import load_user_module, parse_input_spec
+    from oar.hub import Hub
+
+    if not weights or not specs or not name:
+        raise InvalidInputError("--model-class needs --weights FILE.safetensors, --name and one --input-spec per input")
+    model = load_user_module(model_class, weights, init_kwargs)
+    label_list = [label.strip() for label in labels.split(",")] if labels else None
+    registered = export_module(
+        model, [parse_input_spec(s) for s in specs], name=name, labels=label_list, register=True, hub=Hub()
+    )
+    parity = registered.manifest["parity"]
+    console.print(
+        f"registered [bold]{registered.model_id}[/] ({registered.task}); parity max |Δ| "
+        f"{parity['max_abs_diff']:.2e} on {parity['inputs']}",
+        soft_wrap=True,
     )
 
 
@@ -104,17 +139,21 @@ def pack(
 def import_paddle(
     prefix: str = typer.Argument(..., help="the path prefix given to paddle.jit.save"),
     name: str = typer.Option(..., help="model name in the hub"),
-    tokenizer: str = typer.Option(..., help="tokenizer.json that produced the model's input ids"),
+    tokenizer: str = typer.Option(None, help="text models: the tokenizer.json that produced the input ids"),
     labels: str = typer.Option(None, help="comma-separated class names, in output order"),
-    dataset: str = typer.Option(None, help="built-in dataset: real texts for the parity check, and lineage"),
+    dataset: str = typer.Option(None, help="built-in dataset: real texts/images for parity, and lineage"),
 ) -> None:
-    """Convert a Paddle model with paddle2onnx, check it against Paddle, register it."""
+    """Convert a Paddle model with paddle2onnx, check it against Paddle, register it.
+
+    With --tokenizer: a text classifier (text in). Without: any tensor model, an image classifier
+    when --labels are given (label/score/probabilities out), else its raw tensors in and out.
+    """
     from oar.hub import Hub
     from oar.importers.paddle import PaddleImport  # needs onnx
     from oar.importers.paddle import import_paddle as run_import
 
     label_list = [label.strip() for label in labels.split(",")] if labels else None
-    spec = PaddleImport(prefix, name, Path(tokenizer), label_list, dataset)
+    spec = PaddleImport(prefix, name, Path(tokenizer) if tokenizer else None, label_list, dataset)
     registered = run_import(Hub(), spec)
     parity = registered.manifest["parity"]
     console.print(

@@ -218,6 +218,18 @@ def models_delete(
     console.print(f"deleted {escape(target.model_id)}", highlight=False)
 
 
+@models_app.command("register")
+def models_register(
+    directory: str = typer.Argument(..., help="a package directory (manifest.json + files), e.g. from oar.jit.save"),
+    name: str = typer.Option(None, help="register under this name (default: the manifest's)"),
+) -> None:
+    """Validate a package (manifest, file digests, no unlisted files, the model loads) and register it."""
+    from oar.export.registration import register_package
+
+    registered = register_package(Hub(), directory, name)
+    console.print(f"registered [bold]{registered.model_id}[/] ({registered.task}, {registered.digest[:19]})")
+
+
 _BLOCKS = "▁▂▃▄▅▆▇█"
 
 

@@ -38,10 +38,15 @@ class InputSpec:
     shape: list[int | None]
     dtype: str = "float32"
     name: str = "x"
+    # The values the model accepts, for parity samples: (min id, max id) of an embedding, (0, 1) of a mask.
+    # None: ints inferred from the model's smallest nn.Embedding (else 0..1), floats unbounded (normal).
+    value_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in _DTYPES:
             raise OarError(f"unsupported input dtype '{self.dtype}'; use one of {', '.join(_DTYPES)}")
+        if self.value_range is not None and self.value_range[0] > self.value_range[1]:
+            raise OarError(f"input '{self.name}': value_range {self.value_range} has min > max")
 
     @property
     def datatype(self) -> str:

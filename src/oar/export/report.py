@@ -2,7 +2,8 @@
 
 Latencies of the two models are measured interleaved in one process (fp32 run, variant run,
 fp32 run, ...), so a busy shared CPU slows both alike and the *ratio* stays meaningful.
-Tokenisation is done once, outside the timed region: it is identical for both.
+Tokenisation is done once, outside the timed region: it is identical for both. Text and image
+classifiers are measured alike; accuracy goes through each runtime's own path (padding included).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from oar.export.lineage_data import token_batches
-from oar.runtime import TextClassifierRuntime, load_runtime
+from oar.runtime import ImageClassifierRuntime, TextClassifierRuntime, load_runtime
+
+Classifier = TextClassifierRuntime | ImageClassifierRuntime
 
 DEFAULT_MAX_ACCURACY_DROP = 1.0  # accuracy points (percentage points) on the test split
 LATENCY_BATCHES = (1, 32)
@@ -87,14 +90,15 @@ def measure_variant(
     baseline_dir: Path,
     variant_dir: Path,
     name: str,
-    texts: Sequence[str],
+    inputs: Sequence[Any],
     labels: np.ndarray,
     repeats: int = 30,
 ) -> VariantReport:
-    """Accuracy on ``texts`` and interleaved latency for the parent package and the variant."""
+    """Accuracy on ``inputs`` (texts or images) and interleaved latency for the parent package and the variant."""
     base, variant = load_runtime(baseline_dir), load_runtime(variant_dir)
-    base_logits, variant_logits = _logits(base, texts), _logits(variant, texts)
-    latencies = _interleaved_p50(base, variant, texts, repeats)
+    assert isinstance(base, Classifier) and isinstance(variant, Classifier)
+    base_logits, variant_logits = _logits(base, inputs), _logits(variant, inputs)
+    latencies = _interleaved_p50(base, variant, inputs, repeats)
     return VariantReport(
         baseline=Measure("fp32", _model_size(base), _accuracy(base_logits, labels), latencies[0]),
         variant=Measure(name, _model_size(variant), _accuracy(variant_logits, labels), latencies[1]),
@@ -139,11 +143,17 @@ def markdown_table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _logits(runtime: TextClassifierRuntime, texts: Sequence[str]) -> np.ndarray:
+def _logits(runtime: Classifier, inputs: Sequence[Any]) -> np.ndarray:
+    """The runtime's own path (its padding, its checks) in batches of 64: what a server would answer."""
+    return np.concatenate([runtime.logits(inputs[i : i + 64]) for i in range(0, len(inputs), 64)])
+
+
+def _feeds(runtime: Classifier, inputs: Sequence[Any], batch: int) -> dict[str, np.ndarray]:
+    """One graph call's inputs for ``batch`` items: token ids for text, the tensors themselves else."""
     name = runtime.session.get_inputs()[0].name
-    return np.concatenate(
-        [runtime.session.run(None, {name: ids})[0] for ids in token_batches(runtime.tokenizer, texts)]
-    )
+    if isinstance(runtime, TextClassifierRuntime):
+        return {name: next(token_batches(runtime.tokenizer, inputs[:batch], batch))}
+    return {name: np.asarray(inputs[:batch])}
 
 
 def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -151,17 +161,16 @@ def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _interleaved_p50(
-    base: TextClassifierRuntime, variant: TextClassifierRuntime, texts: Sequence[str], repeats: int
+    base: Classifier, variant: Classifier, inputs: Sequence[Any], repeats: int
 ) -> tuple[dict[int, float], dict[int, float]]:
     out: tuple[dict[int, float], dict[int, float]] = ({}, {})
     for batch in LATENCY_BATCHES:
-        ids = next(token_batches(base.tokenizer, texts[:batch], batch))
-        runs = [(rt.session, rt.session.get_inputs()[0].name) for rt in (base, variant)]
+        feeds = _feeds(base, inputs, batch)
         timings: list[list[float]] = [[], []]
         for i in range(repeats + 3):
-            for k, (session, name) in enumerate(runs):
+            for k, session in enumerate((base.session, variant.session)):
                 started = time.perf_counter()
-                session.run(None, {name: ids})
+                session.run(None, feeds)
                 if i >= 3:  # the first runs allocate and warm caches
                     timings[k].append(time.perf_counter() - started)
         for k in range(2):
@@ -169,7 +178,7 @@ def _interleaved_p50(
     return out
 
 
-def _model_size(runtime: TextClassifierRuntime) -> int:
+def _model_size(runtime: Classifier) -> int:
     return runtime.package.file(runtime.package.manifest.runtime.model_file).stat().st_size
 
 

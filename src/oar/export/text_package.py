@@ -17,12 +17,15 @@ from torch import nn
 from oar import __version__
 from oar._core.errors import OarError, ParityError
 from oar.export.onnx import InputSpec, export_onnx, onnx_opset
+from oar.export.padding_check import decide_padding, served_parity, unpadded_rows
 from oar.export.parity import DEFAULT_TOLERANCE, check_parity
 from oar.export.source import save_source
 from oar.export.torch_export import check_pt2_parity, export_pt2
-from oar.package import Lineage, Manifest, ModelPackage, Parity, RuntimeSpec, TensorSpec
+from oar.package import Lineage, Manifest, ModelPackage, Padding, Parity, RuntimeSpec, TensorSpec
 from oar.package.manifest import text_classifier_signature
 from oar.package.package import staged_package
+from oar.runtime.padding import TokenBatchRunner
+from oar.runtime.session import create_session
 
 TEXT_INPUT = InputSpec([None, None], "int64", "input_ids")
 ExportFormat = Literal["onnx", "torch-export"]
@@ -54,7 +57,8 @@ def save_text_classifier(
     if format not in FORMATS:
         raise OarError(f"unknown export format '{format}'; use one of {', '.join(FORMATS)}")
     with staged_package(target) as staging:
-        runtime, parity = _export_checked(model, staging, format, len(labels), parity_batches, tolerance)
+        pad_id = int(tokenizer.padding["pad_id"]) if tokenizer.padding else 0
+        runtime, parity = _export_checked(model, staging, format, len(labels), list(parity_batches), tolerance, pad_id)
         tokenizer.save(str(staging / "tokenizer.json"))
         if keep_source:
             save_source(model, staging)
@@ -79,8 +83,9 @@ def _export_checked(
     staging: Path,
     format: str,
     num_labels: int,
-    parity_batches: Iterable[torch.Tensor],
+    parity_batches: list[torch.Tensor],
     tolerance: float,
+    pad_id: int = 0,
 ) -> tuple[RuntimeSpec, Parity]:
     """Write the model file in ``format``; raise ``ParityError`` unless it reproduces ``model``."""
     graph_inputs = [TensorSpec(name="input_ids", datatype="INT64", shape=[-1, -1])]
@@ -88,8 +93,15 @@ def _export_checked(
     if format == "onnx":
         model_path, exporter = export_onnx(model, staging / "model.onnx", [TEXT_INPUT], ["logits"])
         parity = check_parity(model, model_path, parity_batches, tolerance)
+        padding = None
+        if parity.passed:
+            padding, parity = _served_check(model, model_path, parity_batches, parity, tolerance, pad_id)
         runtime = RuntimeSpec(
-            opset=onnx_opset(model_path), exporter=exporter, graph_inputs=graph_inputs, graph_outputs=graph_outputs
+            opset=onnx_opset(model_path),
+            exporter=exporter,
+            graph_inputs=graph_inputs,
+            graph_outputs=graph_outputs,
+            padding=padding,
         )
     else:
         model_path = export_pt2(model, staging / "model.pt2", [TEXT_INPUT])
@@ -108,3 +120,30 @@ def _export_checked(
             f"{parity.samples} samples; not saved"
         )
     return runtime, parity
+
+
+@torch.no_grad()
+def _served_check(
+    model: nn.Module, model_path: Path, batches: list[torch.Tensor], graph: Parity, tolerance: float, pad_id: int
+) -> tuple[Padding, Parity]:
+    """Decide the padding from evidence, then check the served path (mixed batches) against each text alone."""
+    session = create_session(model_path)
+    rows = unpadded_rows((b.numpy() for b in batches), pad_id)
+    padding = decide_padding(session, rows, pad_id, tolerance)
+    served = served_parity(
+        lambda groups: [model(torch.from_numpy(g)).numpy() for g in groups],
+        TokenBatchRunner(session, padding),
+        rows,
+        tolerance,
+        "torch",
+        "texts",
+    )
+    merged = served.model_copy(
+        update={
+            "max_abs_diff": max(graph.max_abs_diff, served.max_abs_diff),
+            "argmax_agreement": min(graph.argmax_agreement, served.argmax_agreement),
+            "passed": graph.passed and served.passed,
+            "inputs": f"{served.inputs}; and as padded batches, graph vs torch on the same ids",
+        }
+    )
+    return padding, merged

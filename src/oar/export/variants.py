@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from tokenizers import Tokenizer
 
 from oar import __version__
@@ -27,8 +30,10 @@ from oar.export.report import DEFAULT_MAX_ACCURACY_DROP, VariantReport, measure_
 from oar.export.source import SOURCE_DIR
 from oar.hub import Hub, ModelVersion
 from oar.package import MANIFEST_FILE, Lineage, Manifest, ModelPackage
+from oar.protocol.datatypes import numpy_dtype
 
 CALIBRATION_BATCH = 16
+_QUANTIZABLE = ("text-classification", "image-classification")
 
 
 @dataclass(frozen=True)
@@ -71,18 +76,17 @@ def quantize_registered(hub: Hub, spec: str, options: QuantizeOptions) -> Quanti
             f"a variant gets its own name, so `oar serve {manifest.name}` keeps serving the unquantized model; "
             f"drop --name (default {manifest.name}-{options.method}) or choose another"
         )
-    if manifest.task != "text-classification" or manifest.runtime.engine != "onnxruntime":
-        raise OarError(f"oar quantize handles ONNX text classifiers; {parent.model_id} is not one")
+    if manifest.task not in _QUANTIZABLE or manifest.runtime.engine != "onnxruntime":
+        raise OarError(f"oar quantize handles ONNX text and image classifiers; {parent.model_id} is not one")
     if manifest.quantization is not None:
         raise OarError(
             f"{parent.model_id} is already quantized ({manifest.quantization.get('method')}); "
             f"quantize its fp32 parent {manifest.lineage.parent} instead"
         )
     dataset = dataset_of(package, options.dataset)
-    tokenizer = Tokenizer.from_file(str(package.file(manifest.runtime.tokenizer_file or "tokenizer.json")))
     calibration = None
     if options.method == "int8-static":
-        calibration = token_batches(tokenizer, sample(dataset.train.x, options.calibration_samples), CALIBRATION_BATCH)
+        calibration = _calibration_batches(package, dataset.train.x, options.calibration_samples)
     with tempfile.TemporaryDirectory(dir=hub.artifacts.root / "tmp") as tmp:
         staging = _copy_without_model(package, Path(tmp) / "variant")
         model_file = manifest.runtime.model_file
@@ -116,6 +120,18 @@ def quantize_registered(hub: Hub, spec: str, options: QuantizeOptions) -> Quanti
 def _same_files(hub: Hub, name: str, files: dict[str, str]) -> ModelVersion | None:
     """A version of ``name`` whose files are exactly these: registering again would only duplicate it."""
     return next((m for m in hub.models.list() if m.name == name and m.manifest.get("files") == files), None)
+
+
+def _calibration_batches(package: ModelPackage, train_x: Any, samples: int) -> Iterator[np.ndarray]:
+    """Real training inputs in batches of ``CALIBRATION_BATCH``: token ids for text, the images themselves else."""
+    manifest = package.manifest
+    if manifest.task == "text-classification":
+        tokenizer = Tokenizer.from_file(str(package.file(manifest.runtime.tokenizer_file or "tokenizer.json")))
+        return token_batches(tokenizer, sample(train_x, samples), CALIBRATION_BATCH)
+    x = np.asarray(train_x)
+    index = np.sort(np.random.default_rng(0).choice(len(x), size=min(samples, len(x)), replace=False))
+    dtype = numpy_dtype(manifest.runtime.graph_inputs[0].datatype)
+    return (x[index[i : i + CALIBRATION_BATCH]].astype(dtype) for i in range(0, len(index), CALIBRATION_BATCH))
 
 
 def _copy_without_model(package: ModelPackage, staging: Path) -> Path:

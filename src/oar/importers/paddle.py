@@ -3,12 +3,16 @@
 paddle2onnx pins an older ``onnx`` than oar uses, so Paddle and paddle2onnx live in their own
 virtualenv (``<this venv>/paddle``, or ``OAR_PADDLE_PYTHON``) and are driven through
 ``paddle_worker.py`` in a subprocess; oar itself never imports paddle. The converted graph is
-checked against Paddle's own output on sample inputs (real texts when a dataset is given)
-before anything is registered.
+checked against Paddle's own output on sample inputs (real texts or images when a dataset is given)
+before anything is registered. Text models get their padding from evidence (``export/padding_check.py``):
+a model that is not padding-invariant (an LSTM without a mask) is served per text, never regrouped, and
+a fixed sequence length is read from the graph. Without a tokenizer, any tensor model is imported: an
+image classifier when labels are given, else generic.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -23,27 +27,36 @@ from tokenizers import Tokenizer
 
 from oar import __version__
 from oar._core.errors import InvalidInputError, OarError, ParityError
-from oar.export.lineage_data import sample, token_batches
+from oar.export.graph_signature import graph_signature
+from oar.export.lineage_data import sample
 from oar.export.onnx import onnx_opset
+from oar.export.padding_check import decide_padding, pad_rows, served_parity, unpadded_rows
 from oar.export.parity import DEFAULT_TOLERANCE
 from oar.hub import Hub, ModelVersion
 from oar.package import Lineage, Manifest, ModelPackage, Parity, RuntimeSpec, TensorSpec
 from oar.package.manifest import text_classifier_signature
+from oar.protocol.datatypes import numpy_dtype
+from oar.runtime.generic import run_checked
+from oar.runtime.padding import TokenBatchRunner
 from oar.runtime.session import create_session
 
 WORKER = Path(__file__).with_name("paddle_worker.py")
 REQUIREMENTS = Path(__file__).with_name("paddle_requirements.txt")
 PARITY_SAMPLES = 64
+_FREE_DIM = 32  # size of a dynamic non-batch dimension in random parity inputs
 _WORKER_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
 class PaddleImport:
+    """What to import. Without ``tokenizer`` the model is a tensor model: an image classifier with
+    ``labels`` (one input, ``[batch, classes]`` out), else generic (its own tensors in and out)."""
+
     prefix: str
     name: str
-    tokenizer: Path
+    tokenizer: Path | None = None
     labels: list[str] | None = None
-    dataset: str | None = None  # built-in dataset: real sample texts for parity, lineage for quantize
+    dataset: str | None = None  # built-in dataset: real sample inputs for parity, lineage for quantize
     tolerance: float = DEFAULT_TOLERANCE
 
 
@@ -62,7 +75,7 @@ def paddle_python() -> Path:
 
 def import_paddle(hub: Hub, spec: PaddleImport) -> ModelVersion:
     """Convert, check parity against Paddle, package and register; nothing is registered on failure."""
-    if not spec.tokenizer.is_file():
+    if spec.tokenizer is not None and not spec.tokenizer.is_file():
         raise InvalidInputError(f"tokenizer file {spec.tokenizer} does not exist; pass a tokenizer.json")
     python = paddle_python()
     with tempfile.TemporaryDirectory(dir=hub.artifacts.root / "tmp") as tmp:
@@ -70,33 +83,125 @@ def import_paddle(hub: Hub, spec: PaddleImport) -> ModelVersion:
         staging.mkdir()
         _worker(python, "convert", spec.prefix, str(staging))
         model_path = staging / "model.onnx"
-        graph_input, num_labels = _graph_signature(model_path)
-        labels = spec.labels or [str(i) for i in range(num_labels)]
-        if len(labels) != num_labels:
-            raise InvalidInputError(f"the model has {num_labels} outputs but {len(labels)} labels were given")
-        tokenizer = _tokenizer_for(spec.tokenizer, graph_input.shape[1])
-        tokenizer.save(str(staging / "tokenizer.json"))
-        ids = _sample_ids(tokenizer, spec.dataset, graph_input.shape[1])
-        parity = _parity(python, spec, model_path, ids, Path(tmp))
+        reference = _PaddleReference(python, spec.prefix, Path(tmp))
+        if spec.tokenizer is not None:
+            manifest = _text_manifest(spec, model_path, staging, reference)
+        else:
+            manifest = _tensor_manifest(spec, model_path, reference)
         dataset_ref = hub.register_dataset(_dataset(spec.dataset)).ref if spec.dataset else None
-        inputs, outputs = text_classifier_signature(num_labels)
-        manifest = Manifest(
-            name=spec.name,
-            task="text-classification",
-            labels=labels,
-            inputs=inputs,
-            outputs=outputs,
-            runtime=RuntimeSpec(
-                opset=onnx_opset(model_path),
-                exporter="paddle2onnx",
-                graph_inputs=[graph_input],
-                graph_outputs=[TensorSpec(name="logits", datatype="FP32", shape=[-1, num_labels])],
-            ),
-            parity=parity,
-            lineage=Lineage(dataset=dataset_ref, oar_version=__version__),
-        )
+        manifest = manifest.model_copy(update={"lineage": Lineage(dataset=dataset_ref, oar_version=__version__)})
         ModelPackage.write(staging, manifest)
         return hub.register_model(staging)
+
+
+class _PaddleReference:
+    """Paddle's own outputs for batches of inputs, computed in the Paddle environment (one worker call)."""
+
+    def __init__(self, python: Path, prefix: str, tmp: Path) -> None:
+        self.python, self.prefix, self.tmp = python, prefix, tmp
+
+    def run(self, batches: list[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
+        names = list(batches[0])
+        np.savez(self.tmp / "inputs.npz", **{f"b{i}.{n}": b[n] for i, b in enumerate(batches) for n in names})
+        _worker(
+            self.python, "run", self.prefix, str(self.tmp / "inputs.npz"), str(self.tmp / "paddle.npz"), ",".join(names)
+        )
+        out = np.load(self.tmp / "paddle.npz")
+        count = len({key.split(".", 1)[1] for key in out.files})
+        return [[out[f"b{i}.{k}"] for k in range(count)] for i in range(len(batches))]
+
+
+def _text_manifest(spec: PaddleImport, model_path: Path, staging: Path, reference: _PaddleReference) -> Manifest:
+    """A text classifier: its padding decided from evidence, parity checked as the server runs it."""
+    assert spec.tokenizer is not None
+    graph_input, num_labels = _graph_signature(model_path)
+    labels = _labels(spec, num_labels)
+    seq_len = graph_input.shape[1]
+    tokenizer = _tokenizer_for(spec.tokenizer, seq_len)
+    tokenizer.save(str(staging / "tokenizer.json"))
+    pad_id = int(tokenizer.padding["pad_id"]) if tokenizer.padding else 0
+    rows, what = _sample_rows(tokenizer, spec.dataset, seq_len)
+    session = create_session(model_path)
+    padding = decide_padding(session, rows, pad_id, spec.tolerance)
+
+    def paddle_each(groups: list[np.ndarray]) -> list[np.ndarray]:
+        return [outs[0] for outs in reference.run([{graph_input.name: g} for g in groups])]
+
+    runner = TokenBatchRunner(session, padding)
+    parity = served_parity(paddle_each, runner, rows, spec.tolerance, "paddle", what)
+    _refuse_unless(parity)
+    inputs, outputs = text_classifier_signature(num_labels)
+    return Manifest(
+        name=spec.name,
+        task="text-classification",
+        labels=labels,
+        inputs=inputs,
+        outputs=outputs,
+        runtime=RuntimeSpec(
+            opset=onnx_opset(model_path),
+            exporter="paddle2onnx",
+            graph_inputs=[graph_input],
+            graph_outputs=[TensorSpec(name="logits", datatype="FP32", shape=[-1, num_labels])],
+            padding=padding,
+            output_activation=_activation(runner.run(*pad_rows(rows, pad_id))),
+        ),
+        parity=parity,
+        lineage=Lineage(oar_version=__version__),
+    )
+
+
+def _tensor_manifest(spec: PaddleImport, model_path: Path, reference: _PaddleReference) -> Manifest:
+    """Any tensor model (images in, scores out): parity on real or random inputs in served batch shapes."""
+    graph_in, graph_out = graph_signature(model_path)
+    labels = None
+    if spec.labels is not None:
+        if len(graph_in) != 1 or len(graph_out) != 1 or len(graph_out[0].shape) != 2:
+            raise OarError("labels need a classifier: one input tensor and one [batch, classes] output")
+        labels = _labels(spec, graph_out[0].shape[1])
+    samples, what = _sample_tensors(graph_in, spec.dataset)
+    parity, outputs = _tensor_parity(model_path, reference, samples, spec.tolerance, what)
+    _refuse_unless(parity)
+    if labels is not None and graph_out[0].shape[1] == -1:
+        labels = _labels(spec, outputs[0].shape[1])
+    classifier = labels is not None
+    return Manifest(
+        name=spec.name,
+        task="image-classification" if classifier else "generic",
+        labels=labels or [],
+        inputs=graph_in,
+        outputs=_classifier_outputs(len(labels)) if classifier else graph_out,
+        runtime=RuntimeSpec(
+            tokenizer_file=None,
+            opset=onnx_opset(model_path),
+            exporter="paddle2onnx",
+            graph_inputs=graph_in,
+            graph_outputs=graph_out,
+            output_activation=_activation(outputs[0]) if classifier else "softmax",
+        ),
+        parity=parity,
+        lineage=Lineage(oar_version=__version__),
+    )
+
+
+def _labels(spec: PaddleImport, num_labels: int) -> list[str]:
+    labels = spec.labels or [str(i) for i in range(num_labels)]
+    if len(labels) != num_labels:
+        raise InvalidInputError(f"the model has {num_labels} outputs but {len(labels)} labels were given")
+    return labels
+
+
+def _classifier_outputs(num_labels: int) -> list[TensorSpec]:
+    return [
+        TensorSpec(name="label", datatype="BYTES", shape=[-1]),
+        TensorSpec(name="score", datatype="FP32", shape=[-1]),
+        TensorSpec(name="probabilities", datatype="FP32", shape=[-1, num_labels]),
+    ]
+
+
+def _activation(outputs: np.ndarray) -> str:
+    """``none`` when the model already returns probabilities (rows >= 0 summing to 1), else ``softmax``."""
+    rows_sum_to_one = np.abs(outputs.sum(axis=1) - 1).max() <= 1e-4
+    return "none" if outputs.min() >= -1e-6 and rows_sum_to_one else "softmax"
 
 
 def _worker(python: Path, *args: str) -> None:
@@ -152,49 +257,97 @@ def _graph_signature(model_path: Path) -> tuple[TensorSpec, int]:
 
 
 def _tokenizer_for(path: Path, seq_len: int) -> Tokenizer:
-    """Pad to the longest text, or to the model's fixed sequence length when it has one."""
+    """Pad to the longest text (the runtime pads on to a fixed sequence length), truncate to a fixed one."""
     tokenizer = Tokenizer.from_file(str(path))
     pad_id = tokenizer.padding["pad_id"] if tokenizer.padding else 0
     pad_token = tokenizer.padding["pad_token"] if tokenizer.padding else "[PAD]"
+    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
     if seq_len > 0:
-        tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token, length=seq_len)
         tokenizer.enable_truncation(max_length=seq_len)
-    elif not tokenizer.padding:
-        tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
     return tokenizer
 
 
-def _sample_ids(tokenizer: Tokenizer, dataset: str | None, seq_len: int) -> np.ndarray:
-    """Real texts from ``dataset`` when given, else random ids from the tokenizer's vocabulary."""
+def _sample_rows(tokenizer: Tokenizer, dataset: str | None, seq_len: int) -> tuple[list[np.ndarray], str]:
+    """Token ids of real texts from ``dataset`` when given, else random ids of mixed lengths."""
     if dataset:
         texts = sample(_dataset(dataset).test.x, PARITY_SAMPLES)
-        return next(token_batches(tokenizer, texts, PARITY_SAMPLES))
+        rows = [np.array(e.ids, dtype=np.int64) for e in tokenizer.encode_batch(texts)]
+        pad_id = tokenizer.padding["pad_id"] if tokenizer.padding else 0
+        return unpadded_rows([pad_rows(rows, pad_id)[0]], pad_id), f"{dataset} test texts"
     rng = np.random.default_rng(0)
-    return rng.integers(1, tokenizer.get_vocab_size(), size=(PARITY_SAMPLES, seq_len if seq_len > 0 else 24))
+    longest = seq_len if seq_len > 0 else 48
+    lengths = rng.integers(1, longest + 1, size=PARITY_SAMPLES)
+    vocab = tokenizer.get_vocab_size()
+    return [rng.integers(1, vocab, size=n).astype(np.int64) for n in lengths], "random id sequences (mixed lengths)"
 
 
-def _parity(python: Path, spec: PaddleImport, model_path: Path, ids: np.ndarray, tmp: Path) -> Parity:
-    np.save(tmp / "inputs.npy", ids.astype(np.int64))
-    _worker(python, "run", spec.prefix, str(tmp / "inputs.npy"), str(tmp / "paddle.npy"))
-    expected = np.load(tmp / "paddle.npy")
+def _sample_tensors(graph_in: list[TensorSpec], dataset: str | None) -> tuple[dict[str, np.ndarray], str]:
+    """``PARITY_SAMPLES`` inputs per graph input: the dataset's test images when they fit, else random."""
+    if dataset:
+        x = _dataset(dataset).test.x
+        if len(graph_in) != 1 or not isinstance(x, np.ndarray) or not _fits(graph_in[0], x):
+            raise InvalidInputError(
+                f"dataset '{dataset}' has inputs of shape {list(np.shape(x))[1:]}, which the model's input "
+                f"{graph_in[0].name} {graph_in[0].shape} does not take"
+            )
+        index = np.random.default_rng(0).choice(len(x), size=min(PARITY_SAMPLES, len(x)), replace=False)
+        return {graph_in[0].name: x[np.sort(index)].astype(numpy_dtype(graph_in[0].datatype))}, f"{dataset} test inputs"
+    rng = np.random.default_rng(0)
+    samples = {}
+    for spec in graph_in:
+        shape = [PARITY_SAMPLES, *(d if d > 0 else _FREE_DIM for d in spec.shape[1:])]
+        dtype = numpy_dtype(spec.datatype)
+        samples[spec.name] = (rng.integers(0, 2, size=shape) if dtype.kind in "iub" else rng.random(shape)).astype(
+            dtype
+        )
+    return samples, "random inputs (uniform [0, 1); ints 0..1)"
+
+
+def _fits(spec: TensorSpec, x: np.ndarray) -> bool:
+    return x.ndim == len(spec.shape) and all(d in (-1, got) for d, got in zip(spec.shape[1:], x.shape[1:], strict=True))
+
+
+def _tensor_parity(
+    model_path: Path, reference: _PaddleReference, samples: dict[str, np.ndarray], tolerance: float, what: str
+) -> tuple[Parity, list[np.ndarray]]:
+    """ONNX on all samples in one call (as the server stacks requests) vs Paddle on batches of 1, 7 and the rest."""
+    total = len(next(iter(samples.values())))
+    cuts = [0, 1, min(8, total), total]
+    chunks = [{k: v[a:b] for k, v in samples.items()} for a, b in itertools.pairwise(cuts) if b > a]
+    expected = [np.concatenate(parts) for parts in zip(*reference.run(chunks), strict=True)]
     session = create_session(model_path)
-    actual = session.run(None, {session.get_inputs()[0].name: ids.astype(np.int64)})[0]
-    worst = float(np.abs(expected - actual).max())
-    agreement = float((expected.argmax(1) == actual.argmax(1)).mean())
+    actual = run_checked(session, [o.name for o in session.get_outputs()], samples)
+    worst, agree, rows = 0.0, 0, 0
+    for want, got in zip(expected, actual, strict=True):
+        if want.shape != got.shape:
+            raise ParityError(
+                f"converted graph returns shape {list(got.shape)}, Paddle {list(want.shape)}; not registered"
+            )
+        worst = max(worst, float(np.abs(want.astype(np.float64) - got.astype(np.float64)).max()))
+        if want.ndim == 2 and want.dtype.kind == "f":
+            agree += int((want.argmax(1) == got.argmax(1)).sum())
+            rows += len(want)
+    agreement = agree / rows if rows else 1.0
+    sizes = [str(b - a) for a, b in itertools.pairwise(cuts) if b > a]
     parity = Parity(
         reference="paddle",
-        samples=len(ids),
+        samples=total,
         max_abs_diff=worst,
         argmax_agreement=agreement,
-        tolerance=spec.tolerance,
-        passed=worst <= spec.tolerance and agreement == 1.0,
+        tolerance=tolerance,
+        passed=worst <= tolerance and agreement == 1.0,
+        inputs=f"{total} {what}: ONNX on one stacked batch vs Paddle on batches of {', '.join(sizes)}",
     )
+    return parity, actual
+
+
+def _refuse_unless(parity: Parity) -> None:
     if not parity.passed:
         raise ParityError(
-            f"converted graph disagrees with Paddle: max abs diff {worst:.2e} (tolerance "
-            f"{spec.tolerance:.0e}), argmax agreement {agreement:.4f}; not registered"
+            f"converted graph disagrees with Paddle: max abs diff {parity.max_abs_diff:.2e} (tolerance "
+            f"{parity.tolerance:.0e}), argmax agreement {parity.argmax_agreement:.4f} on {parity.inputs}; "
+            "not registered"
         )
-    return parity
 
 
 def _dataset(name: str):  # type: ignore[no-untyped-def]

@@ -1,7 +1,7 @@
 """Runs inside the isolated Paddle environment (paddlepaddle + paddle2onnx); imports nothing from oar.
 
     python paddle_worker.py convert PREFIX OUT_DIR    -> OUT_DIR/model.onnx
-    python paddle_worker.py run PREFIX INPUTS.npy OUT.npy -> Paddle's own outputs for the inputs
+    python paddle_worker.py run PREFIX INPUTS.npz OUT.npz NAMES -> Paddle's own outputs, batch by batch
 
 The conversion passes ``optimize_tool="None"``: paddle2onnx's default optimiser (polygraphy)
 tries to pip-install packages while converting, which must never happen offline.
@@ -39,22 +39,33 @@ def convert(prefix: str, out_dir: str) -> None:
     print(json.dumps({"program": program.name, "onnx": str(target)}))
 
 
-def run(prefix: str, inputs_path: str, out_path: str) -> None:
+def run(prefix: str, inputs_path: str, out_path: str, names: str) -> None:
+    """Run every batch of INPUTS.npz (keys ``b<i>.<input name>``); write ``b<i>.<output index>`` to OUT.npz."""
     import paddle
 
     program, _ = model_files(prefix)
+    order = names.split(",")
+    data = np.load(inputs_path)
+    batches = sorted({int(key.split(".", 1)[0][1:]) for key in data.files})
     if program.suffix == ".pdmodel":
         paddle.enable_static()
         exe = paddle.static.Executor(paddle.CPUPlace())
         with paddle.pir_utils.OldIrGuard():
             prog, feeds, fetches = paddle.static.load_inference_model(prefix, exe)
-            out = exe.run(prog, feed={feeds[0]: np.load(inputs_path)}, fetch_list=fetches)[0]
+            results = {
+                b: exe.run(
+                    prog, feed={f: data[f"b{b}.{n}"] for f, n in zip(feeds, order, strict=True)}, fetch_list=fetches
+                )
+                for b in batches
+            }
     else:
         layer = paddle.jit.load(prefix)
         layer.eval()
-        out = layer(paddle.to_tensor(np.load(inputs_path)))
-        out = (out[0] if isinstance(out, (list, tuple)) else out).numpy()
-    np.save(out_path, np.asarray(out, dtype=np.float32))
+        results = {}
+        for b in batches:
+            out = layer(*(paddle.to_tensor(data[f"b{b}.{n}"]) for n in order))
+            results[b] = [t.numpy() for t in (out if isinstance(out, (list, tuple)) else [out])]
+    np.savez(out_path, **{f"b{b}.{k}": np.asarray(o) for b, outs in results.items() for k, o in enumerate(outs)})
 
 
 if __name__ == "__main__":

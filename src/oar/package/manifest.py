@@ -23,6 +23,27 @@ class TensorSpec(BaseModel):
     shape: list[int]
 
 
+class Padding(BaseModel):
+    """How the runtime pads token ids for a batch of texts, decided from evidence when the package was written.
+
+    - ``longest``: pad each batch to its longest text and regroup large batches by length. Valid only for
+      models whose outputs do not depend on padding (``invariant``: checked, same text alone and padded
+      inside a batch of longer texts).
+    - ``fixed``: every text padded or truncated to ``length``, the graph's fixed sequence length.
+    - ``per-text``: the model is not padding-invariant: each text runs at its own length (texts of equal
+      length share a call), exactly as the parity check ran it. Batch neighbours never change an answer.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["longest", "fixed", "per-text"]
+    length: int | None = None  # ``fixed``: the sequence length every input is padded/truncated to
+    pad_id: int = 0
+    invariant: bool | None = None  # None: not checked (fixed length: padding is part of the input)
+    max_abs_diff: float | None = None  # the largest output change extra padding caused in the check
+    samples: int = 0  # texts the invariance check ran
+
+
 class RuntimeSpec(BaseModel):
     """How to execute the package: which engine, which files, which graph inputs/outputs."""
 
@@ -35,6 +56,9 @@ class RuntimeSpec(BaseModel):
     exporter: str | None = None  # "dynamo" | "torchscript" | "torch.export" | "paddle2onnx"
     graph_inputs: list[TensorSpec]
     graph_outputs: list[TensorSpec]
+    padding: Padding | None = None  # text models; None (older packages): ``longest``
+    # Classifiers: "softmax" when the graph returns logits, "none" when it already returns probabilities.
+    output_activation: Literal["softmax", "none"] = "softmax"
 
 
 class Parity(BaseModel):
@@ -46,6 +70,9 @@ class Parity(BaseModel):
     argmax_agreement: float
     tolerance: float
     passed: bool
+    # What the samples were, e.g. "64 test texts, served batching (mixed lengths)" or "26 batches: 20 random,
+    # 6 edge (zeros, min/max), 2 user batches"; None in packages written before it was recorded.
+    inputs: str | None = None
 
 
 class Lineage(BaseModel):

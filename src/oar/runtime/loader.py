@@ -7,9 +7,10 @@ from pathlib import Path
 from oar._core.errors import OarError
 from oar.package import ModelPackage
 from oar.runtime.generic import GenericOnnxRuntime
+from oar.runtime.image_classifier import ImageClassifierRuntime
 from oar.runtime.text_classifier import TextClassifierRuntime
 
-Runtime = TextClassifierRuntime | GenericOnnxRuntime
+Runtime = TextClassifierRuntime | ImageClassifierRuntime | GenericOnnxRuntime
 
 
 def load_runtime(package: ModelPackage | str | Path, intra_op_threads: int = 0) -> Runtime:
@@ -22,6 +23,8 @@ def load_runtime(package: ModelPackage | str | Path, intra_op_threads: int = 0) 
         )
     if package.manifest.task == "text-classification":
         return TextClassifierRuntime(package, intra_op_threads)
+    if package.manifest.task == "image-classification":
+        return ImageClassifierRuntime(package, intra_op_threads)
     if package.manifest.task == "generic":
         return GenericOnnxRuntime(package, intra_op_threads)
     raise OarError(f"package {package.model_id} has task '{package.manifest.task}', which oar cannot serve yet")

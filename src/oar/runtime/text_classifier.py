@@ -1,4 +1,8 @@
-"""Text classification runtime: tokenise in-process, run the ONNX graph, softmax, pick labels."""
+"""Text classification runtime: tokenise in-process, run the ONNX graph, softmax, pick labels.
+
+How a batch is padded is the package's own (``runtime/padding.py``): only models checked to ignore
+padding are padded to the longest text and regrouped by length.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from tokenizers import Tokenizer
 
 from oar._core.errors import InvalidInputError, OarError
 from oar.package import ModelPackage
+from oar.runtime.padding import TokenBatchRunner, _length_groups, effective_padding
 from oar.runtime.session import create_session
 from oar.runtime.text_encoder import TextEncoder
 
@@ -39,7 +44,10 @@ class TextClassifierRuntime:
         self.tokenizer = Tokenizer.from_file(str(package.file(manifest.runtime.tokenizer_file)))
         self.encoder = TextEncoder(self.tokenizer)
         self.session = create_session(package.file(manifest.runtime.model_file), intra_op_threads)
-        self._input_name = self.session.get_inputs()[0].name
+        pad_id = int(self.tokenizer.padding["pad_id"]) if self.tokenizer.padding else 0
+        self.padding = effective_padding(self.session, manifest.runtime.padding, pad_id)
+        self.runner = TokenBatchRunner(self.session, self.padding)
+        self._activation = manifest.runtime.output_activation
 
     def predict(self, texts: Sequence[str]) -> TextPrediction:
         probabilities, best, scores = self._scored(texts)
@@ -47,7 +55,8 @@ class TextClassifierRuntime:
 
     def _scored(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Probabilities (float32), the best label index and its probability, per text."""
-        probabilities = _softmax(self.logits(texts))
+        logits = self.logits(texts)
+        probabilities = _softmax(logits) if self._activation == "softmax" else logits.astype(np.float32, copy=False)
         best = probabilities.argmax(axis=1)
         return probabilities, best, probabilities[np.arange(len(best)), best]
 
@@ -56,27 +65,7 @@ class TextClassifierRuntime:
             if not text.strip():
                 raise InvalidInputError(f"input 'text' element {i} is empty; send non-empty text")
         ids, lengths = self.encoder.encode(texts)
-        if len(ids) < 2 * _MIN_GROUP:
-            return self.session.run(None, {self._input_name: ids})[0]
-        return self._grouped_logits(ids, lengths)
-
-    def _grouped_logits(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """Run a large batch as a few length groups, each padded only to its own longest text.
-
-        Padding is masked (same logits at any padded length), so this changes cost, not results:
-        with mixed lengths most of a single call's work would be spent on padding.
-        """
-        order = np.argsort(lengths, kind="stable")
-        out: np.ndarray | None = None
-        for group in _length_groups(lengths[order]):
-            rows = order[group]
-            width = int(lengths[rows[-1]])
-            logits = self.session.run(None, {self._input_name: ids[rows, :width]})[0]
-            if out is None:
-                out = np.empty((len(ids), logits.shape[1]), dtype=logits.dtype)
-            out[rows] = logits
-        assert out is not None
-        return out
+        return self.runner.run(ids, lengths)
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Protocol-level call: ``text`` (BYTES) in, ``label``/``score``/``probabilities`` out."""
@@ -98,21 +87,7 @@ def decode_texts(inputs: dict[str, np.ndarray]) -> list[str]:
         raise InvalidInputError("input 'text' is not valid UTF-8") from None
 
 
-_MIN_GROUP = 8  # fewer texts than this per call and the call overhead outweighs the padding saved
-_CALL_COST_TOKENS = 24  # one extra model call costs about as much as this many padded token positions
-
-
-def _length_groups(sorted_lengths: np.ndarray) -> list[slice]:
-    """Cut lengths (ascending) into groups where the padding a merge would add exceeds a call's cost."""
-    groups, start = [], 0
-    for i in range(1, len(sorted_lengths)):
-        size = i - start
-        waste = size * int(sorted_lengths[i] - sorted_lengths[i - 1])
-        if size >= _MIN_GROUP and len(sorted_lengths) - i >= _MIN_GROUP and waste > _CALL_COST_TOKENS:
-            groups.append(slice(start, i))
-            start = i
-    groups.append(slice(start, len(sorted_lengths)))
-    return groups
+__all__ = ["TextClassifierRuntime", "TextPrediction", "_length_groups", "decode_texts"]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

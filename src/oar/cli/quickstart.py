@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
@@ -13,9 +14,11 @@ from rich.table import Table
 from oar._core.settings import oar_home
 from oar.client import ModelClient
 from oar.hub import Hub
-from oar.pipelines import PipelineResult, TextClassifierRecipe, train_text_classifier
 from oar.serve import DEFAULT_PORT
 from oar.serve.process import ServerProcess, free_port, port_is_free
+
+if TYPE_CHECKING:
+    from oar.pipelines import PipelineResult
 
 console = Console()
 
@@ -38,6 +41,9 @@ def quickstart(
     port: int = typer.Option(DEFAULT_PORT, help="port for the demo server (a free one if taken)"),
 ) -> None:
     """Run the whole chain on real data and leave the model registered."""
+    # torch comes in with the pipelines: imported here, so no other command (`oar serve`!) pays its memory
+    from oar.pipelines import TextClassifierRecipe, train_text_classifier
+
     recipe = TextClassifierRecipe(architecture=architecture, limit=limit)  # an unknown architecture: one red line
     console.rule("[bold]oar quickstart")
     if epochs:

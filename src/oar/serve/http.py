@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _MAX_PIPELINED = 64  # stop reading a connection that has this many answers pending
+# Requests of one connection being handled at once; later pipelined ones wait their turn in the connection,
+# so one pipelining client holds no more of a model's queue (and its latency budget) than a few others.
+_MAX_RUNNING = 8
 _KEEP, _CLOSE, _LINGER = 0, 1, 2  # what follows an answer: keep the connection, close it, lingering close
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -82,6 +85,11 @@ def _encode(response: Response, keep_alive: bool) -> bytes:
     return b"".join(lines)
 
 
+def _fill(slot: asyncio.Future[Response], task: asyncio.Task[Response]) -> None:
+    if not slot.done() and not task.cancelled():
+        slot.set_result(task.result())
+
+
 def _error_response(exc: OarError) -> Response:
     headers = [(b"content-type", b"application/json")]
     if exc.http_status == 503:
@@ -100,11 +108,13 @@ class HttpProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.client = "?"
         self.pending: deque[tuple[asyncio.Future[Response], int]] = deque()
+        self.running = 0  # requests being handled
+        self.parked: deque[tuple[asyncio.Future[Response], tuple[str, str, Headers, bytes, str]]] = deque()
         self.closing = False
         self.deadline = 0.0  # loop time at which timed_out() runs (the listener's sweep); 0 = none
         self.in_message = False  # between on_message_begin and on_message_complete
         self.in_head = True  # waiting for (the rest of) a request head
-        self.begun = False  # a message began in the chunk being parsed
+        self.completed = False  # a message ended in the chunk being parsed
         self.head_bytes = 0  # bytes of an unfinished head, counted a whole chunk at a time
         self.read_paused = False
         self.write_paused = False
@@ -145,8 +155,7 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.lingering:
             return  # dropped: the answer is out, the client's remaining input is not wanted
-        was_in_head = self.in_head
-        self.begun = False
+        self.completed = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -160,9 +169,11 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._refuse(InvalidInputError(f"malformed HTTP request: {exc}"))
             return
-        if self.in_head:  # an unfinished head: httptools holds a partial header field we have not seen yet
-            if was_in_head and not self.begun:
-                self.head_bytes += len(data)
+        # An unfinished head: httptools holds a partial header field the callbacks have not seen yet. If no
+        # message ended in this chunk, all of it belongs to this head; if one did (pipelining), it is not
+        # counted, so a head can pass the limit by at most one read (256 KiB) before it is refused.
+        if self.in_head and not self.completed:
+            self.head_bytes += len(data)
             if self.head_bytes > self.limits.max_header_bytes:
                 self._refuse(
                     HeadersTooLargeError(f"request head is over the {self.limits.max_header_bytes}-byte limit")
@@ -184,7 +195,7 @@ class HttpProtocol(asyncio.Protocol):
     # --- httptools callbacks ----------------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._reset()
-        self.in_message = self.in_head = self.begun = True
+        self.in_message = self.in_head = True
         self.head_bytes = 0
         if not self.read_paused:
             self.deadline = self.server.now + self.limits.header_timeout_s
@@ -197,8 +208,10 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers[name.lower()] = value
-        self._count_head(len(name) + len(value) + 4)
+        self.header_bytes += len(name) + len(value) + 4
         self.header_count += 1
+        if self.header_bytes > self.limits.max_header_bytes:
+            raise _Refusal(HeadersTooLargeError(f"request head is over the {self.limits.max_header_bytes}-byte limit"))
         if self.header_count > self.limits.max_headers:
             raise _Refusal(HeadersTooLargeError(f"request has over {self.limits.max_headers} header fields"))
 
@@ -230,6 +243,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.in_message = False
+        self.completed = True
         self.in_head = True
         self.head_bytes = 0
         self.deadline = 0.0  # being answered: the model's queue has its own timeout
@@ -237,11 +251,30 @@ class HttpProtocol(asyncio.Protocol):
         method = self.parser.get_method().decode("latin-1")
         path = self.url.split(b"?", 1)[0].decode("latin-1")
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
-        answer = asyncio.get_running_loop().create_task(self.app.handle(method, path, self.headers, body, self.client))
+        request = (method, path, self.headers, body, self.client)
+        if self.running < _MAX_RUNNING:
+            answer: asyncio.Future[Response] = self._start(request)
+        else:  # a slot, filled when an earlier request of this connection has been answered
+            answer = asyncio.get_running_loop().create_future()
+            answer.add_done_callback(self._flush)
+            self.parked.append((answer, request))
         self.pending.append((answer, after))
-        answer.add_done_callback(self._flush)
         if len(self.pending) >= _MAX_PIPELINED:
             self._pace()
+
+    def _start(self, request: tuple[str, str, Headers, bytes, str]) -> asyncio.Task[Response]:
+        self.running += 1
+        task = asyncio.get_running_loop().create_task(self.app.handle(*request))
+        task.add_done_callback(self._answered)
+        return task
+
+    def _answered(self, _task: object) -> None:
+        self.running -= 1
+        while self.parked and self.running < _MAX_RUNNING:
+            slot, request = self.parked.popleft()
+            if not slot.done():  # not cancelled (connection lost)
+                self._start(request).add_done_callback(lambda task, slot=slot: _fill(slot, task))
+        self._flush()
 
     # --- responses --------------------------------------------------------------------------------------
     def _flush(self, _done: object = None) -> None:

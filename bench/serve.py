@@ -22,6 +22,14 @@ server (the median of their ratios), with the per-round ratios shown beside it.
     python bench/serve.py                       # trains the quickstart-sized model in a temp OAR_HOME
     python bench/serve.py --home ~/.oar --model chnsenti-cls --duration 20 --connections 64 --overload
     python bench/serve.py --home ~/.oar --model chnsenti-cls --rate 3000   # open loop at 3000 req/s
+    git worktree add /tmp/oar-main-ref main
+    python bench/serve.py --home ~/.oar --reference /tmp/oar-main-ref --skip-grpc --pairs 0 --repeat 3
+
+``--reference DIR`` runs a second oar checkout's server (same Python, ``DIR/src`` first on its path) in
+the same rounds, order alternating, so old and new code are compared under the same noise. ``--overload``
+measures admission by latency: closed loop at 4x the connections, then open loop at ``--overload-rates``
+multiples of the sustainable rate (the best closed-loop REST req/s of the run), each reporting the admitted
+requests' p99, how many were shed with 503, and the goodput. Every run also reports the server's RSS.
 """
 
 from __future__ import annotations
@@ -63,6 +71,10 @@ class Result:
     errors: int
     cpu_us: float = float("nan")  # server CPU time per answered request: robust on a shared, noisy machine
     note: str = ""
+    rss_mib: float = float("nan")  # the server's resident memory at the end of the run
+    shed: int = 0  # answered 503 (open loop)
+    admitted_p99: float = float("nan")  # p99 of the 200s alone (open loop)
+    goodput: float = float("nan")  # 200s per second (open loop)
 
 
 @dataclass(frozen=True)
@@ -118,35 +130,51 @@ def main() -> None:
     )
     results: list[Result] = []
     pairs: list[tuple[Result, Result]] = []  # (REST, gRPC) measured on one server, one after the other
+    reference_env = {**env, "PYTHONPATH": str(Path(args.reference).resolve() / "src")} if args.reference else None
     for round_ in range(args.repeat):  # alternate the servers so a burst of noise does not favour one
-        with _Server(_oar_command(args), args.server_core, env) as oar:
-            protocols = ["REST"] if args.skip_grpc else ["REST", "gRPC"][:: 1 if round_ % 2 == 0 else -1]
-            _warm_up(protocols, oar, args, bodies)
-            measured = {protocol: _oar_load(protocol, oar, args, bodies) for protocol in protocols}
-            results += [measured[p] for p in ("REST", "gRPC") if p in measured]
-            if "gRPC" in measured:
-                pairs.append((measured["REST"], measured["gRPC"]))
+        codes = [("", env)] + ([(" (reference)", reference_env)] if reference_env else [])
+        for suffix, code_env in codes[:: 1 if round_ % 2 == 0 else -1]:
+            command = _oar_command(args) if suffix else [*_oar_command(args), *args.this_args.split()]
+            with _Server(command, args.server_core, code_env) as oar:
+                protocols = ["REST"] if args.skip_grpc else ["REST", "gRPC"][:: 1 if round_ % 2 == 0 else -1]
+                _warm_up(protocols, oar, args, bodies)
+                measured = {protocol: _oar_load(protocol, oar, args, bodies, suffix) for protocol in protocols}
+                results += [measured[p] for p in ("REST", "gRPC") if p in measured]
+                if "gRPC" in measured and not suffix:
+                    pairs.append((measured["REST"], measured["gRPC"]))
         if not args.skip_baseline:
             baseline_cmd = [sys.executable, str(ROOT / "bench" / "serve_baseline.py"), str(package)]
             with _Server(baseline_cmd, args.server_core, env) as baseline:
                 results.append(_rest_load("FastAPI baseline", baseline, args, bodies))
+                results[-1].rss_mib = baseline.rss_mib()
     paired = _paired_ratios(args, env, bodies) if args.pairs and not (args.skip_grpc or args.rate) else []
     overload = None
+    open_loop: list[Result] = []
     if args.overload:
-        overload_args = [*_oar_command(args), "--max-queue-size", str(args.overload_queue)]
+        overload_args = [*_oar_command(args), *args.overload_args.split()]
         with _Server(overload_args, args.server_core, env) as oar:
+            _warm_up(["REST"], oar, args, bodies)
             before = _scrape(oar.url)
             over = argparse.Namespace(**{**vars(args), "connections": args.connections * 4, "rate": 0})
             results.append(_rest_load(f"oar REST overload ({over.connections} conns)", oar, over, bodies))
             after = _scrape(oar.url)
             results[-1].note = _split(before, after)
+            results[-1].rss_mib = oar.rss_mib()
             overload = (
                 _histogram_p99(before, after, "oar_request_duration_seconds") * 1000,
                 _delta(before, after, _FAILURES),
                 oar.alive(),
             )
+            sustainable = max((r.rps for r in results if r.name == "oar REST"), default=0.0)
+            for multiple in [float(m) for m in args.overload_rates.split(",") if m] if sustainable else []:
+                rate = int(sustainable * multiple)
+                name = f"oar REST open loop {multiple:g}x ({rate} req/s offered)"
+                load = {"rate": rate, "connections": args.overload_connections, "generator_warmup": 0}
+                open_loop.append(_h2load(name, oar, argparse.Namespace(**{**vars(args), **load}), bodies, grpc=False))
+                open_loop[-1].rss_mib = oar.rss_mib()
     _print_table(results)
-    _print_targets(results, pairs, paired, overload, args)
+    _print_open_loop(open_loop)
+    _print_targets(results, pairs, paired, overload, args, open_loop)
 
 
 def _parse_args() -> argparse.Namespace:
@@ -161,8 +189,16 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="alternate oar and baseline runs this many times")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-grpc", action="store_true")
-    parser.add_argument("--overload", action="store_true", help="also run 4x the connections against a small queue")
-    parser.add_argument("--overload-queue", type=int, default=32)
+    parser.add_argument(
+        "--overload", action="store_true", help="also run 4x the connections, and open loop past the sustainable rate"
+    )
+    parser.add_argument("--overload-rates", default="2,4,8", help="open-loop multiples of the sustainable rate")
+    parser.add_argument("--overload-connections", type=int, default=512, help="h2load connections, open loop")
+    parser.add_argument("--overload-args", default="", help="extra `oar serve` flags for the overload server")
+    parser.add_argument("--reference", help="a second oar checkout (e.g. a worktree of main) measured beside this one")
+    parser.add_argument(
+        "--this-args", default="", help="`oar serve` flags for this checkout only (ones the reference lacks)"
+    )
     parser.add_argument(
         "--rest-generator",
         choices=["wrk", "h2load"],
@@ -236,7 +272,7 @@ class _Server:
 
     def __enter__(self) -> _Server:
         self.process = subprocess.Popen(self.command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded machine (and a checkout that imports torch) is slow to start
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise SystemExit(f"server failed: {self.process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
@@ -245,13 +281,20 @@ class _Server:
                     return self
             except httpx.TransportError:
                 time.sleep(0.2)
-        raise SystemExit("server did not become ready in 60 s")
+        raise SystemExit("server did not become ready in 180 s")
 
     def alive(self) -> bool:
         try:
             return self.process.poll() is None and httpx.get(f"{self.url}/v2/health/live", timeout=5).is_success
         except httpx.TransportError:
             return False
+
+    def rss_mib(self) -> float:
+        """The server process's resident set size now (VmRSS), in MiB."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server process so far (all its threads)."""
@@ -266,15 +309,16 @@ class _Server:
             self.process.kill()
 
 
-def _oar_load(protocol: str, server: _Server, args: argparse.Namespace, bodies: Bodies) -> Result:
+def _oar_load(protocol: str, server: _Server, args: argparse.Namespace, bodies: Bodies, suffix: str = "") -> Result:
     """One run against oar over ``protocol``, with the server-side split from its metrics."""
     before = _scrape(server.url)
     if protocol == "REST":
-        result = _rest_load("oar REST", server, args, bodies)
+        result = _rest_load(f"oar REST{suffix}", server, args, bodies)
     else:
-        result = _h2load("oar gRPC", server, args, bodies, grpc=True)
+        result = _h2load(f"oar gRPC{suffix}", server, args, bodies, grpc=True)
     after = _scrape(server.url)
     result.note = _split(before, after)
+    result.rss_mib = server.rss_mib()
     if protocol == "gRPC":  # gRPC errors ride on HTTP 200s (streams h2load resets at the end count as "cancelled")
         result.errors += int(_delta(before, after, _FAILURES))
     return result
@@ -338,6 +382,7 @@ def _wrk(name: str, server: _Server, args: argparse.Namespace, bodies: Bodies) -
     errors = int(non2xx.group(1)) if non2xx else 0
     errors += sum(int(g) for g in socket_errors.groups()) if socket_errors else 0
     result = Result(name, rps, pct["50"], pct["90"], pct["99"], latency_max, errors, cpu / max(total, 1) * 1e6)
+    result.goodput = rps * (total - errors) / max(total, 1)  # wrk's req/s counts 503s too
     _report(result)
     return result
 
@@ -386,6 +431,9 @@ def _h2load(name: str, server: _Server, args: argparse.Namespace, bodies: Bodies
     errors = int(done.group(1)) - int(done.group(2))  # type: ignore[union-attr]
     ms = rows[:, 2] / 1000 if len(rows) else np.array([float("nan")])
     errors += int((rows[:, 1] >= 300).sum()) if len(rows) else 0
+    ok = ms[rows[:, 1] == 200] if len(rows) else np.array([])
+    shed = int((rows[:, 1] == 503).sum()) if len(rows) else 0
+    span = (rows[:, 0].max() - rows[:, 0].min()) / 1e6 if len(rows) > 1 else float("nan")  # start times, us
     result = Result(
         name,
         rps,
@@ -393,6 +441,9 @@ def _h2load(name: str, server: _Server, args: argparse.Namespace, bodies: Bodies
         max=float(ms.max()),
         errors=errors,
         cpu_us=cpu / max(len(rows), 1) * 1e6,
+        shed=shed,
+        admitted_p99=float(np.percentile(ok, 99)) if len(ok) else float("nan"),
+        goodput=len(ok) / span if span else float("nan"),
     )
     _report(result)
     return result
@@ -453,16 +504,31 @@ def _histogram_p99(before: dict[str, float], after: dict[str, float], name: str)
 
 
 def _print_table(results: list[Result]) -> None:
-    print("\n| run | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | server CPU us/req |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| run | req/s | 2xx/s | p50 ms | p90 ms | p99 ms | max ms | errors | server CPU us/req | server RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
-            f"| {r.name} | {r.rps:.0f} | {r.p50:.2f} | {r.p90:.2f} | {r.p99:.2f} | {r.max:.1f} | {r.errors} "
-            f"| {r.cpu_us:.0f} |"
+            f"| {r.name} | {r.rps:.0f} | {r.goodput:.0f} | {r.p50:.2f} | {r.p90:.2f} | {r.p99:.2f} | {r.max:.1f} "
+            f"| {r.errors} | {r.cpu_us:.0f} | {r.rss_mib:.0f} |"
         )
     for r in results:
         if r.note:
             print(f"- {r.name}: {r.note}")
+
+
+def _print_open_loop(runs: list[Result]) -> None:
+    if not runs:
+        return
+    print(
+        "\n| open loop past the sustainable rate | answered req/s | goodput (200/s) | admitted p99 ms | shed (503) "
+        "| other errors | server RSS MiB |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in runs:
+        print(
+            f"| {r.name} | {r.rps:.0f} | {r.goodput:.0f} | {r.admitted_p99:.1f} | {r.shed} | {r.errors - r.shed} "
+            f"| {r.rss_mib:.0f} |"
+        )
 
 
 def _print_targets(
@@ -471,6 +537,7 @@ def _print_targets(
     paired: list[float],
     overload: tuple[float, float, bool] | None,
     args: argparse.Namespace,
+    open_loop: list[Result] = (),  # type: ignore[assignment]
 ) -> None:
     best: dict[str, Result] = {}
     for r in results:  # with --repeat, each server's best run (noise only ever slows a run down)
@@ -513,6 +580,35 @@ def _print_targets(
             rows.append(
                 ("gRPC req/s >= REST req/s (median of per-round ratios)", median >= 1, f"{rounds}; {best_runs}")
             )
+    reference = best.get("oar REST (reference)")
+    if rest and reference and not args.rate:
+        same = [r.goodput for r in results if r.name == "oar REST"]  # answered 2xx: shed requests do not count
+        old = [r.goodput for r in results if r.name == "oar REST (reference)"]
+        ratio = statistics.median(same) / statistics.median(old)
+        rows.append(
+            (
+                "REST req/s within 10% of the reference checkout (median of rounds)",
+                ratio >= 0.9,
+                f"{ratio:.2f}x ({statistics.median(same):.0f} vs {statistics.median(old):.0f} req/s over "
+                f"{len(same)} rounds; RSS {rest.rss_mib:.0f} vs {reference.rss_mib:.0f} MiB)",
+            )
+        )
+    if rest and base:
+        rows.append(
+            (
+                "server RSS <= 1.5x the plain FastAPI server",
+                rest.rss_mib <= 1.5 * base.rss_mib,
+                f"{rest.rss_mib:.0f} vs {base.rss_mib:.0f} MiB ({rest.rss_mib / base.rss_mib:.2f}x)",
+            )
+        )
+    for run in open_loop:
+        rows.append(
+            (
+                f"{run.name}: admitted p99 < 100 ms, excess shed with 503",
+                run.admitted_p99 < 100 and (run.shed > 0 or run.errors == 0),
+                f"admitted p99 {run.admitted_p99:.1f} ms, {run.shed} shed, goodput {run.goodput:.0f} req/s",
+            )
+        )
     if overload:
         p99, shed, alive = overload
         rows.append(

@@ -44,6 +44,11 @@ class MemoryTransport(asyncio.Transport):
     def get_extra_info(self, name: str, default: object = None) -> object:
         return default
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None: ...
+
+    def can_write_eof(self) -> bool:
+        return False
+
     def pause_reading(self) -> None: ...
 
     def resume_reading(self) -> None: ...

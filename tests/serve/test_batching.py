@@ -159,3 +159,33 @@ def test_large_mixed_length_batches_run_in_length_groups_with_unchanged_results(
     grouped = text_runtime.logits(texts)
     one_by_one = np.concatenate([text_runtime.logits([t]) for t in texts])
     np.testing.assert_allclose(grouped, one_by_one, rtol=1e-4, atol=1e-5)
+
+
+def _slow_model(runtime, seconds: float):
+    """The real runtime, made to take ``seconds`` more per call: a model whose cost admission must see."""
+    import time
+
+    def infer(inputs):
+        time.sleep(seconds)
+        return runtime.infer(inputs)
+
+    return infer
+
+
+@pytest.mark.parametrize("budget_us", [10_000, 0], ids=["latency budget", "count only"])
+def test_requests_that_would_wait_past_the_budget_are_shed_at_once(numeric_runtime, budget_us) -> None:
+    config = BatchingConfig(max_batch_size=1, max_queue_wait_us=budget_us)
+    batcher = DynamicBatcher("m", _slow_model(numeric_runtime, 0.002), config, ServerMetrics().for_model("m", 1))
+    x = {"x": np.ones((1, 4), np.float32)}
+
+    async def run() -> list:
+        await asyncio.gather(*(batcher.submit(x) for _ in range(5)))  # back-to-back batches: ~2 ms an item
+        return await asyncio.gather(*(batcher.submit(x) for _ in range(50)), return_exceptions=True)
+
+    results = asyncio.run(run())
+    shed = [r for r in results if isinstance(r, OverloadedError)]
+    if budget_us:
+        assert 1 <= 50 - len(shed) <= 10  # 10 ms of >= 2 ms items, whatever the machine adds per item
+        assert "would wait about" in str(shed[0]) and "10 ms" in str(shed[0])
+    else:
+        assert not shed

@@ -130,7 +130,8 @@ def _decode_tensor(tensor: Any, index: int, binary: memoryview, offset: int) -> 
     if not isinstance(datatype, str):
         raise InvalidInputError(f"input '{name}' has no 'datatype'")
     shape = tensor.get("shape")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    # bool is an int to Python: without the check, [true] became a shape of [1] (or a 500 further down)
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise InvalidInputError(f"input '{name}' needs 'shape', a list of non-negative integers")
     dtype = numpy_dtype(datatype)
     size = _object(tensor.get("parameters"), f"input '{name}' parameters").get("binary_data_size")

@@ -1,7 +1,7 @@
 """Serving: model repository, dynamic batching, protocol-neutral data plane, REST and gRPC front ends."""
 
 from oar.serve.batching import DynamicBatcher
-from oar.serve.config import BatchingConfig, SecurityConfig, VersionPolicy
+from oar.serve.config import BatchingConfig, ConnectionLimits, SecurityConfig, VersionPolicy
 from oar.serve.dataplane import DataPlane
 from oar.serve.repository import DirectorySource, HubSource, LoadedModel, ModelRepository, parse_model_spec
 from oar.serve.rest import RestApp
@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "BatchingConfig",
+    "ConnectionLimits",
     "DataPlane",
     "DirectorySource",
     "DynamicBatcher",

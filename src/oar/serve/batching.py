@@ -8,6 +8,16 @@ size follows the arrival rate, and a lone request pays no delay. A fixed
 ``max_queue_delay_us`` (with ``preferred_batch_sizes``) is there for models
 whose per-call cost is so high that waiting pays.
 
+Admission is by latency, not only by count: the batcher keeps a moving
+average of the wall time it takes to serve one queued item (measured between
+the starts of back-to-back batches, so it includes the front end's share of the
+core, not only the model's), and a request that would wait longer than
+``max_queue_wait_us`` behind the items already queued is shed at once with
+``OverloadedError`` (503 + Retry-After over REST, RESOURCE_EXHAUSTED over gRPC).
+Under overload the admitted requests keep a bounded latency and the rest learn
+it in microseconds, instead of everyone queueing for seconds (CoDel's lesson:
+a standing queue is only delay). ``max_queue_size`` stays as the hard cap.
+
 Requests are stacked along dimension 0 only when their other dimensions and
 dtypes agree. If a batch fails with a client error (one bad request among good
 ones) its requests are re-run one by one, so only the bad one fails.
@@ -36,6 +46,7 @@ log = logging.getLogger(__name__)
 Tensors = dict[str, np.ndarray]
 _LOWEST = 1 << 31  # priority 0 (unset) is served after every explicit level, as in Triton
 _MAX_DEFERRALS = 8  # loop turns a dispatch may wait while requests keep arriving (adaptive mode)
+_EWMA = 0.2  # weight of the newest batch in the per-item service time
 
 
 @dataclass(slots=True)
@@ -72,6 +83,17 @@ class DynamicBatcher:
         self._max_running = max(config.instances, 1)
         self._seen = 0
         self._deferrals = 0
+        self._queued_items = 0  # items (dim 0) of the requests in the heap
+        self._item_ns = 0.0  # moving average: wall time to serve one queued item
+        self._last_start = 0
+        self._last_items = 0
+        self._backlogged = False  # the last batch left requests queued: the next one follows straight on
+        self._wait_budget_ns = config.max_queue_wait_us * 1000
+
+    @property
+    def expected_wait_ns(self) -> float:
+        """How long a request joining the queue now would wait, by the measured service time per item."""
+        return self._queued_items * self._item_ns
 
     @property
     def depth(self) -> int:
@@ -102,6 +124,12 @@ class DynamicBatcher:
             raise OverloadedError(
                 f"model '{self.name}' has {len(self._queue)} requests queued (its limit); retry later"
             )
+        if self._wait_budget_ns and self._queued_items * self._item_ns > self._wait_budget_ns:
+            raise OverloadedError(
+                f"model '{self.name}' is overloaded: a request would wait about "
+                f"{self.expected_wait_ns / 1e6:.0f} ms in its queue, over its {self._wait_budget_ns / 1e6:g} ms "
+                "budget; retry later"
+            )
         loop = asyncio.get_running_loop()
         now = time.monotonic_ns()
         timeout = self.config.timeout_us if timeout_us is None else timeout_us
@@ -116,6 +144,7 @@ class DynamicBatcher:
             deadline_ns=now + timeout * 1000 if timeout > 0 else 0,
         )
         heapq.heappush(self._queue, pending)
+        self._queued_items += size
         self.metrics.queue_depth.set(len(self._queue))
         self._kick(loop)
         return pending.future
@@ -170,6 +199,7 @@ class DynamicBatcher:
             self._kick(loop)
             return
         started = time.monotonic_ns()
+        self._measure_service(started, sum(p.size for p in batch))
         for pending in batch:
             self.metrics.queue_seconds.observe((started - pending.enqueued_ns) / 1e9)
             self.metrics.queue_ns += started - pending.enqueued_ns
@@ -186,6 +216,16 @@ class DynamicBatcher:
         work = loop.run_in_executor(self._executor, self._execute, inputs)
         work.add_done_callback(lambda done: self._finish(batch, done, started, loop))
         self._kick(loop)
+
+    def _measure_service(self, started: int, items: int) -> None:
+        """When batches run back to back, the time between their starts is what the previous one's items cost."""
+        if self._backlogged and self._last_items:
+            self._update_item_ns((started - self._last_start) / self._last_items)
+        self._last_start, self._last_items = started, items
+        self._backlogged = bool(self._queue)
+
+    def _update_item_ns(self, sample: float) -> None:
+        self._item_ns = sample if not self._item_ns else self._item_ns + _EWMA * (sample - self._item_ns)
 
     def _more_are_arriving(self) -> bool:
         """Adaptive mode: did requests join since the last look, with room left in the batch?
@@ -217,6 +257,7 @@ class DynamicBatcher:
         total, limit = 0, self.config.max_batch_size
         while self._queue and total < limit:
             pending = heapq.heappop(self._queue)
+            self._queued_items -= pending.size
             if pending.future.done():  # cancelled by its caller (client went away)
                 continue
             if pending.deadline_ns and now > pending.deadline_ns:
@@ -236,6 +277,7 @@ class DynamicBatcher:
             total += pending.size
         for pending in skipped:
             heapq.heappush(self._queue, pending)
+            self._queued_items += pending.size
         return batch
 
     def _execute(self, inputs: list[Tensors]) -> list[Tensors | BaseException]:
@@ -271,6 +313,8 @@ class DynamicBatcher:
         metrics.compute_ns += elapsed
         metrics.batches += 1
         metrics.items += items
+        if not self._backlogged:  # no back-to-back batches to time: the model's own time is the estimate
+            self._update_item_ns(elapsed / max(items, 1))
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.future.done():
                 continue

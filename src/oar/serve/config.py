@@ -32,6 +32,11 @@ class BatchingConfig(BaseModel):
         (), description="with a queue delay, cut a batch early when it reaches one of these sizes"
     )
     max_queue_size: int = Field(2048, ge=1, description="requests waiting per model; more are shed with 503")
+    max_queue_wait_us: int = Field(
+        50_000,
+        ge=0,
+        description="shed (503) a request whose estimated wait in the queue is over this; 0 = shed by count only",
+    )
     timeout_us: int = Field(0, ge=0, description="default queue timeout per request (0 = none)")
     instances: int = Field(
         0, ge=0, description="threads running batches in parallel; 0 = run batches on the event loop"
@@ -95,3 +100,30 @@ class SecurityConfig(BaseModel):
         (), description="like token, but only sha256 hex digests are known: any matching token passes"
     )
     admin_token: str | None = Field(None, description="token for /v2/repository/* (required to enable it)")
+
+
+class ConnectionLimits(BaseModel):
+    """Timeouts and size limits for every client connection, on both ports (restart).
+
+    Defaults follow nginx where it has one (keep-alive 75 s, lingering close 5 s), and are tighter where
+    nginx is generous for a web server but an inference API needs no slack: a request head arrives in one
+    packet from any real client, so 10 s (nginx: 60 s) is plenty and halves a slowloris's hold time several
+    times over. See docs/serving.md, "Security".
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_connections: int = Field(4096, ge=1, description="open connections per worker and port; more are refused")
+    keepalive_timeout_s: float = Field(75.0, gt=0, description="close a keep-alive connection idle this long")
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="a request head (or a new connection's first one) must arrive within this"
+    )
+    body_timeout_s: float = Field(30.0, gt=0, description="a request body must arrive within this of its head")
+    send_timeout_s: float = Field(30.0, gt=0, description="abort a peer that reads none of our replies this long")
+    linger_s: float = Field(5.0, gt=0, description="after an error reply, drain the client's input this long")
+    max_header_bytes: int = Field(16 * 1024, ge=256, description="request line plus headers; more: 431")
+    max_headers: int = Field(100, ge=1, description="header fields per request; more: 431")
+    max_url_bytes: int = Field(8 * 1024, ge=16, description="request target; longer: 414")
+    write_buffer_bytes: int = Field(
+        256 * 1024, ge=1024, description="unsent reply bytes per connection before it stops reading requests"
+    )

@@ -2,14 +2,28 @@
 
 Bind (or adopt a ``SO_REUSEPORT`` socket from the worker supervisor), track open connections, and drain:
 stop accepting, let each connection finish what it has in flight, abort what is left after the grace period.
+
+It also enforces what no single connection can: a cap on open connections (past it a new connection gets
+``refusal()`` and is closed, so established clients keep their sockets and the process keeps file
+descriptors to spare), and one timer for every connection's timeouts. A connection that wants a timeout
+sets ``deadline`` (loop time, 0 = none) and implements ``timed_out()``; a sweep every ``tick`` seconds
+calls it once the deadline has passed. One sweep for all connections costs far less than a timer handle
+per request, and ``now`` (the loop clock as of the last sweep) is cheap to read on the hot path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import resource
 import socket
 import ssl
 from typing import Protocol
+
+from oar.serve.config import ConnectionLimits
+
+log = logging.getLogger(__name__)
 
 
 class Connection(Protocol):
@@ -19,27 +33,110 @@ class Connection(Protocol):
         """Finish in-flight work, then close; close now when idle."""
 
 
+class _Connections(set):
+    """The established connections; ``add`` (from ``connection_made``) also ends the accepted-not-made state."""
+
+    def __init__(self, opening: dict[object, float]) -> None:
+        super().__init__()
+        self._opening = opening
+
+    def add(self, connection: object) -> None:
+        self._opening.pop(connection, None)
+        super().add(connection)
+
+    def discard(self, connection: object) -> None:
+        self._opening.pop(connection, None)
+        super().discard(connection)
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over the cap: write ``message`` (may be empty), close; nothing is read from it."""
+
+    def __init__(self, message: bytes) -> None:
+        self.message = message
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.message:
+            transport.write(self.message)  # type: ignore[attr-defined]
+        transport.close()
+
+
 class Listener:
     """Subclasses say how to build a connection's protocol (``new_connection``); connections register themselves."""
 
-    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None, limits: ConnectionLimits | None = None) -> None:
         self.ssl_context = ssl_context
-        self.connections: set[Connection] = set()
+        self.limits = limits or ConnectionLimits()
+        # Accepted but not yet made (uvloop calls connection_made a loop turn later; TLS after the handshake):
+        # they count against the cap, and leave when made, lost, or older than the handshake timeout.
+        self._opening: dict[object, float] = {}
+        self.connections: set[Connection] = _Connections(self._opening)
+        self.refused = 0  # connections turned away at the cap
+        self.now = 0.0
         self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    @property
+    def tick(self) -> float:
+        """Seconds between sweeps: a quarter of the shortest timeout, within [0.05, 1]."""
+        limits = self.limits
+        shortest = min(limits.header_timeout_s, limits.body_timeout_s, limits.keepalive_timeout_s, limits.linger_s)
+        return max(0.05, min(1.0, shortest / 4))
 
     def new_connection(self) -> asyncio.Protocol:
         raise NotImplementedError
 
+    def refusal(self) -> bytes:
+        """Bytes a connection over the cap gets before it is closed (a subclass speaks its protocol)."""
+        return b""
+
+    def _accept(self) -> asyncio.Protocol:
+        if len(self.connections) + len(self._opening) >= self.limits.max_connections:
+            self.refused += 1
+            if self.refused == 1 or self.refused % 1000 == 0:
+                log.warning(
+                    "refused %d connection(s): %d open is this worker's limit (--max-connections)",
+                    self.refused,
+                    self.limits.max_connections,
+                )
+            return _Refused(self.refusal())
+        protocol = self.new_connection()
+        self._opening[protocol] = self.now
+        return protocol
+
     async def start(self, host: str, port: int, sock: socket.socket | None = None, backlog: int = 4096) -> None:
+        raise_file_limit()
         loop = asyncio.get_running_loop()
+        self.now = loop.time()
+        tls = {"ssl": self.ssl_context}
+        if self.ssl_context is not None:  # a handshake is the head of a TLS connection's first request
+            tls["ssl_handshake_timeout"] = self.limits.header_timeout_s  # type: ignore[assignment]
         if sock is not None:
-            self._server = await loop.create_server(
-                self.new_connection, sock=sock, ssl=self.ssl_context, backlog=backlog
-            )
+            self._server = await loop.create_server(self._accept, sock=sock, backlog=backlog, **tls)
         else:
             self._server = await loop.create_server(
-                self.new_connection, host=host, port=port, ssl=self.ssl_context, backlog=backlog, reuse_address=True
+                self._accept, host=host, port=port, backlog=backlog, reuse_address=True, **tls
             )
+        self._sweeper = loop.call_later(self.tick, self._sweep)
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = self.now = loop.time()
+        for connection in list(self.connections):
+            deadline = getattr(connection, "deadline", 0.0)
+            if deadline and now >= deadline:
+                try:
+                    connection.timed_out()  # type: ignore[attr-defined]
+                except Exception:  # one connection's bug must not stop the timer for all of them
+                    log.exception("timing out a connection failed")
+                    if connection.transport is not None:
+                        connection.transport.abort()
+                    self.connections.discard(connection)
+        if self._opening:
+            stale = now - self.limits.header_timeout_s - 2 * self.tick
+            for protocol in [p for p, at in self._opening.items() if at < stale]:
+                del self._opening[protocol]  # a TLS handshake that failed: connection_made never came
+        self._sweeper = loop.call_later(self.tick, self._sweep)
 
     async def shutdown(self, grace: float) -> None:
         if self._server is not None:
@@ -53,3 +150,17 @@ class Listener:
         for connection in list(self.connections):
             if connection.transport is not None:
                 connection.transport.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+
+
+def raise_file_limit() -> None:
+    """Lift the soft open-files limit to the hard one, as nginx's ``worker_rlimit_nofile`` does.
+
+    Each connection holds a descriptor; a soft limit of 1024 (a common default) would run out long before
+    ``--max-connections``, and a process out of descriptors cannot even accept to refuse.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):  # not allowed here: the soft limit stays
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

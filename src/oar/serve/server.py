@@ -34,7 +34,7 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from oar._core.errors import OarError
 from oar.hub import Hub
-from oar.serve.config import BatchingConfig, SecurityConfig, VersionPolicy
+from oar.serve.config import BatchingConfig, ConnectionLimits, SecurityConfig, VersionPolicy
 from oar.serve.dataplane import DataPlane
 from oar.serve.grpc_app import create_grpc_server
 from oar.serve.http import HttpServer
@@ -64,6 +64,7 @@ class ServeOptions:
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     version_policy: VersionPolicy = field(default_factory=VersionPolicy)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     access_log: bool = False
@@ -143,13 +144,15 @@ async def _serve_async(
     grpc_server = None
     if options.grpc_port:
         grpc_server = create_grpc_server(dataplane, options.max_body_bytes, _ssl_context(options, alpn="h2"))
+        grpc_server.limits = options.limits  # the connection cap applies to both ports
         grpc_sock = (sockets or {}).get("grpc") or (
             _reuse_port_socket(options.host, options.grpc_port) if reuse_port else None
         )
         await _bind(
             grpc_server.start(options.host, options.grpc_port, sock=grpc_sock), options.grpc_port, "--grpc-port"
         )
-    http = HttpServer(RestApp(dataplane, options.max_body_bytes, options.access_log), _ssl_context(options))
+    app = RestApp(dataplane, options.max_body_bytes, options.access_log)
+    http = HttpServer(app, _ssl_context(options), options.limits)
     sock = (sockets or {}).get("rest") or (_reuse_port_socket(options.host, options.port) if reuse_port else None)
     await _bind(http.start(options.host, options.port, sock=sock), options.port, "--port")
     await stop.wait()

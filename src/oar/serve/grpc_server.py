@@ -195,6 +195,7 @@ class _Ignored(Exception):
 
 
 _SELF_DEPENDENT = 0x100  # not a wire flag: marks a HEADERS frame whose priority names its own stream
+_FRAMES_PER_TURN = 256  # frames handled per connection before the event loop serves other connections
 _CLOSE_GRACE = 5.0  # seconds a closing connection may take to flush its last frames to a peer that reads
 
 
@@ -255,7 +256,7 @@ class GrpcProtocol(asyncio.Protocol):
         now = self.loop.time()
         self.transport: asyncio.Transport | None = None
         self.decoder = hpack.Decoder(max_header_list_size=limits.max_header_list_size)
-        self.header_cache: dict[bytes, RequestHead] = {}
+        self.header_cache: dict[bytes, RequestHead | MalformedHeaders] = {}
         self.buffer = bytearray()
         self.preface_seen = False
         self.settings_seen = False  # the client's first SETTINGS, which must follow the preface (§3.4)
@@ -270,6 +271,10 @@ class GrpcProtocol(asyncio.Protocol):
         self.unreleased = 0  # bytes let go of, not yet given back with a connection WINDOW_UPDATE
         self.release_threshold = self.window // 4
         self.header_block: tuple[int, int, bytearray, list[int]] | None = None  # until END_HEADERS
+        self.yielded = False  # reading paused until the frames already read are handled
+        self._more_queued = False
+        self.out: list[bytes] | None = None  # frames to send, gathered while a read is parsed
+        self.ready: list[_Stream] = []  # unary calls to start once the current read is parsed
         self.closing = False
         self.write_paused = False
         self.active = False  # a stream opened since the idle timer last looked
@@ -318,13 +323,19 @@ class GrpcProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        if self.transport is not None and not self.transport.is_closing():
+        if self.transport is not None and not self.transport.is_closing() and not self.yielded:
             self.transport.resume_reading()
         for stream in list(self.streams.values()):
             self._wake(stream)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        if not self.yielded:
+            self._process()
+
+    def _process(self) -> None:
+        """Parse what has been read, at most ``_FRAMES_PER_TURN`` frames before other connections get a turn."""
+        self.out = []
         try:
             if not self.preface_seen:
                 if len(self.buffer) < len(PREFACE):
@@ -335,17 +346,47 @@ class GrpcProtocol(asyncio.Protocol):
                     raise _ConnectionError(PROTOCOL_ERROR, "not an HTTP/2 connection preface")
                 del self.buffer[: len(PREFACE)]
                 self.preface_seen = True
-            self._read_frames()
+            more = self._read_frames()
+            if self.ready:
+                self._start_ready()
+            if more and self.transport is not None:
+                self._yield_turn()
         except _ConnectionError as exc:
             self._go_away(exc.code, str(exc))
         except hpack.OversizedHeaderListError:
             self._go_away(ENHANCE_YOUR_CALM, f"header list over {self.limits.max_header_list_size} bytes")
         except hpack.HPACKError as exc:
             self._go_away(COMPRESSION_ERROR, f"bad header block: {exc}")
+        finally:
+            self._flush_out()
 
-    def _read_frames(self) -> None:
+    def _yield_turn(self) -> None:
+        """Stop reading; parse the rest on the next loop iteration, after other connections' events."""
+        if not self.yielded:
+            self.yielded = True
+            if self.transport is not None:
+                self.transport.pause_reading()
+        self.loop.call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        if self.transport is None:
+            return
+        self._process()
+        if self.yielded and not self._more_queued:
+            self.yielded = False
+            if self.transport is not None and not self.write_paused:
+                self.transport.resume_reading()
+
+    def _read_frames(self) -> bool:
+        """Handle the complete frames in the buffer; True if it stopped early, with whole frames left."""
         buffer, position, end = self.buffer, 0, len(self.buffer)
+        handled = 0
         while end - position >= 9 and self.transport is not None:
+            if handled == _FRAMES_PER_TURN:
+                del buffer[:position]
+                self._more_queued = True
+                return True
+            handled += 1
             high, low, kind, flags, stream_id = _FRAME.unpack_from(buffer, position)
             size = (high << 8) | low
             if size > MAX_FRAME:
@@ -361,6 +402,8 @@ class GrpcProtocol(asyncio.Protocol):
             except _Ignored:
                 pass
         del buffer[:position]
+        self._more_queued = False
+        return False
 
     # --- frames ----------------------------------------------------------------------------------------
     def _on_frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
@@ -529,11 +572,18 @@ class GrpcProtocol(asyncio.Protocol):
         """
         cached = self.header_cache.get(block)
         if cached is not None:
+            if isinstance(cached, MalformedHeaders):  # a repeated bad request costs a lookup (reset floods)
+                raise cached
             return cached
         headers, changed = self._decode(block)
-        head = parse_request(headers)
+        try:
+            head: RequestHead | MalformedHeaders = parse_request(headers)
+        except MalformedHeaders as exc:
+            head = exc
         if not changed and len(self.header_cache) < _HEADER_CACHE_SIZE:
             self.header_cache[block] = head
+        if isinstance(head, MalformedHeaders):
+            raise head
         return head
 
     def _start(self, stream: _Stream, head: RequestHead) -> None:
@@ -612,6 +662,18 @@ class GrpcProtocol(asyncio.Protocol):
         if stream.messages is not None:
             stream.messages.put_nowait(None)
         elif stream.rpc is not None and stream.task is None:
+            self.ready.append(stream)
+
+    def _start_ready(self) -> None:
+        """Start the unary calls whose requests arrived whole in this read, unless they were reset since.
+
+        Starting them after the read, not as each request ends, means a stream opened and reset in the
+        same read (rapid reset, CVE-2023-44487) costs a few frame parses and never reaches the model.
+        """
+        ready, self.ready = self.ready, []
+        for stream in ready:
+            if stream.closed or stream.rpc is None:
+                continue
             if stream.rpc.callback:
                 self._call(stream, stream.rpc)
             else:
@@ -911,8 +973,15 @@ class GrpcProtocol(asyncio.Protocol):
             self.closed_ids.popitem(last=False)
 
     def _write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        if self.out is not None:  # inside data_received: one write for all a read makes us send
+            self.out.append(data)
+        elif self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
+
+    def _flush_out(self) -> None:
+        out, self.out = self.out, None
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(out))
 
     def _go_away(self, code: int, reason: str) -> None:
         log.info("closing HTTP/2 connection: %s", reason)
@@ -925,6 +994,7 @@ class GrpcProtocol(asyncio.Protocol):
 
     def _close(self) -> None:
         """Close after the last frames are flushed, or abort if the peer does not read them in time."""
+        self._flush_out()
         transport, self.transport = self.transport, None
         if transport is not None:
             transport.close()

@@ -3,8 +3,8 @@
 Each flood (``h2_floods.py``, its own process) runs while a well-behaved gRPC client and a well-behaved
 REST client keep calling the same server; their p99 must stay under 50 ms with no failure, and the
 server's resident memory within a stated bound. The flood process runs at the lowest CPU priority, so
-that on one small machine its own CPU use does not stand in for the server's. ``OAR_H2_FLOOD_SECONDS`` sets how long each flood runs
-(2 s here; ``OAR_H2_FLOOD_SECONDS=30`` for the long acceptance run).
+that on one small machine its own CPU use does not stand in for the server's. ``OAR_H2_FLOOD_SECONDS``
+sets how long each flood runs (2 s here; ``OAR_H2_FLOOD_SECONDS=30`` for the long acceptance run).
 """
 
 from __future__ import annotations
@@ -109,7 +109,8 @@ def run_flood(server: ServerProcess, kind: str, seconds: float, *extra: str) -> 
     probe.rest_latencies.clear()
     before = rss(server.process.pid)
     # At the lowest CPU priority: on a real network the attacker's CPU is its own, not the server's.
-    command = ["nice", "-n", "19", sys.executable, str(FLOODS), kind, server.grpc_address, "--seconds", str(seconds), *extra]
+    command = ["nice", "-n", "19", sys.executable, str(FLOODS), kind, server.grpc_address, "--seconds", str(seconds)]
+    command += extra
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30, check=True)
     time.sleep(0.3)  # and just after it
     probe.stop.set()

@@ -749,6 +749,7 @@ class GrpcProtocol(asyncio.Protocol):
 
     def _let_go(self, stream: _Stream, size: int) -> None:
         """The call no longer holds ``size`` of its request bytes: the client may send that much more."""
+        size = min(size, stream.held)  # a stream that ended has given back everything already
         if size <= 0:
             return
         stream.held -= size

@@ -14,6 +14,7 @@ grpcio client calls it; a family counts as handled when the stack closed the att
 (GOAWAY or close) and the client saw no failure and a p99 under 50 ms.
 
     python bench/h2_alternatives.py --home /tmp/home --model chnsenti-cls --baseline-src /tmp/oar-main/src
+    python bench/h2_alternatives.py --home /tmp/home --model num-fp32 --numeric   # a tiny model: transport-bound
 """
 
 from __future__ import annotations
@@ -155,7 +156,10 @@ async def _serve_grpcio(service, status_of, port: int) -> object:
                 future.set_result(outcome)
 
         request = pb.ModelInferRequest.FromString(data)
-        call = service.model_infer(request, {}, reply)
+        try:
+            call = service.model_infer(request, {}, reply)
+        except OarError as exc:
+            await context.abort(status_of(exc), str(exc))
         try:
             outcome = await future
         except asyncio.CancelledError:
@@ -237,16 +241,39 @@ def measure_speed(args: argparse.Namespace, stacks: list[str], bodies) -> dict[s
     return results
 
 
-def _probe(address: str, model: str, stop: threading.Event, latencies: list[float], failures: list[str]) -> None:
-    import grpc
-
+def _request(model: str, numeric: bool):
+    """The request every stack answers: a review for the text classifier, or one row of ``x`` [n, 4] FP32."""
     from oar.protocol import grpc_service_pb2 as pb
-    from oar.protocol import grpc_service_pb2_grpc as pb_grpc
     from oar.protocol.raw import to_raw
 
     request = pb.ModelInferRequest(model_name=model)
-    request.inputs.add(name="text", datatype="BYTES", shape=[1])
-    request.raw_input_contents.append(to_raw(np.array([serve_bench.TEXT.encode()], dtype=object), "BYTES"))
+    if numeric:
+        request.inputs.add(name="x", datatype="FP32", shape=[1, 4])
+        request.raw_input_contents.append(to_raw(np.ones((1, 4), dtype=np.float32), "FP32"))
+    else:
+        request.inputs.add(name="text", datatype="BYTES", shape=[1])
+        request.raw_input_contents.append(to_raw(np.array([serve_bench.TEXT.encode()], dtype=object), "BYTES"))
+    return request
+
+
+class GrpcBody:
+    """What ``bench/serve.py``'s h2load run needs: the length-prefixed request message in a file."""
+
+    def __init__(self, folder: Path, model: str, numeric: bool) -> None:
+        self.model = model
+        self.grpc = folder / "infer.grpc"
+        data = _request(model, numeric).SerializeToString()
+        self.grpc.write_bytes(len(data).to_bytes(5, "big") + data)
+
+
+def _probe(
+    address: str, model: str, numeric: bool, stop: threading.Event, latencies: list[float], failures: list[str]
+) -> None:
+    import grpc
+
+    from oar.protocol import grpc_service_pb2_grpc as pb_grpc
+
+    request = _request(model, numeric)
     with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         while not stop.is_set():
@@ -268,7 +295,8 @@ def measure_attacks(args: argparse.Namespace, stack: str) -> dict[str, dict]:
             latencies: list[float] = []
             failures: list[str] = []
             stop = threading.Event()
-            thread = threading.Thread(target=_probe, args=(address, args.model, stop, latencies, failures))
+            probe_args = (address, args.model, args.numeric, stop, latencies, failures)
+            thread = threading.Thread(target=_probe, args=probe_args)
             thread.start()
             time.sleep(0.5)
             latencies.clear()
@@ -311,6 +339,7 @@ def main() -> None:
     parser.add_argument("--grpc-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help="OAR_HOME holding the model (default: train one)")
     parser.add_argument("--model", default="chnsenti-cls")
+    parser.add_argument("--numeric", action="store_true", help="the model takes x [n, 4] FP32 (not text)")
     parser.add_argument("--baseline-src", help="another source tree to measure as 'oar@main'")
     parser.add_argument("--stacks", default=",".join(STACKS))
     parser.add_argument("--duration", type=int, default=8)
@@ -328,7 +357,7 @@ def main() -> None:
     if args.home is None:
         args.home = serve_bench._train_model(args.model)
     stacks = args.stacks.split(",") + (["oar@main"] if args.baseline_src else [])
-    bodies = serve_bench.Bodies(Path(serve_bench.tempfile.mkdtemp(prefix="oar-h2alt-")), args.model).write()
+    bodies = GrpcBody(Path(serve_bench.tempfile.mkdtemp(prefix="oar-h2alt-")), args.model, args.numeric)
     speed = measure_speed(args, stacks, bodies)
     attacks = {} if args.skip_attacks else {stack: measure_attacks(args, stack) for stack in stacks}
     print(f"\nmodel {args.model}; h2load -c {args.connections} -m 1, {args.duration} s x {args.repeat} alternating")

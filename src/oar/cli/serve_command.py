@@ -29,6 +29,7 @@ from oar.serve import (
     build_dataplane,
 )
 from oar.serve import serve as run_server
+from oar.serve.http2_limits import Http2Limits
 from oar.serve.repository import HubSource, parse_model_spec
 from oar.serve.rest import DEFAULT_MAX_BODY_BYTES
 from oar.serve.server import check_tls
@@ -77,6 +78,24 @@ def serve(
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key for --tls-cert")] = None,
     access_log: bool = typer.Option(False, help="one JSON line per REST request (costs throughput)"),
     log_level: str = typer.Option("warning", help="debug | info | warning | error"),
+    h2_max_streams: int = typer.Option(
+        Http2Limits.max_concurrent_streams, min=1, help="gRPC: concurrent streams per connection"
+    ),
+    h2_max_header_list: int = typer.Option(
+        Http2Limits.max_header_list_size, min=1024, help="gRPC: bytes of request headers (decoded)"
+    ),
+    h2_connection_window: int = typer.Option(
+        Http2Limits.connection_window, min=65_535, help="gRPC: request bytes buffered or in calls per connection"
+    ),
+    h2_write_buffer: int = typer.Option(
+        Http2Limits.write_high_water, min=16_384, help="gRPC: unread reply bytes before the peer stops being read"
+    ),
+    h2_handshake_timeout: float = typer.Option(
+        Http2Limits.handshake_timeout, min=0.1, help="gRPC: seconds for the preface and first SETTINGS"
+    ),
+    h2_idle_timeout: float = typer.Option(
+        Http2Limits.idle_timeout, min=0.1, help="gRPC: seconds without an open stream before GOAWAY"
+    ),
 ) -> None:
     """Serve models until interrupted (SIGINT/SIGTERM drain in-flight requests first)."""
     try:
@@ -119,6 +138,14 @@ def serve(
         tls_key=tls_key,
         access_log=access_log,
         log_level=log_level,
+        http2=Http2Limits(
+            max_concurrent_streams=h2_max_streams,
+            max_header_list_size=h2_max_header_list,
+            connection_window=h2_connection_window,
+            write_high_water=h2_write_buffer,
+            handshake_timeout=h2_handshake_timeout,
+            idle_timeout=h2_idle_timeout,
+        ),
     )
     check_tls(options)  # before loading models: a bad certificate should not wait for them
     sockets = _bind_ports(host, port, grpc_port, listen=workers == 1)  # a taken port should not wait either

@@ -34,6 +34,7 @@ from oar.protocol.grpc_codec import (
 )
 from oar.serve.dataplane import DataPlane, Submission
 from oar.serve.grpc_server import GrpcServer, Metadata, Reply, Rpc
+from oar.serve.http2_limits import Http2Limits
 
 log = logging.getLogger(__name__)
 SERVICE = "/inference.GRPCInferenceService/"
@@ -191,7 +192,10 @@ def _authorization(metadata: Metadata) -> str | None:
 
 
 def create_grpc_server(
-    dataplane: DataPlane, max_message_bytes: int, ssl_context: ssl.SSLContext | None = None
+    dataplane: DataPlane,
+    max_message_bytes: int,
+    ssl_context: ssl.SSLContext | None = None,
+    limits: Http2Limits | None = None,
 ) -> GrpcServer:
     """The inference service on oar's HTTP/2 transport; the caller starts it (``await server.start(...)``)."""
-    return GrpcServer(InferenceService(dataplane).rpcs(), status_of, max_message_bytes, ssl_context)
+    return GrpcServer(InferenceService(dataplane).rpcs(), status_of, max_message_bytes, ssl_context, limits)

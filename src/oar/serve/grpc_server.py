@@ -10,7 +10,9 @@ library, stateful per connection), and sends only literal header fields, which
 need no encoder state. Handlers are coroutines that get the decoded protobuf
 message and the request metadata and raise ``OarError``, or, for the hot path,
 callback handlers that answer through a ``reply`` function (see ``Rpc``); the
-RPC table comes from ``oar.serve.grpc_app``.
+RPC table comes from ``oar.serve.grpc_app``. ``bench/h2_alternatives.py``
+measures this choice against the ``h2`` state machine and ``grpc.aio`` behind
+the same data plane (figures in ``docs/architecture.md``).
 
 Covered: the connection preface, SETTINGS (ack; peer window and frame size),
 PING, GOAWAY (both ways, graceful drain), RST_STREAM (cancels the handler),
@@ -18,15 +20,26 @@ WINDOW_UPDATE with flow control in both directions, CONTINUATION, padding,
 ``grpc-timeout``, trailers-only errors, bidirectional streams, message and
 concurrency limits, TLS with ALPN ``h2``. Not covered: server push (gRPC never
 uses it) and message compression (never advertised, so clients do not compress).
+
+Hostile peers (RFC 9113 §10.5): every limit and frame budget is in
+``oar.serve.http2_limits.Http2Limits``; an overdrawn budget is answered with
+GOAWAY ``ENHANCE_YOUR_CALM``. Stream states follow §5.1 (idle, open,
+half-closed, closed; a reused or idle stream id is a connection error), frame
+rules §6, and header rules §8.2 (``oar.serve.http2_headers``). Memory per
+connection is bounded by the receive window the server advertises (request
+bytes are given back only once their call is answered) and by the write
+high-water mark (the peer stops being read while its replies wait).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import ssl
 import struct
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -36,6 +49,8 @@ import hpack
 from google.protobuf.message import DecodeError, Message
 
 from oar._core.errors import OarError, RequestTimeoutError
+from oar.serve.http2_headers import MalformedHeaders, RequestHead, check_trailers, parse_request
+from oar.serve.http2_limits import Http2Limits, TokenBucket
 from oar.serve.listener import Listener
 
 log = logging.getLogger(__name__)
@@ -72,20 +87,20 @@ class Rpc:
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
-SETTINGS_MAX_CONCURRENT_STREAMS, SETTINGS_INITIAL_WINDOW_SIZE = 3, 4
-SETTINGS_MAX_FRAME_SIZE = 5
-NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL = 0, 1, 3, 6, 7, 8
-COMPRESSION_ERROR = 9
+SETTINGS_HEADER_TABLE_SIZE, SETTINGS_ENABLE_PUSH, SETTINGS_MAX_CONCURRENT_STREAMS = 1, 2, 3
+SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE, SETTINGS_MAX_HEADER_LIST_SIZE = 4, 5, 6
+NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR, SETTINGS_TIMEOUT, STREAM_CLOSED = 0, 1, 2, 3, 4, 5
+FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL, COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 6, 7, 8, 9, 11
 
 _FRAME = struct.Struct(">HBBBI")  # 24-bit length as 16 + 8 bits, type, flags, stream id
 _U32 = struct.Struct(">I")
 _MESSAGE_PREFIX = struct.Struct(">BI")  # gRPC length-prefixed message: compressed flag, length
 MAX_FRAME = 16_384  # the frame size we accept (the protocol's default; clients split larger DATA)
 DEFAULT_WINDOW = 65_535
-RECEIVE_WINDOW = 1 << 24  # per stream and per connection: a large message never waits for a window update
-MAX_STREAMS = 1024
+MAX_WINDOW = 0x7FFFFFFF
 _HEADER_CACHE_SIZE = 64  # distinct request header blocks remembered per connection
 _MAX_QUEUED_MESSAGES = 256  # per bidirectional stream, not yet taken by its handler
+_CLOSED_IDS_KEPT = 256  # recently closed streams remembered, to tell a late frame from a protocol error
 
 # Response header blocks: HPACK literals without indexing (no encoder state), ``:status`` from the static table.
 _STATUS_200 = b"\x88"  # indexed field 8, ":status: 200"
@@ -158,32 +173,30 @@ def parse_timeout(value: bytes) -> float | None:
     return int(digits) * unit
 
 
-@dataclass(frozen=True)
-class _RequestHead:
-    """What a request's header block says: the method path, the content type and the metadata (read-only)."""
-
-    path: str
-    content_type: bytes
-    metadata: Mapping[bytes, bytes]
-
-    @classmethod
-    def parse(cls, headers: list[tuple[bytes, bytes]]) -> _RequestHead:
-        path, content_type, metadata = b"", b"", {}
-        for name, value in headers:
-            name, value = bytes(name), bytes(value)
-            if name == b":path":
-                path = value
-            elif name == b"content-type":
-                content_type = value
-            elif not name.startswith(b":"):
-                metadata[name] = value
-        return cls(path.decode("latin-1"), content_type, metadata)
-
-
 class _ConnectionError(Exception):
+    """A connection error (RFC 9113 §5.4.1): GOAWAY with ``code``, then close."""
+
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code = code
+
+
+class _StreamError(Exception):
+    """A stream error (§5.4.2): RST_STREAM with ``code``; the connection goes on."""
+
+    def __init__(self, stream_id: int, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.stream_id = stream_id
+        self.code = code
+
+
+class _Ignored(Exception):
+    """A late frame of a stream we reset: dropped without an answer (RFC 9113 §5.1, closed)."""
+
+
+_SELF_DEPENDENT = 0x100  # not a wire flag: marks a HEADERS frame whose priority names its own stream
+_FRAMES_PER_TURN = 256  # frames handled per connection before the event loop serves other connections
+_CLOSE_GRACE = 5.0  # seconds a closing connection may take to flush its last frames to a peer that reads
 
 
 class _Stream:
@@ -192,35 +205,45 @@ class _Stream:
     __slots__ = (
         "body",
         "closed",
+        "content_length",
         "headers_sent",
+        "held",
         "id",
         "messages",
         "metadata",
         "outbox",
+        "received",
+        "recv_window",
         "remote_closed",
         "rpc",
         "send_window",
         "task",
         "timer",
         "trailers",
-        "unconsumed",
+        "unreleased",
+        "waiter",
     )
 
-    def __init__(self, stream_id: int, send_window: int) -> None:
+    def __init__(self, stream_id: int, send_window: int, recv_window: int) -> None:
         self.id = stream_id
         self.rpc: Rpc | None = None
         self.metadata: Mapping[bytes, bytes] = {}
+        self.content_length: int | None = None
         self.body = bytearray()
         self.messages: asyncio.Queue[bytes | None] | None = None
         self.task: Cancellable | None = None  # the handler's task, or what a callback handler returned
         self.timer: asyncio.TimerHandle | None = None  # the deadline of a callback call
         self.send_window = send_window
+        self.recv_window = recv_window  # what the client may still send on this stream
+        self.held = 0  # received DATA bytes counted against the connection window until the call lets go of them
+        self.unreleased = 0  # bytes let go of, not yet given back with a stream WINDOW_UPDATE
+        self.received = 0  # request body bytes, to check against content-length
         self.outbox = bytearray()  # DATA payload waiting for flow-control window
         self.trailers: bytes | None = None  # the final HEADERS block, sent once the outbox is empty
+        self.waiter: asyncio.Future[None] | None = None  # a streaming handler waiting for its replies to drain
         self.headers_sent = False
         self.closed = False
-        self.remote_closed = False
-        self.unconsumed = 0  # received DATA bytes not yet given back with a stream WINDOW_UPDATE
+        self.remote_closed = False  # the client ended its side (half-closed remote, RFC 9113 §5.1)
 
 
 class GrpcProtocol(asyncio.Protocol):
@@ -228,45 +251,91 @@ class GrpcProtocol(asyncio.Protocol):
 
     def __init__(self, server: GrpcServer) -> None:
         self.server = server
+        self.limits = limits = server.limits
+        self.loop = asyncio.get_running_loop()
+        now = self.loop.time()
         self.transport: asyncio.Transport | None = None
-        self.decoder = hpack.Decoder()
-        self.header_cache: dict[bytes, _RequestHead] = {}
+        self.decoder = hpack.Decoder(max_header_list_size=limits.max_header_list_size)
+        self.header_cache: dict[bytes, RequestHead | MalformedHeaders] = {}
         self.buffer = bytearray()
         self.preface_seen = False
+        self.settings_seen = False  # the client's first SETTINGS, which must follow the preface (§3.4)
         self.streams: dict[int, _Stream] = {}
+        self.closed_ids: OrderedDict[int, bool] = OrderedDict()  # recently closed: True if we reset it
         self.last_stream_id = 0
         self.peer_window = DEFAULT_WINDOW  # initial send window of new streams, from the peer's SETTINGS
         self.peer_max_frame = MAX_FRAME
         self.send_window = DEFAULT_WINDOW  # connection-level
-        self.unconsumed = 0  # connection-level received bytes not yet given back
-        self.header_block: tuple[int, int, bytearray] | None = None  # (stream id, flags, block) until END_HEADERS
+        self.window = server.receive_window  # advertised per connection and as every stream's initial window
+        self.recv_window = self.window  # what the client may still send on the connection
+        self.unreleased = 0  # bytes let go of, not yet given back with a connection WINDOW_UPDATE
+        self.release_threshold = self.window // 4
+        self.header_block: tuple[int, int, bytearray, list[int]] | None = None  # until END_HEADERS
+        self.yielded = False  # reading paused until the frames already read are handled
+        self._more_queued = False
+        self.out: list[bytes] | None = None  # frames to send, gathered while a read is parsed
+        self.ready: list[_Stream] = []  # unary calls to start once the current read is parsed
         self.closing = False
+        self.write_paused = False
+        self.active = False  # a stream opened since the idle timer last looked
+        self.timer: asyncio.TimerHandle | None = None  # handshake timeout, then idle timeout
+        self.resets = TokenBucket(limits.resets, now)
+        self.control = TokenBucket(limits.control, now)
+        self.window_updates = TokenBucket(limits.window_updates, now)
+        self.empty_frames = TokenBucket(limits.empty_frames, now)
 
     # --- asyncio.Protocol ------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.server.connections.add(self)
+        high = self.limits.write_high_water
+        with contextlib.suppress(NotImplementedError):  # an in-memory transport (bench/serve_overhead.py)
+            self.transport.set_write_buffer_limits(high=high, low=high // 4)
+        limits = self.limits
         settings = b"".join(
             struct.pack(">HI", key, value)
             for key, value in (
-                (SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS),
-                (SETTINGS_INITIAL_WINDOW_SIZE, RECEIVE_WINDOW),
+                (SETTINGS_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams),
+                (SETTINGS_INITIAL_WINDOW_SIZE, self.window),
                 (SETTINGS_MAX_FRAME_SIZE, MAX_FRAME),
+                (SETTINGS_MAX_HEADER_LIST_SIZE, limits.max_header_list_size),
             )
         )
         self._write(
-            frame(SETTINGS, 0, 0, settings) + frame(WINDOW_UPDATE, 0, 0, _U32.pack(RECEIVE_WINDOW - DEFAULT_WINDOW))
+            frame(SETTINGS, 0, 0, settings) + frame(WINDOW_UPDATE, 0, 0, _U32.pack(self.window - DEFAULT_WINDOW))
         )
+        self.timer = self.loop.call_later(limits.handshake_timeout, self._handshake_expired)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
         self.transport = None
+        if self.timer is not None:
+            self.timer.cancel()
         for stream in self.streams.values():
             _cancel(stream)
         self.streams.clear()
 
+    def pause_writing(self) -> None:
+        """The peer is not reading its replies: stop reading its requests until it catches up."""
+        self.write_paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.transport is not None and not self.transport.is_closing() and not self.yielded:
+            self.transport.resume_reading()
+        for stream in list(self.streams.values()):
+            self._wake(stream)
+
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        if not self.yielded:
+            self._process()
+
+    def _process(self) -> None:
+        """Parse what has been read, at most ``_FRAMES_PER_TURN`` frames before other connections get a turn."""
+        self.out = []
         try:
             if not self.preface_seen:
                 if len(self.buffer) < len(PREFACE):
@@ -277,15 +346,47 @@ class GrpcProtocol(asyncio.Protocol):
                     raise _ConnectionError(PROTOCOL_ERROR, "not an HTTP/2 connection preface")
                 del self.buffer[: len(PREFACE)]
                 self.preface_seen = True
-            self._read_frames()
+            more = self._read_frames()
+            if self.ready:
+                self._start_ready()
+            if more and self.transport is not None:
+                self._yield_turn()
         except _ConnectionError as exc:
             self._go_away(exc.code, str(exc))
+        except hpack.OversizedHeaderListError:
+            self._go_away(ENHANCE_YOUR_CALM, f"header list over {self.limits.max_header_list_size} bytes")
         except hpack.HPACKError as exc:
             self._go_away(COMPRESSION_ERROR, f"bad header block: {exc}")
+        finally:
+            self._flush_out()
 
-    def _read_frames(self) -> None:
+    def _yield_turn(self) -> None:
+        """Stop reading; parse the rest on the next loop iteration, after other connections' events."""
+        if not self.yielded:
+            self.yielded = True
+            if self.transport is not None:
+                self.transport.pause_reading()
+        self.loop.call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        if self.transport is None:
+            return
+        self._process()
+        if self.yielded and not self._more_queued:
+            self.yielded = False
+            if self.transport is not None and not self.write_paused:
+                self.transport.resume_reading()
+
+    def _read_frames(self) -> bool:
+        """Handle the complete frames in the buffer; True if it stopped early, with whole frames left."""
         buffer, position, end = self.buffer, 0, len(self.buffer)
+        handled = 0
         while end - position >= 9 and self.transport is not None:
+            if handled == _FRAMES_PER_TURN:
+                del buffer[:position]
+                self._more_queued = True
+                return True
+            handled += 1
             high, low, kind, flags, stream_id = _FRAME.unpack_from(buffer, position)
             size = (high << 8) | low
             if size > MAX_FRAME:
@@ -294,85 +395,175 @@ class GrpcProtocol(asyncio.Protocol):
                 break
             payload = buffer[position + 9 : position + 9 + size]  # a copy (bytearray): the buffer moves on
             position += 9 + size
-            self._on_frame(kind, flags, stream_id & 0x7FFFFFFF, payload)
+            try:
+                self._on_frame(kind, flags, stream_id & 0x7FFFFFFF, payload)
+            except _StreamError as exc:
+                self._reset(exc.stream_id, exc.code)
+            except _Ignored:
+                pass
         del buffer[:position]
+        self._more_queued = False
+        return False
 
     # --- frames ----------------------------------------------------------------------------------------
     def _on_frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
         if self.header_block is not None and kind != CONTINUATION:
             raise _ConnectionError(PROTOCOL_ERROR, "expected CONTINUATION")
+        if not self.settings_seen and kind != SETTINGS:
+            raise _ConnectionError(PROTOCOL_ERROR, "the connection preface must be followed by SETTINGS")
         if kind == DATA:
             self._on_data(stream_id, flags, payload)
         elif kind == HEADERS:
             self._on_headers(stream_id, flags, payload)
         elif kind == CONTINUATION:
             self._on_continuation(stream_id, flags, payload)
-        elif kind == SETTINGS:
-            self._on_settings(flags, payload)
         elif kind == WINDOW_UPDATE:
             self._on_window_update(stream_id, payload)
-        elif kind == PING:
-            if len(payload) != 8:
-                raise _ConnectionError(FRAME_SIZE_ERROR, "PING payload must be 8 bytes")
-            if not flags & ACK:
-                self._write(frame(PING, ACK, 0, payload))
         elif kind == RST_STREAM:
-            stream = self.streams.pop(stream_id, None)
-            if stream is not None:
-                _cancel(stream)
+            self._on_rst_stream(stream_id, payload)
+        elif kind == SETTINGS:
+            self._on_settings(stream_id, flags, payload)
+        elif kind == PING:
+            self._on_ping(stream_id, flags, payload)
+        elif kind == PRIORITY:
+            self._on_priority(stream_id, payload)
         elif kind == GOAWAY:
+            if stream_id:
+                raise _ConnectionError(PROTOCOL_ERROR, "GOAWAY on a stream")
+            if len(payload) < 8:
+                raise _ConnectionError(FRAME_SIZE_ERROR, "GOAWAY payload under 8 bytes")
             self.closing = True
             self._close_if_idle()
         elif kind == PUSH_PROMISE:
             raise _ConnectionError(PROTOCOL_ERROR, "clients must not send PUSH_PROMISE")
-        # PRIORITY and unknown frame types are ignored, as the protocol requires.
+        else:  # unknown frame types are ignored, as the protocol requires, but they are not free
+            self._spend(self.control, "unknown frames")
+
+    def _spend(self, bucket: TokenBucket, what: str) -> None:
+        if not bucket.spend(self.loop.time()):
+            raise _ConnectionError(ENHANCE_YOUR_CALM, f"too many {what}")
+
+    def _on_ping(self, stream_id: int, flags: int, payload: bytes) -> None:
+        if stream_id:
+            raise _ConnectionError(PROTOCOL_ERROR, "PING on a stream")
+        if len(payload) != 8:
+            raise _ConnectionError(FRAME_SIZE_ERROR, "PING payload must be 8 bytes")
+        self._spend(self.control, "PINGs")  # an ACK too: we never ping, so every ACK is unsolicited
+        if not flags & ACK:
+            self._write(frame(PING, ACK, 0, payload))
+
+    def _on_priority(self, stream_id: int, payload: bytes) -> None:
+        if stream_id == 0:
+            raise _ConnectionError(PROTOCOL_ERROR, "PRIORITY on stream 0")
+        self._spend(self.control, "PRIORITY frames")
+        if len(payload) != 5:
+            raise _StreamError(stream_id, FRAME_SIZE_ERROR, "PRIORITY payload must be 5 bytes")
+        if _U32.unpack_from(payload)[0] & 0x7FFFFFFF == stream_id:
+            raise _StreamError(stream_id, PROTOCOL_ERROR, "a stream cannot depend on itself")
+
+    def _on_rst_stream(self, stream_id: int, payload: bytes) -> None:
+        if stream_id == 0:
+            raise _ConnectionError(PROTOCOL_ERROR, "RST_STREAM on stream 0")
+        if len(payload) != 4:
+            raise _ConnectionError(FRAME_SIZE_ERROR, "RST_STREAM payload must be 4 bytes")
+        if stream_id > self.last_stream_id:
+            raise _ConnectionError(PROTOCOL_ERROR, f"RST_STREAM on idle stream {stream_id}")
+        self._spend(self.resets, "stream resets")  # rapid reset (CVE-2023-44487)
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
+            _cancel(stream)
+            self._remember_closed(stream_id, by_us=False)
+            self._let_go(stream, stream.held)
+            self._close_if_idle()
 
     def _on_headers(self, stream_id: int, flags: int, payload: bytes) -> None:
         if stream_id == 0 or stream_id % 2 == 0:
             raise _ConnectionError(PROTOCOL_ERROR, f"HEADERS on invalid stream {stream_id}")
         payload = _strip_padding(flags, payload)
         if flags & PRIORITY_FLAG:
+            if len(payload) < 5:
+                raise _ConnectionError(FRAME_SIZE_ERROR, "HEADERS too short for its priority fields")
+            depends_on_itself = _U32.unpack_from(payload)[0] & 0x7FFFFFFF == stream_id
             payload = payload[5:]
+            if depends_on_itself:
+                flags |= _SELF_DEPENDENT  # decode the block (HPACK state), then reset the stream
+        if not payload:
+            self._spend(self.empty_frames, "empty frames")
         if flags & END_HEADERS:
             self._on_header_block(stream_id, flags, payload)
         else:
-            self.header_block = (stream_id, flags, bytearray(payload))
+            self.header_block = (stream_id, flags, bytearray(payload), [0])
 
     def _on_continuation(self, stream_id: int, flags: int, payload: bytes) -> None:
+        """CVE-2024-27316: a block's size and its number of frames are capped, and empty frames are spent."""
         if self.header_block is None or self.header_block[0] != stream_id:
             raise _ConnectionError(PROTOCOL_ERROR, "unexpected CONTINUATION")
-        self.header_block[2].extend(payload)
-        if len(self.header_block[2]) > 256 * 1024:
-            raise _ConnectionError(PROTOCOL_ERROR, "header block over 256 KiB")
+        block_stream, block_flags, block, count = self.header_block
+        count[0] += 1
+        if count[0] > self.limits.max_continuations:
+            raise _ConnectionError(ENHANCE_YOUR_CALM, f"header block over {self.limits.max_continuations} frames")
+        if not payload:
+            self._spend(self.empty_frames, "empty frames")
+        block.extend(payload)
+        if len(block) > 2 * self.limits.max_header_list_size:  # encoded; the decoder checks the decoded size
+            raise _ConnectionError(ENHANCE_YOUR_CALM, f"header list over {self.limits.max_header_list_size} bytes")
         if flags & END_HEADERS:
-            block_stream, block_flags, block = self.header_block
             self.header_block = None
             self._on_header_block(block_stream, block_flags, bytes(block))
 
     def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
-        head = self._decode_headers(bytes(block))  # bytes: the block is the cache's key
         stream = self.streams.get(stream_id)
         if stream is not None:  # trailers from the client end its side of the stream
-            if flags & END_STREAM:
-                self._on_remote_end(stream)
+            self._on_trailers(stream, flags, block)
             return
         if stream_id <= self.last_stream_id:
-            return  # a stream we already finished (or reset): ignore
+            self._decode(block)  # the HPACK state must follow every block
+            self._on_closed_stream(stream_id, "HEADERS")
+            raise _ConnectionError(PROTOCOL_ERROR, f"stream id {stream_id} is not above the last one opened")
         self.last_stream_id = stream_id
-        stream = _Stream(stream_id, self.peer_window)
+        try:
+            head = self._decode_request(bytes(block))  # bytes: the block is the cache's key
+        except MalformedHeaders as exc:
+            raise _StreamError(stream_id, PROTOCOL_ERROR, str(exc)) from None
+        if flags & _SELF_DEPENDENT:
+            raise _StreamError(stream_id, PROTOCOL_ERROR, "a stream cannot depend on itself")
         if self.closing:
-            self._write(frame(RST_STREAM, 0, stream_id, _U32.pack(REFUSED_STREAM)))
+            self._reset(stream_id, REFUSED_STREAM)
             return
-        if len(self.streams) >= MAX_STREAMS:
-            self._write(frame(RST_STREAM, 0, stream_id, _U32.pack(REFUSED_STREAM)))
+        if len(self.streams) >= self.limits.max_concurrent_streams:
+            self._reset(stream_id, REFUSED_STREAM)  # the peer ignored our SETTINGS: spends the reset budget
             return
+        stream = _Stream(stream_id, self.peer_window, self.window)
+        self.active = True
         self.streams[stream_id] = stream
         self._start(stream, head)
         if flags & END_STREAM and not stream.closed:
             self._on_remote_end(stream)
 
-    def _decode_headers(self, block: bytes) -> _RequestHead:
-        """HPACK-decode ``block``, from a per-connection cache when that cannot change the result.
+    def _on_trailers(self, stream: _Stream, flags: int, block: bytes) -> None:
+        headers, _ = self._decode(block)
+        if stream.remote_closed:
+            raise _StreamError(stream.id, STREAM_CLOSED, "HEADERS after the client ended the stream")
+        if not flags & END_STREAM:
+            raise _StreamError(stream.id, PROTOCOL_ERROR, "trailers without END_STREAM")
+        try:
+            check_trailers(headers)
+        except MalformedHeaders as exc:
+            raise _StreamError(stream.id, PROTOCOL_ERROR, str(exc)) from None
+        self._on_remote_end(stream)
+
+    def _decode(self, block: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """HPACK-decode ``block``, and say whether that changed the dynamic table (then the cache is emptied)."""
+        table = self.decoder.header_table
+        before = (table.maxsize, tuple(table.dynamic_entries))
+        headers = self.decoder.decode(block, raw=True)
+        changed = (table.maxsize, tuple(table.dynamic_entries)) != before
+        if changed:
+            self.header_cache.clear()
+        return headers, changed
+
+    def _decode_request(self, block: bytes) -> RequestHead:
+        """Decode and check a request's header block, from a per-connection cache when that cannot change it.
 
         A client repeating a call sends the same bytes each time (indexed fields and literals that are
         not indexed), and decoding them is a large share of a small call's cost. A block is cached only
@@ -381,18 +572,23 @@ class GrpcProtocol(asyncio.Protocol):
         """
         cached = self.header_cache.get(block)
         if cached is not None:
+            if isinstance(cached, MalformedHeaders):  # a repeated bad request costs a lookup (reset floods)
+                raise cached
             return cached
-        table = self.decoder.header_table
-        before = (table.maxsize, tuple(table.dynamic_entries))
-        head = _RequestHead.parse(self.decoder.decode(block, raw=True))
-        if (table.maxsize, tuple(table.dynamic_entries)) != before:
-            self.header_cache.clear()
-        elif len(self.header_cache) < _HEADER_CACHE_SIZE:
+        headers, changed = self._decode(block)
+        try:
+            head: RequestHead | MalformedHeaders = parse_request(headers)
+        except MalformedHeaders as exc:
+            head = exc
+        if not changed and len(self.header_cache) < _HEADER_CACHE_SIZE:
             self.header_cache[block] = head
+        if isinstance(head, MalformedHeaders):
+            raise head
         return head
 
-    def _start(self, stream: _Stream, head: _RequestHead) -> None:
+    def _start(self, stream: _Stream, head: RequestHead) -> None:
         stream.metadata = head.metadata
+        stream.content_length = head.content_length
         if not head.content_type.startswith(b"application/grpc"):
             self._finish(stream, frame(HEADERS, END_HEADERS | END_STREAM, stream.id, _STATUS_415))
             return
@@ -403,31 +599,43 @@ class GrpcProtocol(asyncio.Protocol):
         stream.rpc = rpc
         if rpc.streaming:
             stream.messages = asyncio.Queue()
-            stream.task = asyncio.get_running_loop().create_task(self._run(stream, self._streaming(stream)))
+            stream.task = self.loop.create_task(self._run(stream, self._streaming(stream)))
 
     def _on_data(self, stream_id: int, flags: int, payload: bytes) -> None:
+        if stream_id == 0:
+            raise _ConnectionError(PROTOCOL_ERROR, "DATA on stream 0")
         size = len(payload)
-        self.unconsumed += size
-        if self.unconsumed >= RECEIVE_WINDOW // 2:
-            self._write(frame(WINDOW_UPDATE, 0, 0, _U32.pack(self.unconsumed)))
-            self.unconsumed = 0
+        if size > self.recv_window:
+            raise _ConnectionError(FLOW_CONTROL_ERROR, "DATA beyond the connection's flow-control window")
+        self.recv_window -= size
         stream = self.streams.get(stream_id)
-        if stream is None or stream.closed or stream.rpc is None:
-            return  # the stream was answered or reset: its data only counts toward the connection window
-        payload = _strip_padding(flags, payload)
+        if stream is None or stream.remote_closed:
+            self._release(size)  # never buffered
+            if stream is not None:
+                raise _StreamError(stream_id, STREAM_CLOSED, "DATA after the client ended the stream")
+            if stream_id > self.last_stream_id:
+                raise _ConnectionError(PROTOCOL_ERROR, f"DATA on idle stream {stream_id}")
+            self._on_closed_stream(stream_id, "DATA")
+            raise _ConnectionError(STREAM_CLOSED, f"DATA on closed stream {stream_id}")
+        if size > stream.recv_window:
+            self._release(size)
+            raise _StreamError(stream_id, FLOW_CONTROL_ERROR, "DATA beyond the stream's flow-control window")
+        stream.recv_window -= size
+        stream.held += size  # given back when the call is over (or, when streaming, its message is taken)
+        if flags & PADDED:
+            payload = _strip_padding(flags, payload)
+            self._let_go(stream, size - len(payload))  # padding is never buffered
+        if not payload and not flags & END_STREAM:
+            self._spend(self.empty_frames, "empty frames")  # CVE-2019-9518
+        stream.received += len(payload)
         stream.body += payload
-        if len(stream.body) > self.server.max_message_bytes + 5 and stream.messages is None:
-            self._fail(stream, grpc.StatusCode.RESOURCE_EXHAUSTED, self.server.too_large_message())
-            return
         if stream.messages is not None:
             self._queue_messages(stream)
-        if flags & END_STREAM:
+        elif len(stream.body) > self.server.max_message_bytes + 5:
+            self._fail(stream, grpc.StatusCode.RESOURCE_EXHAUSTED, self.server.too_large_message())
+            return
+        if flags & END_STREAM and not stream.closed:
             self._on_remote_end(stream)
-        elif not stream.closed:  # a message over the window (a large limit), or a long stream: give it back
-            stream.unconsumed += size
-            if stream.unconsumed >= RECEIVE_WINDOW // 2:
-                self._write(frame(WINDOW_UPDATE, 0, stream.id, _U32.pack(stream.unconsumed)))
-                stream.unconsumed = 0
 
     def _queue_messages(self, stream: _Stream) -> None:
         """Bidirectional stream: hand each complete message to the handler."""
@@ -448,31 +656,60 @@ class GrpcProtocol(asyncio.Protocol):
 
     def _on_remote_end(self, stream: _Stream) -> None:
         stream.remote_closed = True
+        if stream.content_length is not None and stream.content_length != stream.received:
+            self._reset(stream.id, PROTOCOL_ERROR)  # §8.1.1: the body does not match content-length
+            return
         if stream.messages is not None:
             stream.messages.put_nowait(None)
         elif stream.rpc is not None and stream.task is None:
+            self.ready.append(stream)
+
+    def _start_ready(self) -> None:
+        """Start the unary calls whose requests arrived whole in this read, unless they were reset since.
+
+        Starting them after the read, not as each request ends, means a stream opened and reset in the
+        same read (rapid reset, CVE-2023-44487) costs a few frame parses and never reaches the model.
+        """
+        ready, self.ready = self.ready, []
+        for stream in ready:
+            if stream.closed or stream.rpc is None:
+                continue
             if stream.rpc.callback:
                 self._call(stream, stream.rpc)
             else:
-                stream.task = asyncio.get_running_loop().create_task(self._run(stream, self._unary(stream)))
+                stream.task = self.loop.create_task(self._run(stream, self._unary(stream)))
 
-    def _on_settings(self, flags: int, payload: bytes) -> None:
+    def _on_settings(self, stream_id: int, flags: int, payload: bytes) -> None:
+        if stream_id:
+            raise _ConnectionError(PROTOCOL_ERROR, "SETTINGS on a stream")
         if flags & ACK:
+            if payload:
+                raise _ConnectionError(FRAME_SIZE_ERROR, "SETTINGS ACK with a payload")
+            self._spend(self.control, "SETTINGS frames")
             return
         if len(payload) % 6:
             raise _ConnectionError(FRAME_SIZE_ERROR, "SETTINGS payload is not a multiple of 6 bytes")
+        if self.settings_seen:
+            self._spend(self.control, "SETTINGS frames")
+        else:
+            self.settings_seen = True
+            self._handshake_done()
         for offset in range(0, len(payload), 6):
             key, value = struct.unpack_from(">HI", payload, offset)
             if key == SETTINGS_INITIAL_WINDOW_SIZE:
-                if value > 0x7FFFFFFF:
+                if value > MAX_WINDOW:
                     raise _ConnectionError(FLOW_CONTROL_ERROR, "initial window size over 2^31-1")
                 for stream in self.streams.values():
                     stream.send_window += value - self.peer_window
+                    if stream.send_window > MAX_WINDOW:
+                        raise _ConnectionError(FLOW_CONTROL_ERROR, "a stream's window would pass 2^31-1")
                 self.peer_window = value
             elif key == SETTINGS_MAX_FRAME_SIZE:
                 if not MAX_FRAME <= value <= 0xFFFFFF:
                     raise _ConnectionError(PROTOCOL_ERROR, f"invalid max frame size {value}")
                 self.peer_max_frame = value
+            elif key == SETTINGS_ENABLE_PUSH and value > 1:
+                raise _ConnectionError(PROTOCOL_ERROR, f"invalid enable push {value}")
             # The peer's header table size does not constrain us: we never index response headers.
         self._write(frame(SETTINGS, ACK, 0))
         self._flush_all()
@@ -480,19 +717,78 @@ class GrpcProtocol(asyncio.Protocol):
     def _on_window_update(self, stream_id: int, payload: bytes) -> None:
         if len(payload) != 4:
             raise _ConnectionError(FRAME_SIZE_ERROR, "WINDOW_UPDATE payload must be 4 bytes")
+        self._spend(self.window_updates, "WINDOW_UPDATE frames")  # a data dribble (CVE-2019-9511)
         increment = _U32.unpack(payload)[0] & 0x7FFFFFFF
         if stream_id == 0:
+            if increment == 0:
+                raise _ConnectionError(PROTOCOL_ERROR, "WINDOW_UPDATE with a zero increment")
             self.send_window += increment
+            if self.send_window > MAX_WINDOW:
+                raise _ConnectionError(FLOW_CONTROL_ERROR, "connection window over 2^31-1")
             self._flush_all()
-        elif (stream := self.streams.get(stream_id)) is not None:
+            return
+        if stream_id > self.last_stream_id:
+            raise _ConnectionError(PROTOCOL_ERROR, f"WINDOW_UPDATE on idle stream {stream_id}")
+        stream = self.streams.get(stream_id)
+        if increment == 0:
+            raise _StreamError(stream_id, PROTOCOL_ERROR, "WINDOW_UPDATE with a zero increment")
+        if stream is not None:
             stream.send_window += increment
+            if stream.send_window > MAX_WINDOW:
+                raise _StreamError(stream_id, FLOW_CONTROL_ERROR, "stream window over 2^31-1")
             self._flush(stream)
+
+    # --- receive window --------------------------------------------------------------------------------
+    def _release(self, size: int) -> None:
+        """Give ``size`` bytes back to the connection window, in updates of a quarter window."""
+        self.unreleased += size
+        if self.unreleased >= self.release_threshold:
+            self._write(frame(WINDOW_UPDATE, 0, 0, _U32.pack(self.unreleased)))
+            self.recv_window += self.unreleased
+            self.unreleased = 0
+
+    def _let_go(self, stream: _Stream, size: int) -> None:
+        """The call no longer holds ``size`` of its request bytes: the client may send that much more."""
+        size = min(size, stream.held)  # a stream that ended has given back everything already
+        if size <= 0:
+            return
+        stream.held -= size
+        self._release(size)
+        if stream.remote_closed or stream.closed:
+            return
+        stream.unreleased += size
+        if stream.unreleased >= self.release_threshold:
+            self._write(frame(WINDOW_UPDATE, 0, stream.id, _U32.pack(stream.unreleased)))
+            stream.recv_window += stream.unreleased
+            stream.unreleased = 0
+
+    # --- timers ----------------------------------------------------------------------------------------
+    def _handshake_expired(self) -> None:
+        self.timer = None
+        if self.transport is not None:
+            self._go_away(SETTINGS_TIMEOUT, "no HTTP/2 preface and SETTINGS in time")
+
+    def _handshake_done(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = self.loop.call_later(self.limits.idle_timeout, self._idle_check)
+
+    def _idle_check(self) -> None:
+        """GOAWAY a connection that has had no open stream for an idle timeout (and at most two)."""
+        if self.transport is None:
+            return
+        if self.streams or self.active:
+            self.active = False
+            self.timer = self.loop.call_later(self.limits.idle_timeout, self._idle_check)
+            return
+        self.timer = None
+        self.shutdown()
 
     # --- calls -----------------------------------------------------------------------------------------
     async def _unary(self, stream: _Stream) -> None:
         rpc = stream.rpc
         assert rpc is not None
-        request = self._decode(rpc, _single_message(stream.body, self.server.max_message_bytes))
+        request = self._parse(rpc, _single_message(stream.body, self.server.max_message_bytes))
         call = rpc.handler(request, stream.metadata)
         timeout = stream.metadata.get(b"grpc-timeout")
         response = await (_with_deadline(call, timeout) if timeout else call)  # type: ignore[arg-type]
@@ -504,15 +800,29 @@ class GrpcProtocol(asyncio.Protocol):
 
         async def requests() -> AsyncIterator[Any]:
             while (data := await queue.get()) is not None:
-                yield self._decode(rpc, data)
+                self._let_go(stream, len(data) + 5)
+                yield self._parse(rpc, data)
 
         async for response in rpc.handler(requests(), stream.metadata):  # type: ignore[attr-defined]
             self._send_message(stream, response)
+            if stream.outbox or self.write_paused:  # the client is not reading: wait before making more
+                await self._drained(stream)
+
+    async def _drained(self, stream: _Stream) -> None:
+        stream.waiter = self.loop.create_future()
+        try:
+            await stream.waiter
+        finally:
+            stream.waiter = None
+
+    def _wake(self, stream: _Stream) -> None:
+        if stream.waiter is not None and not stream.waiter.done() and not stream.outbox and not self.write_paused:
+            stream.waiter.set_result(None)
 
     def _call(self, stream: _Stream, rpc: Rpc) -> None:
         """Start a callback call (see ``Rpc``), with a timer for its ``grpc-timeout``."""
         try:
-            request = self._decode(rpc, _single_message(stream.body, self.server.max_message_bytes))
+            request = self._parse(rpc, _single_message(stream.body, self.server.max_message_bytes))
             stream.task = rpc.handler(request, stream.metadata, functools.partial(self._reply, stream))
         except Exception as exc:
             self._fail_with(stream, exc)
@@ -520,7 +830,7 @@ class GrpcProtocol(asyncio.Protocol):
         timeout = stream.metadata.get(b"grpc-timeout")
         seconds = parse_timeout(timeout) if timeout else None
         if seconds is not None and not stream.closed:
-            stream.timer = asyncio.get_running_loop().call_later(seconds, self._expire, stream)
+            stream.timer = self.loop.call_later(seconds, self._expire, stream)
 
     def _reply(self, stream: _Stream, outcome: bytes | BaseException) -> None:
         if isinstance(outcome, bytes):
@@ -553,7 +863,7 @@ class GrpcProtocol(asyncio.Protocol):
             self._fail(stream, grpc.StatusCode.INTERNAL, "internal server error; see the server log")
 
     @staticmethod
-    def _decode(rpc: Rpc, data: bytes) -> Any:
+    def _parse(rpc: Rpc, data: bytes) -> Any:
         try:
             return rpc.request_type.FromString(data)
         except DecodeError:
@@ -611,8 +921,10 @@ class GrpcProtocol(asyncio.Protocol):
             out.append(frame(HEADERS, END_HEADERS | END_STREAM, stream.id, block))
             self._write(b"".join(out))
             self._finish(stream)
-        elif out:
+            return
+        if out:
             self._write(b"".join(out))
+        self._wake(stream)
 
     def _flush_all(self) -> None:
         for stream in list(self.streams.values()):
@@ -627,24 +939,67 @@ class GrpcProtocol(asyncio.Protocol):
             stream.timer.cancel()
         if not stream.remote_closed:  # we answered before the client finished sending: stop its upload
             self._write(frame(RST_STREAM, 0, stream.id, _U32.pack(NO_ERROR)))
+            self._remember_closed(stream.id, by_us=True)
         self.streams.pop(stream.id, None)
+        if stream.held:
+            self._let_go(stream, stream.held)
         self._close_if_idle()
 
+    def _reset(self, stream_id: int, code: int) -> None:
+        """A stream error (or a refused stream): RST_STREAM, and the stream's work stops.
+
+        Every reset we are made to send spends the reset budget (CVE-2019-9514, reset flood).
+        """
+        self._write(frame(RST_STREAM, 0, stream_id, _U32.pack(code)))
+        self._remember_closed(stream_id, by_us=True)
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
+            _cancel(stream)
+            self._let_go(stream, stream.held)
+            self._close_if_idle()
+        self._spend(self.resets, "stream errors")
+
+    def _on_closed_stream(self, stream_id: int, kind: str) -> None:
+        """A frame on a stream that was reset: ignored if we reset it (§5.1: it may have been in flight), a
+        stream error if the client did; returns only for a stream closed normally (the caller's error)."""
+        by_us = self.closed_ids.get(stream_id)
+        if by_us:
+            raise _Ignored
+        if by_us is not None:
+            raise _StreamError(stream_id, STREAM_CLOSED, f"{kind} on stream {stream_id} after the client reset it")
+
+    def _remember_closed(self, stream_id: int, by_us: bool) -> None:
+        self.closed_ids[stream_id] = by_us
+        if len(self.closed_ids) > _CLOSED_IDS_KEPT:
+            self.closed_ids.popitem(last=False)
+
     def _write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        if self.out is not None:  # inside data_received: one write for all a read makes us send
+            self.out.append(data)
+        elif self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
+
+    def _flush_out(self) -> None:
+        out, self.out = self.out, None
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(out))
 
     def _go_away(self, code: int, reason: str) -> None:
         log.info("closing HTTP/2 connection: %s", reason)
         self._write(frame(GOAWAY, 0, 0, struct.pack(">II", self.last_stream_id, code) + reason.encode()[:200]))
-        if self.transport is not None:
-            self.transport.close()
-            self.transport = None
+        self._close()
 
     def _close_if_idle(self) -> None:
-        if self.closing and not self.streams and self.transport is not None:
-            self.transport.close()
-            self.transport = None
+        if self.closing and not self.streams:
+            self._close()
+
+    def _close(self) -> None:
+        """Close after the last frames are flushed, or abort if the peer does not read them in time."""
+        self._flush_out()
+        transport, self.transport = self.transport, None
+        if transport is not None:
+            transport.close()
+            self.loop.call_later(_CLOSE_GRACE, transport.abort)
 
     def shutdown(self) -> None:
         """GOAWAY: no new streams; the open ones finish; then the connection closes."""
@@ -712,11 +1067,14 @@ class GrpcServer(Listener):
         status_of: StatusOf,
         max_message_bytes: int,
         ssl_context: ssl.SSLContext | None = None,
+        limits: Http2Limits | None = None,
     ) -> None:
         super().__init__(ssl_context)
         self.rpcs = dict(rpcs)
         self.status_of = status_of
         self.max_message_bytes = max_message_bytes
+        self.limits = limits or Http2Limits()
+        self.receive_window = min(self.limits.effective_window(max_message_bytes), MAX_WINDOW)
 
     def too_large_message(self) -> str:
         return f"request message is over the {self.max_message_bytes}-byte limit"

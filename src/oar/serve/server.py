@@ -38,6 +38,7 @@ from oar.serve.config import BatchingConfig, ConnectionLimits, SecurityConfig, V
 from oar.serve.dataplane import DataPlane
 from oar.serve.grpc_app import create_grpc_server
 from oar.serve.http import HttpServer
+from oar.serve.http2_limits import Http2Limits
 from oar.serve.metrics import MULTIPROCESS_ENV, ServerMetrics
 from oar.serve.repository import DirectorySource, HubSource, LoadedModel, ModelRepository
 from oar.serve.rest import DEFAULT_MAX_BODY_BYTES, RestApp
@@ -70,6 +71,7 @@ class ServeOptions:
     access_log: bool = False
     log_level: str = "warning"
     drain_seconds: float = 10.0
+    http2: Http2Limits = field(default_factory=Http2Limits)  # the gRPC port's per-connection HTTP/2 limits
 
 
 def build_dataplane(
@@ -143,7 +145,9 @@ async def _serve_async(
         loop.add_signal_handler(signum, stop.set)
     grpc_server = None
     if options.grpc_port:
-        grpc_server = create_grpc_server(dataplane, options.max_body_bytes, _ssl_context(options, alpn="h2"))
+        grpc_server = create_grpc_server(
+            dataplane, options.max_body_bytes, _ssl_context(options, alpn="h2"), options.http2
+        )
         grpc_server.limits = options.limits  # the connection cap applies to both ports
         grpc_sock = (sockets or {}).get("grpc") or (
             _reuse_port_socket(options.host, options.grpc_port) if reuse_port else None

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from oar._core.errors import OarError
-from oar.cli import export_commands, hub_commands, quickstart, serve_command, train_command
+from oar.cli import export_commands, hub_commands, jobs_commands, quickstart, serve_command, train_command
 
 app = typer.Typer(
     name="oar",
@@ -27,6 +27,7 @@ app.command("export")(export_commands.export)
 app.command("quantize")(export_commands.quantize)
 app.command("pack")(export_commands.pack)
 app.add_typer(export_commands.import_app, name="import")
+app.add_typer(jobs_commands.jobs_app, name="jobs")
 
 err = Console(stderr=True)
 

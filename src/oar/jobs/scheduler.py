@@ -194,7 +194,15 @@ class Scheduler:
             steps_redone=max(0, last - checkpoint) if outcome in ("killed", "lost") else 0,
             checkpoint_seconds=float(progress.get("checkpoint_seconds", 0.0)),
         )
+        self._settle_redone(job.id, attempt.number, int(progress.get("start_step", 0)))
         self._after(job, attempt, outcome, code, last, checkpoint)
+
+    def _settle_redone(self, job_id: str, number: int, resumed_from: int) -> None:
+        """The work a killed attempt lost is what the next one trained again: its last step - the resume step."""
+        previous = [a for a in self.store.attempts(job_id) if a.number < number and a.outcome != "abandoned"]
+        if previous and previous[-1].outcome in ("killed", "lost"):
+            lost = max(0, previous[-1].last_step - resumed_from)
+            self.store.update_attempt(previous[-1].id, steps_redone=lost, checkpoint_step=resumed_from)
 
     def _after(self, job: Job, attempt: Attempt, outcome: str, code: int | None, last: int, checkpoint: int) -> None:
         where = f"attempt {attempt.number} on {', '.join(sorted(set(attempt.nodes)))}"

@@ -3,7 +3,9 @@
 It is ``oar.pipelines.train_job``'s worker plus a progress file for the ledger: the step the attempt
 started from, the last step it reached, its last checkpoint and the seconds spent writing checkpoints,
 rewritten atomically (main rank only) at every logged step and checkpoint, so a hard-killed attempt
-still tells how much work it loses. The file's path comes in ``OAR_JOB_PROGRESS``.
+still tells how much work it loses. The file's path comes in ``OAR_JOB_PROGRESS``. A kill can fall
+between a checkpoint's rename and the file's update, so the scheduler settles the work lost by a
+killed attempt when the next one reports the step it resumed from.
 
 Exit codes are ``oar train``'s: 0 finished, 75 preempted after a checkpoint, anything else a failure.
 """
@@ -37,13 +39,13 @@ class ProgressRecorder(train_job.HubRecorder):
         self._write(start_step=step, step=step, checkpoint_step=step, total_steps=total)
 
     def on_step_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        self._write(step=int(record["step"]))  # before the hub's (slower) write: a kill may come any time
         super().on_step_end(trainer, record)
-        self._write(step=int(record["step"]))
 
     def on_checkpoint(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        super().on_checkpoint(trainer, record)
         spent = self.progress["checkpoint_seconds"] + float(record.get("seconds", 0.0))
         self._write(step=int(record["step"]), checkpoint_step=int(record["step"]), checkpoint_seconds=spent)
+        super().on_checkpoint(trainer, record)
 
     def _write(self, **values: Any) -> None:
         self.progress.update(values)

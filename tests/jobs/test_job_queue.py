@@ -1,0 +1,68 @@
+"""The queue's state machine on a real SQLite hub: compare-and-set moves, history, order, one claim."""
+
+from __future__ import annotations
+
+import pytest
+
+import oar.jobs  # noqa: F401
+from oar._core.errors import NotFoundError, OarError
+from oar.hub import Hub
+from oar.jobs.store import JobStore
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _submit(store: JobStore, name: str, priority: int = 0, user: str = "ana"):
+    return store.submit(name=name, user=user, priority=priority, pool="spot", run_id=f"run-{name}", spec={})
+
+
+@pytest.fixture
+def store(tmp_path) -> JobStore:
+    return JobStore.open(Hub(tmp_path))
+
+
+def test_a_move_happens_once_and_is_written_into_the_history(store):
+    job = _submit(store, "a")
+    assert store.transition(job.id, {"queued"}, "cancelled", "by ana") is not None
+    assert store.transition(job.id, {"queued"}, "cancelled", "again") is None  # someone moved it first
+    job = store.get(job.id)
+    assert job.state == "cancelled" and job.finished_at is not None and job.version == 1
+    assert [(e.state, e.reason) for e in job.events] == [("queued", "submitted by ana"), ("cancelled", "by ana")]
+
+
+def test_a_move_the_state_machine_does_not_allow_is_refused(store):
+    job = _submit(store, "a")
+    with pytest.raises(OarError, match="no transition queued → succeeded"):
+        store.transition(job.id, {"queued"}, "succeeded", "skipping the queue")
+
+
+def test_waiting_jobs_come_by_priority_then_submission(store):
+    low, high, later_high = _submit(store, "low"), _submit(store, "high", 5), _submit(store, "later", 5)
+    assert [j.id for j in store.waiting()] == [high.id, later_high.id, low.id]
+
+
+def test_a_job_is_claimed_by_one_placement_only(store):
+    job = _submit(store, "a")
+    fields = {"pool": "spot", "nodes": ["n1"], "workers": 1, "cpus": 1, "node_share": 1.0, "price_per_hour": 0.1}
+    first = store.place(job, fields, "placed")
+    second = store.place(job, fields, "placed again")  # a second scheduler holding the same stale view
+    assert first is not None and first.id == f"{job.id}-1" and second is None
+    assert [a.id for a in store.attempts(job.id)] == [first.id]
+    assert store.get(job.id).state == "placed"
+
+
+def test_a_job_is_found_by_a_unique_prefix_and_a_missing_one_says_where_to_look(store):
+    job = _submit(store, "a")
+    assert store.get(job.id[:6]).id == job.id
+    with pytest.raises(NotFoundError, match="oar jobs list"):
+        store.get("nope")
+
+
+def test_the_tables_live_in_the_hub_database(tmp_path):
+    hub = Hub(tmp_path)
+    store = JobStore.open(hub)
+    _submit(store, "a")
+    assert JobStore.open(Hub(tmp_path)).list()[0].name == "a"  # a second process opening the same hub
+    assert {"jobs", "job_events", "job_attempts", "job_nodes"} <= set(
+        hub.engine.dialect.get_table_names(hub.engine.connect())
+    )

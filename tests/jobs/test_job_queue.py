@@ -66,3 +66,44 @@ def test_the_tables_live_in_the_hub_database(tmp_path):
     assert {"jobs", "job_events", "job_attempts", "job_nodes"} <= set(
         hub.engine.dialect.get_table_names(hub.engine.connect())
     )
+
+
+def _placed_after_one_tick(tmp_path, pools, config, jobs):
+    """Submit ``jobs`` ((user, priority) pairs), tick once, return the names placed; then kill what started."""
+    from jobs_helpers import write_job
+
+    from oar.jobs.daemon import build
+    from oar.jobs.scheduler import SchedulerConfig
+    from oar.jobs.service import submit
+
+    hub = Hub(tmp_path)
+    submitted = {}
+    for i, (user, priority) in enumerate(jobs):
+        job = submit(write_job(tmp_path, f"j{i}.yaml", user=user, priority=priority), hub, pools)
+        submitted[job.id] = f"{user}{i}"
+    scheduler = build(hub, pools=pools, config=SchedulerConfig(**config))
+    scheduler.tick()
+    store = JobStore.open(hub)
+    placed = sorted(submitted[a.job_id] for a in store.attempts(states=("running",)))
+    for attempt in store.attempts(states=("running",)):
+        scheduler.executor.kill(attempt.handle)
+    return placed
+
+
+@pytest.mark.slow
+def test_the_higher_priority_job_gets_the_free_node(tmp_path, monkeypatch):
+    from oar.jobs.pools import Pool, Pools
+
+    monkeypatch.setenv("OAR_HOME", str(tmp_path))
+    pools = Pools(pools={"on-demand": Pool(min_nodes=1, max_nodes=1)})
+    assert _placed_after_one_tick(tmp_path, pools, {}, [("ana", 0), ("bob", 5), ("cy", 1)]) == ["bob1"]
+
+
+@pytest.mark.slow
+def test_a_user_at_quota_waits_while_others_run(tmp_path, monkeypatch):
+    from oar.jobs.pools import Pool, Pools
+
+    monkeypatch.setenv("OAR_HOME", str(tmp_path))
+    pools = Pools(pools={"on-demand": Pool(min_nodes=3, max_nodes=3)})
+    placed = _placed_after_one_tick(tmp_path, pools, {"quotas": {"ana": 1}}, [("ana", 9), ("ana", 9), ("bob", 0)])
+    assert placed == ["ana0", "bob2"]

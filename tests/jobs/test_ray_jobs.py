@@ -7,6 +7,7 @@ node loss (its raylet and every actor on it die).
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -33,14 +34,28 @@ POOLS = Pools(
 )
 
 
+def _retried(start, attempts: int = 3):
+    """Ray gives a starting node 30 s to register; on a loaded 2-core machine that is sometimes too short."""
+    for attempt in range(attempts):
+        try:
+            return start()
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(5)
+    return None
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     home = tmp_path_factory.mktemp("ray-home")
     os.environ["OAR_HOME"] = str(home)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    cluster = _retried(
+        lambda: Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    )
     for pool in ("spot", "spot", "on-demand"):
-        cluster.add_node(num_cpus=1, resources={f"pool:{pool}": 1})
+        _retried(lambda pool=pool: cluster.add_node(num_cpus=1, resources={f"pool:{pool}": 1}))
     cluster.wait_for_nodes()
     executor = RayExecutor(cluster.address)
     yield cluster, executor, home

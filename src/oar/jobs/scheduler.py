@@ -314,7 +314,8 @@ class Scheduler:
             quota = self.config.quotas.get(job.user, self.config.default_quota)
             if quota is not None and active_by_user.get(job.user, 0) >= quota:
                 continue
-            pool, why = next_pool(job, self.pools, self._progress(job), now())
+            progress = self._progress(job) if job.deadline is not None else Progress()  # only deadlines need it
+            pool, why = next_pool(job, self.pools, progress, now())
             if why:
                 self.store.note(job.id, why, current_pool=pool)
                 job = replace(job, current_pool=pool)

@@ -23,19 +23,19 @@ from oar.jobs.scheduler import SchedulerConfig
 from oar.jobs.service import submit
 from oar.jobs.store import JobStore
 
-STEPS = 60  # 480 texts / 16 x 2 epochs
+STEPS = 1200  # 480 texts / 16 x 40 epochs: long enough to outlive the blocking job
 JOB = {
     "name": "bow-elastic",
     "data": {"dataset": "chnsenti", "limit": 480, "valid_limit": 64, "batch_size": 16, "vocab_size": 800},
     "model": {"arch": "text-bow", "options": {"embed_dim": 16, "dropout": 0.0}},
     "trainer": {
-        "epochs": 2,
+        "epochs": 40,
         "log_every": 1,
-        "eval_every": 20,
+        "eval_every": 200,
         "patience": None,
         "restore_best": False,
         "threads": 1,
-        "checkpoint": {"every_steps": 5},
+        "checkpoint": {"every_steps": 50},
     },
     "tensorboard": False,
 }
@@ -57,7 +57,7 @@ def test_an_elastic_job_grows_at_a_checkpoint_and_keeps_the_data_order(tmp_path)
     os.environ["OAR_HOME"] = str(tmp_path)
     hub = Hub(tmp_path)
     reference = execute(start_run(load_job(_file(tmp_path, "ref.yaml")), hub).id, hub, progress=False)
-    blocker_trainer = {**JOB["trainer"], "max_steps": 10}
+    blocker_trainer = {**JOB["trainer"], "epochs": 1, "max_steps": 5}
     blocker = submit(_file(tmp_path, "blocker.yaml", trainer=blocker_trainer), hub, POOLS)
     elastic = submit(_file(tmp_path, "elastic.yaml", resources={"workers": [1, 2]}), hub, POOLS)
     store = JobStore.open(hub)

@@ -107,3 +107,22 @@ def test_a_user_at_quota_waits_while_others_run(tmp_path, monkeypatch):
     pools = Pools(pools={"on-demand": Pool(min_nodes=3, max_nodes=3)})
     placed = _placed_after_one_tick(tmp_path, pools, {"quotas": {"ana": 1}}, [("ana", 9), ("ana", 9), ("bob", 0)])
     assert placed == ["ana0", "bob2"]
+
+
+def test_the_scheduler_and_executors_start_without_torch():
+    """The scheduler daemon and the Ray actors import this path: it must stay light."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, oar.jobs.daemon, oar.jobs.executors.local, oar.jobs.ledger, oar.jobs.cloud;"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=50).returncode == 0
+
+
+def test_the_exit_code_of_a_preempted_attempt_is_the_trainers():
+    from oar.jobs.progress import EXIT_PREEMPTED
+    from oar.train.preemption import EXIT_PREEMPTED as TRAINER_EXIT_PREEMPTED
+
+    assert EXIT_PREEMPTED == TRAINER_EXIT_PREEMPTED

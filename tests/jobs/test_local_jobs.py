@@ -24,10 +24,10 @@ from oar.jobs.executors.local import LocalExecutor
 from oar.jobs.ledger import run_cost
 from oar.jobs.pools import Pool, Pools
 from oar.jobs.preemption import ManualPreemptions
+from oar.jobs.progress import read_progress
 from oar.jobs.scheduler import Scheduler, job_dir
 from oar.jobs.service import submit
 from oar.jobs.store import JobStore
-from oar.jobs.worker import read_progress
 
 POOLS = Pools(
     pools={

@@ -21,10 +21,10 @@ from oar.hub import Hub  # noqa: E402
 from oar.jobs.executors.ray import RayExecutor, RayInventory  # noqa: E402
 from oar.jobs.pools import Pool, Pools  # noqa: E402
 from oar.jobs.preemption import ManualPreemptions  # noqa: E402
+from oar.jobs.progress import read_progress  # noqa: E402
 from oar.jobs.scheduler import Scheduler, SchedulerConfig, job_dir  # noqa: E402
 from oar.jobs.service import submit  # noqa: E402
 from oar.jobs.store import JobStore  # noqa: E402
-from oar.jobs.worker import read_progress  # noqa: E402
 
 POOLS = Pools(
     pools={

@@ -30,11 +30,12 @@ from oar.jobs.executors.base import Executor, Inventory, Launch, NodeView
 from oar.jobs.policy import Progress, next_pool
 from oar.jobs.pools import Pools
 from oar.jobs.preemption import NoPreemptions, PreemptionSource
+from oar.jobs.progress import EXIT_PREEMPTED, read_progress
 from oar.jobs.store import JobStore, now
-from oar.jobs.worker import read_progress
-from oar.train.preemption import EXIT_PREEMPTED
 
 log = logging.getLogger("oar.jobs")
+STOPPED_BY_SIGTERM = frozenset({"preempt", "resize", "cancel"})
+_SIGTERM_DEATH = 128 + 15  # the exit code the attempt's parent records for a process ended by SIGTERM
 
 
 @dataclass
@@ -178,7 +179,8 @@ class Scheduler:
             outcome = "succeeded"
         elif code is None:
             outcome = "killed" if stop == "kill" else "lost"
-        elif code == EXIT_PREEMPTED:
+        elif code == EXIT_PREEMPTED or (stop in STOPPED_BY_SIGTERM and code == _SIGTERM_DEATH):
+            # 143: SIGTERM came before training installed its handler (still starting): nothing to save
             outcome = {"resize": "resized", "cancel": "cancelled"}.get(stop or "", "preempted")
         else:
             outcome = "cancelled" if stop == "cancel" else "failed"

@@ -18,11 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from oar.jobs.progress import PROGRESS_ENV
 from oar.pipelines import train_job
 from oar.train import Trainer
 from oar.train.preemption import EXIT_PREEMPTED
-
-PROGRESS_ENV = "OAR_JOB_PROGRESS"
 
 
 class ProgressRecorder(train_job.HubRecorder):
@@ -54,13 +53,6 @@ class ProgressRecorder(train_job.HubRecorder):
         staging = self.path.with_name(self.path.name + ".tmp")
         staging.write_text(json.dumps(self.progress))
         os.replace(staging, self.path)
-
-
-def read_progress(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _launch(run_id: str, nproc: int) -> int:

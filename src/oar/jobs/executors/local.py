@@ -18,8 +18,8 @@ from typing import Any
 
 from oar.jobs.executors import attempt_process as ap
 from oar.jobs.executors.base import Launch, NodeView, Status
+from oar.jobs.progress import PROGRESS_ENV
 from oar.jobs.store import JobStore
-from oar.jobs.worker import PROGRESS_ENV
 
 
 def worker_command(launch: Launch) -> list[str]:

@@ -27,7 +27,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from oar.jobs.executors.base import Launch, NodeView, Status
-from oar.jobs.worker import PROGRESS_ENV
+from oar.jobs.progress import PROGRESS_ENV
 
 NAMESPACE = "oar-jobs"
 POOL_RESOURCE = "pool:"

@@ -161,3 +161,22 @@ def test_the_simulator_is_reproducible_for_a_seed_and_can_send_no_notice():
 
     assert run(1) == run(1) and run(1) != run(2)
     assert {notice for _, notice in run(1)} == {0.0, 0.5}  # hard losses and 30 s / 60 notices
+
+
+def test_the_cluster_launcher_config_has_one_autoscaled_node_type_per_pool():
+    from oar.jobs.launcher import launcher_config
+
+    pools = Pools(
+        pools={
+            "on-demand": Pool(node_type="m7i.large", node_cpus=2, min_nodes=1, max_nodes=4),
+            "spot": Pool(node_type="m7i.large", node_cpus=2, spot=True, spot_discount=0.6, min_nodes=0, max_nodes=8),
+        }
+    )
+    config = launcher_config(pools, "aws", "eu-west-1")
+    spot = config["available_node_types"]["spot"]
+    assert spot["resources"] == {"CPU": 2, "pool:spot": 1} and (spot["min_workers"], spot["max_workers"]) == (0, 8)
+    assert spot["node_config"]["InstanceMarketOptions"] == {"MarketType": "spot"}
+    assert "InstanceMarketOptions" not in config["available_node_types"]["on-demand"]["node_config"]
+    assert config["max_workers"] == 12 and config["provider"] == {"type": "aws", "region": "eu-west-1"}
+    gcp = launcher_config(pools, "gcp", "europe-west4")["available_node_types"]["spot"]["node_config"]
+    assert gcp["scheduling"]["provisioningModel"] == "SPOT"

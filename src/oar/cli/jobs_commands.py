@@ -229,6 +229,24 @@ def pools() -> None:
     _table("pools", columns, rows)
 
 
+@jobs_app.command("cluster-config")
+def cluster_config(
+    provider: Annotated[str, typer.Option(help="aws or gcp")] = "aws",
+    region: Annotated[str, typer.Option(help="cloud region")] = "us-east-1",
+) -> None:
+    """Print a Ray cluster launcher config (`ray up`) with one autoscaled node type per pool."""
+    import yaml
+
+    from oar.jobs.launcher import launcher_config
+    from oar.jobs.pools import load_pools
+
+    try:
+        config = launcher_config(load_pools(), provider, region)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
+    sys.stdout.write(yaml.safe_dump(config, sort_keys=False))
+
+
 @hub_commands.runs_app.command("cost")
 def run_cost(run_id: str) -> None:
     """What a run cost: every job attempt, its pool, node-seconds, preemptions, redone steps, checkpoints."""

@@ -237,7 +237,12 @@ def real_sample(args: argparse.Namespace, home: Path) -> tuple[int, int, list[fl
     scheduler = build(hub, pools=pools, preemptions=source)
     scheduler.tick()  # the nodes exist: the pool is idle
     store = JobStore.open(hub)
-    jobs = [submit(path, hub, pools) for _ in range(args.sample)]
+    jobs = []
+    for _ in range(args.sample):  # one at a time, each placed before the next is submitted: an idle pool
+        jobs.append(submit(path, hub, pools))
+        while store.get(jobs[-1].id).state != "running":
+            scheduler.tick()
+            time.sleep(scheduler.config.tick_s)  # the daemon's own cadence
     while any(not store.get(j.id).done for j in jobs):
         scheduler.tick()
         time.sleep(0.2)

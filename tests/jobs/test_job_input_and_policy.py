@@ -114,3 +114,12 @@ def test_a_tight_deadline_moves_the_job_to_on_demand(tmp_path):
     assert next_pool(job, POOLS, fast, moment) == ("spot", None)
     on_demand = replace(job, current_pool="on-demand")
     assert next_pool(on_demand, POOLS, slow, moment) == ("on-demand", None)  # never back to spot
+
+
+def test_quotas_come_from_the_pools_file(tmp_path):
+    from oar.jobs.daemon import build
+
+    path = tmp_path / "pools.yaml"
+    path.write_text("pools:\n  on-demand: {min_nodes: 1}\nquotas: {ana: 2}\ndefault_quota: 1\n")
+    scheduler = build(Hub(tmp_path), pools=load_pools(path))
+    assert scheduler.config.quotas == {"ana": 2} and scheduler.config.default_quota == 1

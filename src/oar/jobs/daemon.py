@@ -36,6 +36,7 @@ def build(
     config: SchedulerConfig | None = None,
 ) -> Scheduler:
     pools = pools or load_pools()
+    config = config or SchedulerConfig(quotas=dict(pools.quotas), default_quota=pools.default_quota)
     if cluster == LOCAL:
         from oar.jobs.executors.local import LocalExecutor, LocalInventory
         from oar.jobs.store import JobStore

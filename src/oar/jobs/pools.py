@@ -15,6 +15,8 @@ for spot pools, the discount, the preemption notice and (for the simulator) a pr
         preemptions_per_hour: 0.05  # per node, for the simulator
         min_nodes: 1
         max_nodes: 8
+    quotas: {ana: 2}    # jobs placed or running at once, per user
+    default_quota: 4
 
 Without a file, ``default_pools()`` gives one on-demand and one spot pool of two 1-CPU nodes each.
 """
@@ -69,6 +71,8 @@ class Pools(BaseModel):
 
     pools: dict[str, Pool]
     on_demand: str = Field("on-demand", description="the pool the deadline policy moves jobs to")
+    quotas: dict[str, int] = Field(default_factory=dict, description="user → most jobs placed or running at once")
+    default_quota: int | None = Field(None, ge=1, description="the quota of users not in quotas (None: no limit)")
 
     @model_validator(mode="after")
     def _names(self) -> Pools:

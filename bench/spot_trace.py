@@ -216,9 +216,10 @@ def real_sample(args: argparse.Namespace, home: Path) -> tuple[int, int, list[fl
     }
     os.environ["OAR_HOME"] = str(home)
     hub = Hub(home)
-    path = home / "job.yaml"
+    path, plain = home / "job.yaml", home / "reference.yaml"
     path.write_text(yaml.safe_dump(job))
-    reference = execute(start_run(load_job(path), hub).id, hub, progress=False)
+    plain.write_text(yaml.safe_dump({k: v for k, v in job.items() if k != "resources"}))
+    reference = execute(start_run(load_job(plain), hub).id, hub, progress=False)
     expected = Path(reference.metrics["weights"]).read_bytes()
     pools = Pools(
         pools={

@@ -186,3 +186,26 @@ def test_a_crashing_job_is_retried_as_configured_then_fails_with_its_exit_code_a
     assert [a.outcome for a in store.attempts(job.id)] == ["failed", "failed"]
     assert "failed with exit code 1; retry 1 of 1" in next(e.reason for e in job.events if e.state == "requeued")
     assert "exit code 1; log tail:" in job.reason and "CUDA" in job.reason
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_cancelling_a_running_job_checkpoints_and_stops_it(tmp_path):
+    from oar.jobs.service import cancel
+
+    _env(tmp_path)
+    hub = Hub(tmp_path)
+    job = submit(write_job(tmp_path, pool="on-demand"), hub, POOLS)
+    store = JobStore.open(hub)
+    scheduler = build(hub, pools=POOLS)
+
+    def started() -> bool:
+        return read_progress(job_dir(hub, job.id) / "attempt-1" / "progress.json").get("step", 0) >= 2
+
+    drive(scheduler, started, 400)
+    assert cancel(job.id, hub).cancel_requested
+    drive(scheduler, lambda: store.get(job.id).done, 200)
+    job = store.get(job.id)
+    (attempt,) = store.attempts(job.id)
+    assert job.state == "cancelled" and attempt.outcome == "cancelled" and attempt.exit_code == 75
+    assert attempt.checkpoint_step == attempt.last_step < STEPS

@@ -147,7 +147,11 @@ class Scheduler:
         for node_id, deadline in list(self._doomed.items()):
             if time.monotonic() >= deadline:
                 for attempt in self._on_node(node_id):
-                    self._stop(attempt, "kill", f"node {node_id} lost")
+                    status = self.executor.poll(attempt.handle) if attempt.state == "running" else None
+                    if status is not None and not status.running:  # it made it out in time
+                        self._finish(attempt, status.exit_code)
+                    else:
+                        self._stop(attempt, "kill", f"node {node_id} lost")
                 del self._doomed[node_id]
                 self.inventory.remove(node_id)
 

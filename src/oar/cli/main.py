@@ -15,7 +15,15 @@ from rich.markup import escape
 
 from oar import __version__
 from oar._core.errors import OarError
-from oar.cli import export_commands, hub_commands, quickstart, serve_command, studio_command, train_command
+from oar.cli import (
+    export_commands,
+    hub_commands,
+    jobs_commands,
+    quickstart,
+    serve_command,
+    studio_command,
+    train_command,
+)
 from oar.cli.extras import missing_dependency_message
 
 app = typer.Typer(
@@ -55,6 +63,7 @@ app.add_typer(export_commands.import_app, name="import")
 app.add_typer(studio_command.studio_app, name="studio")  # imports the studio only when it runs
 app.command("login")(studio_command.login)
 app.command("logout")(studio_command.logout)
+app.add_typer(jobs_commands.jobs_app, name="jobs")
 
 err = Console(stderr=True)
 

@@ -1,0 +1,446 @@
+"""The scheduler: one loop that places waiting jobs, watches attempts and handles preemptions.
+
+Every decision is a state change in the database first (``JobStore.place`` claims a job and records its
+attempt in one transaction) and an action second, and every action can be found again from what was
+recorded (the attempt's handle and folder). So the loop can be stopped or ``kill -9``-ed at any point:
+the next scheduler ``recover``s attempts it finds half-started and adopts those still running, and no
+job is lost or started twice.
+
+One tick: preemption notices → attempts that ended → cancellations → autoscaling → placement → growth
+of elastic jobs. ``python -m oar.jobs.scheduler`` runs the loop; ``oar jobs submit`` starts one in the
+background when none holds the lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from oar.hub import Hub
+from oar.jobs.entities import ACTIVE, PLACED, PREEMPTED, REQUEUED, RUNNING, Attempt, Job
+from oar.jobs.executors.base import Executor, Inventory, Launch, NodeView
+from oar.jobs.policy import Progress, next_pool
+from oar.jobs.pools import Pools
+from oar.jobs.preemption import NoPreemptions, PreemptionSource
+from oar.jobs.progress import EXIT_PREEMPTED, read_progress
+from oar.jobs.store import JobStore, now
+
+log = logging.getLogger("oar.jobs")
+STOPPED_BY_SIGTERM = frozenset({"preempt", "resize", "cancel"})
+_SIGTERM_DEATH = 128 + 15  # the exit code the attempt's parent records for a process ended by SIGTERM
+
+
+@dataclass
+class SchedulerConfig:
+    tick_s: float = 0.2
+    quotas: dict[str, int] = field(default_factory=dict)  # user → most jobs placed or running at once
+    default_quota: int | None = None
+    autoscale: bool = True
+    idle_node_s: float = 30.0  # an idle node above the pool's min_nodes is released after this
+    grow_after_s: float = 5.0  # an elastic job runs this long before it is stopped to grow
+    log_tail_lines: int = 15
+
+
+def job_dir(hub: Hub, job_id: str) -> Path:
+    return hub.home / "jobs" / job_id
+
+
+def log_path(hub: Hub, job_id: str) -> Path:
+    return job_dir(hub, job_id) / "log.txt"
+
+
+def log_tail(path: Path, lines: int) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class Scheduler:
+    def __init__(
+        self,
+        hub: Hub,
+        pools: Pools,
+        executor: Executor,
+        inventory: Inventory,
+        preemptions: PreemptionSource | None = None,
+        cluster: str = "local",
+        config: SchedulerConfig | None = None,
+        spans_nodes: bool = False,
+    ) -> None:
+        self.hub, self.pools, self.executor, self.inventory = hub, pools, executor, inventory
+        self.store = JobStore.open(hub)
+        self.preemptions = preemptions or NoPreemptions()
+        self.cluster, self.config, self.spans_nodes = cluster, config or SchedulerConfig(), spans_nodes
+        self._doomed: dict[str, float] = {}  # node → monotonic time of its loss
+        self._idle_since: dict[str, float] = {}
+        self._wanted: Counter[str] = Counter()
+        self.recover()
+
+    # --- restart -----------------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Adopt attempts a previous scheduler left: half-started ones are started or given up, once."""
+        for attempt in self._active(states=("starting",)):
+            job = self.store.get(attempt.job_id)
+            handle = self.executor.recover(self._launch(job, attempt), attempt.handle)
+            if handle is None:
+                self.store.update_attempt(attempt.id, state="ended", outcome="abandoned", ended_at=now())
+                self.store.transition(job.id, {PLACED}, REQUEUED, "the scheduler stopped before attempt started")
+                continue
+            self.store.update_attempt(attempt.id, state="running", handle=handle)
+            self.store.transition(job.id, {PLACED}, RUNNING, f"attempt {attempt.number} adopted after a restart")
+        for node in self.store.nodes(states=("notice",)):
+            pool = self.pools.pools.get(node.pool)
+            waited = (now() - _aware(node.notice_at or now())).total_seconds()
+            self._doomed[node.id] = time.monotonic() + max(0.0, (pool.notice_s if pool else 0.0) - waited)
+
+    # --- the loop ----------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        self._notices()
+        self._poll()
+        self._cancels()
+        if self.config.autoscale and hasattr(self.inventory, "add"):
+            self._autoscale()
+        self._place()
+        self._grow()
+
+    def busy(self) -> bool:
+        return bool(self._active()) or any(j.cluster == self.cluster for j in self.store.waiting())
+
+    def run(self, until_idle_s: float | None = None, stop: Any = None) -> None:
+        """Tick until ``stop`` (an Event) is set, or there was nothing to do for ``until_idle_s``."""
+        idle_since = time.monotonic()
+        while stop is None or not stop.is_set():
+            self.tick()
+            if self.busy():
+                idle_since = time.monotonic()
+            elif until_idle_s is not None and time.monotonic() - idle_since > until_idle_s:
+                return
+            time.sleep(self.config.tick_s)
+
+    # --- preemption --------------------------------------------------------------------------------
+
+    def _notices(self) -> None:
+        nodes = self.inventory.nodes()
+        for notice in self.preemptions.poll([n for n in nodes if n.id not in self._doomed]):
+            if notice.node_id in self._doomed:
+                continue
+            self._doomed[notice.node_id] = time.monotonic() + notice.notice_s
+            if hasattr(self.inventory, "add"):
+                self.store.set_node_state(notice.node_id, "notice")
+            for attempt in self._on_node(notice.node_id):
+                if notice.notice_s > 0:
+                    self._stop(
+                        attempt, "preempt", f"{notice.reason}: node {notice.node_id}, {notice.notice_s:.1f} s notice"
+                    )
+        for node_id, deadline in list(self._doomed.items()):
+            if time.monotonic() >= deadline:
+                for attempt in self._on_node(node_id):
+                    status = self.executor.poll(attempt.handle) if attempt.state == "running" else None
+                    if status is not None and not status.running:  # it made it out in time
+                        self._finish(attempt, status.exit_code)
+                    else:
+                        self._stop(attempt, "kill", f"node {node_id} lost")
+                del self._doomed[node_id]
+                self.inventory.remove(node_id)
+
+    def _stop(self, attempt: Attempt, why: str, reason: str) -> None:
+        """Ask an attempt to stop (``why``: preempt | resize | cancel via SIGTERM; kill: at once)."""
+        if attempt.handle.get("stop") in ("kill",) or (attempt.handle.get("stop") and why != "kill"):
+            return
+        self.store.update_attempt(attempt.id, handle={**attempt.handle, "stop": why})
+        self.store.note(attempt.job_id, reason)
+        if why == "kill":
+            self.executor.kill(attempt.handle)
+        else:
+            self.executor.terminate(attempt.handle)
+
+    # --- attempts that ended -----------------------------------------------------------------------
+
+    def _poll(self) -> None:
+        for attempt in self._active(states=("running",)):
+            status = self.executor.poll(attempt.handle)
+            if not status.running:
+                self._finish(attempt, status.exit_code)
+
+    def _finish(self, attempt: Attempt, code: int | None) -> None:
+        job = self.store.get(attempt.job_id)
+        progress = read_progress(job_dir(self.hub, job.id) / f"attempt-{attempt.number}" / "progress.json")
+        stop = attempt.handle.get("stop")
+        last, checkpoint = int(progress.get("step", 0)), int(progress.get("checkpoint_step", 0))
+        if code == 0:
+            outcome = "succeeded"
+        elif code is None:
+            outcome = "killed" if stop == "kill" else "lost"
+        elif code == EXIT_PREEMPTED or (stop in STOPPED_BY_SIGTERM and code == _SIGTERM_DEATH):
+            # 143: SIGTERM came before training installed its handler (still starting): nothing to save
+            outcome = {"resize": "resized", "cancel": "cancelled"}.get(stop or "", "preempted")
+        else:
+            outcome = "cancelled" if stop == "cancel" else "failed"
+        self.store.update_attempt(
+            attempt.id,
+            state="ended",
+            outcome=outcome,
+            exit_code=code,
+            ended_at=now(),
+            start_step=int(progress.get("start_step", 0)),
+            last_step=last,
+            checkpoint_step=checkpoint,
+            steps_redone=max(0, last - checkpoint) if outcome in ("killed", "lost") else 0,
+            checkpoint_seconds=float(progress.get("checkpoint_seconds", 0.0)),
+        )
+        self._settle_redone(job.id, attempt.number, int(progress.get("start_step", 0)))
+        self._after(job, attempt, outcome, code, last, checkpoint)
+
+    def _settle_redone(self, job_id: str, number: int, resumed_from: int) -> None:
+        """The work a killed attempt lost is what the next one trained again: its last step - the resume step."""
+        previous = [a for a in self.store.attempts(job_id) if a.number < number and a.outcome != "abandoned"]
+        if previous and previous[-1].outcome in ("killed", "lost"):
+            lost = max(0, previous[-1].last_step - resumed_from)
+            self.store.update_attempt(previous[-1].id, steps_redone=lost, checkpoint_step=resumed_from)
+
+    def _after(self, job: Job, attempt: Attempt, outcome: str, code: int | None, last: int, checkpoint: int) -> None:
+        where = f"attempt {attempt.number} on {', '.join(sorted(set(attempt.nodes)))}"
+        if outcome == "succeeded":
+            self.store.transition(job.id, {RUNNING}, "succeeded", f"{where} finished at step {last}")
+        elif outcome == "cancelled" or job.cancel_requested:
+            self.store.transition(job.id, {RUNNING}, "cancelled", f"cancelled; {where} stopped at step {last}")
+        elif outcome == "resized":
+            self.store.transition(job.id, {RUNNING}, REQUEUED, f"{where} stopped at checkpoint step {last} to resize")
+        elif outcome in ("preempted", "killed", "lost"):
+            lost = f", {last - checkpoint} steps since checkpoint {checkpoint} lost" if outcome != "preempted" else ""
+            how = {"preempted": "checkpointed and exited 75", "killed": "killed with its node", "lost": "vanished"}
+            moved = self.store.transition(
+                job.id,
+                {RUNNING},
+                PREEMPTED,
+                f"{where} {how[outcome]} at step {last}{lost}",
+                preemptions=job.preemptions + 1,
+            )
+            if moved is not None:
+                self._requeue(moved)
+        else:
+            self._failed(job, where, code)
+
+    def _requeue(self, job: Job) -> None:
+        pool, why = next_pool(job, self.pools, self._progress(job), now())
+        reason = why or f"requeued on {pool}; resumes from its last checkpoint"
+        self.store.transition(job.id, {PREEMPTED}, REQUEUED, reason, current_pool=pool)
+
+    def _failed(self, job: Job, where: str, code: int | None) -> None:
+        failures = job.failures + 1
+        if failures <= job.retries:
+            reason = f"{where} failed with exit code {code}; retry {failures} of {job.retries}"
+            self.store.transition(job.id, {RUNNING, PLACED}, REQUEUED, reason, failures=failures)
+            return
+        tail = log_tail(log_path(self.hub, job.id), self.config.log_tail_lines)
+        reason = f"{where} failed with exit code {code}" + (f"; log tail:\n{tail}" if tail else "")
+        self.store.transition(job.id, {RUNNING, PLACED}, "failed", reason, failures=failures)
+
+    def _cancels(self) -> None:
+        cancelling = {j.id for j in self.store.list(states=ACTIVE) if j.cancel_requested}
+        for attempt in self._active(states=("running",)):
+            if attempt.job_id in cancelling:
+                self._stop(attempt, "cancel", "cancel requested: stopping at a checkpoint")
+
+    # --- capacity ------------------------------------------------------------------------------------
+
+    def _free(self) -> dict[str, tuple[NodeView, int]]:
+        used: Counter[str] = Counter()
+        for attempt in self._active():
+            for node in attempt.nodes:
+                used[node] += attempt.cpus
+        nodes = [n for n in self.inventory.nodes() if n.id not in self._doomed]
+        return {n.id: (n, n.cpus - used[n.id]) for n in nodes}
+
+    def _choose(self, job: Job, pool: str, free: dict[str, tuple[NodeView, int]]) -> list[str] | None:
+        """Node per worker: on one node (local), or spread over nodes; as many as fit up to the max."""
+        candidates = sorted(
+            ((node, room) for node, room in free.values() if node.pool == pool and room >= job.cpus),
+            key=lambda item: (-item[1], item[0].id),
+        )
+        if not self.spans_nodes:
+            for node, room in candidates:
+                workers = min(job.workers_max, room // job.cpus)
+                if workers >= job.workers_min:
+                    return [node.id] * workers
+            return None
+        chosen: list[str] = []
+        for node, room in candidates:
+            take = min(job.workers_max - len(chosen), room // job.cpus)
+            chosen += [node.id] * take
+        return chosen if len(chosen) >= job.workers_min else None
+
+    def _autoscale(self) -> None:
+        """Keep each local pool between min and max nodes: replace lost nodes, add for waiting jobs, shed idle."""
+        free = self._free()
+        for name, pool in self.pools.pools.items():
+            up = [node for node, _ in free.values() if node.pool == name]
+            missing = max(pool.min_nodes - len(up), min(self._wanted[name], pool.max_nodes - len(up)))
+            for _ in range(max(0, missing)):
+                self.inventory.add(name, pool.node_cpus)  # type: ignore[attr-defined]
+            idle = [node for node, room in free.values() if node.pool == name and room == node.cpus]
+            for node in idle:
+                self._idle_since.setdefault(node.id, time.monotonic())
+            busy = {node.id for node, room in free.values() if room < node.cpus}
+            for node_id in busy:
+                self._idle_since.pop(node_id, None)
+            extra = len(up) - pool.min_nodes
+            for node in sorted(idle, key=lambda n: self._idle_since[n.id]):
+                if extra <= 0 or self._wanted[name]:
+                    break
+                if time.monotonic() - self._idle_since[node.id] >= self.config.idle_node_s:
+                    self.inventory.remove(node.id)
+                    self._idle_since.pop(node.id, None)
+                    extra -= 1
+        self._wanted.clear()
+
+    # --- placement -----------------------------------------------------------------------------------
+
+    def _place(self) -> None:
+        active_by_user = self.store.active_by_user()
+        free = self._free()
+        for job in self.store.waiting():
+            if job.cluster != self.cluster:
+                continue
+            if job.cancel_requested:
+                self.store.transition(job.id, {job.state}, "cancelled", "cancelled before it was placed")
+                continue
+            quota = self.config.quotas.get(job.user, self.config.default_quota)
+            if quota is not None and active_by_user.get(job.user, 0) >= quota:
+                continue
+            progress = self._progress(job) if job.deadline is not None else Progress()  # only deadlines need it
+            pool, why = next_pool(job, self.pools, progress, now())
+            if why:
+                self.store.note(job.id, why, current_pool=pool)
+                job = replace(job, current_pool=pool)
+            nodes = self._choose(job, pool, free)
+            if nodes is None:
+                self._wanted[pool] += 1
+                continue
+            self._start(job, pool, nodes)
+            for node in nodes:
+                view, room = free[node]
+                free[node] = (view, room - job.cpus)
+            active_by_user[job.user] = active_by_user.get(job.user, 0) + 1
+
+    def _start(self, job: Job, pool_name: str, nodes: list[str]) -> None:
+        pool = self.pools.get(pool_name)
+        fields = {
+            "pool": pool_name,
+            "nodes": nodes,
+            "workers": len(nodes),
+            "cpus": job.cpus,
+            "node_share": len(nodes) * min(job.cpus, pool.node_cpus) / pool.node_cpus,
+            "price_per_hour": pool.share_price_per_hour(job.cpus) * len(nodes),
+        }
+        attempt = self.store.place(
+            job, fields, f"placed on {pool_name}: {', '.join(sorted(set(nodes)))}, {len(nodes)} worker(s)"
+        )
+        if attempt is None:
+            return
+        launch = self._launch(job, attempt)
+        launch.log.parent.mkdir(parents=True, exist_ok=True)
+        with launch.log.open("a") as out:
+            out.write(f"--- attempt {attempt.number} on {pool_name} ({', '.join(nodes)}) at {now().isoformat()} ---\n")
+        try:
+            handle = self.executor.start(launch)
+        except Exception as exc:  # the executor could not start it: count it like a crash
+            log.exception("could not start attempt %s", attempt.id)
+            self.store.update_attempt(attempt.id, state="ended", outcome="start-failed", ended_at=now())
+            self._failed(self.store.get(job.id), f"attempt {attempt.number} (could not start: {exc})", None)
+            return
+        self.store.update_attempt(attempt.id, state="running", handle=handle)
+        self.store.transition(job.id, {PLACED}, RUNNING, f"attempt {attempt.number} started")
+
+    def _grow(self) -> None:
+        """An elastic job below its max, with room free and nobody waiting for it: stop it to grow."""
+        if any(j.cluster == self.cluster for j in self.store.waiting()):
+            return
+        free = self._free()
+        jobs = {j.id: j for j in self.store.list(states=(RUNNING,))}
+        for attempt in self._active(states=("running",)):
+            job = jobs.get(attempt.job_id)
+            if job is None or attempt.workers >= job.workers_max or attempt.handle.get("stop"):
+                continue
+            if attempt.seconds(now()) < self.config.grow_after_s:
+                continue
+            mine = {
+                node: (view, room + (attempt.cpus * attempt.nodes.count(node))) for node, (view, room) in free.items()
+            }
+            nodes = self._choose(job, attempt.pool, mine)
+            if nodes is not None and len(nodes) > attempt.workers:
+                self._stop(attempt, "resize", f"room for {len(nodes)} workers: resizing from {attempt.workers}")
+                return
+
+    # --- helpers -------------------------------------------------------------------------------------
+
+    def _active(self, states: tuple[str, ...] = ("starting", "running")) -> list[Attempt]:
+        mine = {j.id for j in self.store.list(states=ACTIVE) if j.cluster == self.cluster}
+        return [a for a in self.store.attempts(states=states) if a.job_id in mine]
+
+    def _on_node(self, node_id: str) -> list[Attempt]:
+        return [a for a in self._active() if node_id in a.nodes]
+
+    def _launch(self, job: Job, attempt: Attempt) -> Launch:
+        return Launch(
+            attempt_id=attempt.id,
+            run_id=job.run_id,
+            workers=attempt.workers,
+            cpus=attempt.cpus,
+            pool=attempt.pool,
+            nodes=attempt.nodes,
+            directory=job_dir(self.hub, job.id) / f"attempt-{attempt.number}",
+            log=log_path(self.hub, job.id),
+            env={"OAR_HOME": str(self.hub.home)},
+        )
+
+    def _progress(self, job: Job) -> Progress:
+        attempts = [a for a in self.store.attempts(job.id) if a.state == "ended"]
+        if not attempts:
+            return Progress()
+        steps = sum(max(0, a.last_step - a.start_step) for a in attempts)
+        seconds = sum(a.seconds() for a in attempts)
+        latest = read_progress(job_dir(self.hub, job.id) / f"attempt-{attempts[-1].number}" / "progress.json")
+        return Progress(
+            step=max(a.checkpoint_step for a in attempts),
+            total_steps=latest.get("total_steps"),
+            seconds_per_step=seconds / steps if steps else None,
+        )
+
+
+def _aware(moment: Any) -> Any:
+    from datetime import UTC
+
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@contextmanager
+def scheduler_lock(hub: Hub, cluster: str) -> Iterator[bool]:
+    """Held by the one scheduler of ``cluster`` on this hub; yields False if another holds it."""
+    folder = hub.home / "jobs"
+    folder.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "_" for c in cluster)
+    fd = os.open(folder / f"scheduler-{slug}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield True
+    finally:
+        os.close(fd)

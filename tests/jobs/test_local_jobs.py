@@ -1,0 +1,211 @@
+"""Jobs on the local executor for real: subprocess attempts, preemptions, scheduler restarts, crashes.
+
+Every job is the same tiny run (digits, 32 steps, a checkpoint every 4 steps); a run nobody interrupts
+gives the reference weights, and a job preempted any number of times must end with the same bytes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from jobs_helpers import EVERY, STEPS, drive, write_job
+
+import oar.jobs  # noqa: F401
+from oar.hub import Hub
+from oar.jobs.daemon import build
+from oar.jobs.executors.local import LocalExecutor
+from oar.jobs.ledger import run_cost
+from oar.jobs.pools import Pool, Pools
+from oar.jobs.preemption import ManualPreemptions
+from oar.jobs.progress import read_progress
+from oar.jobs.scheduler import Scheduler, job_dir
+from oar.jobs.service import submit
+from oar.jobs.store import JobStore
+
+POOLS = Pools(
+    pools={
+        "on-demand": Pool(price_per_hour=0.10, min_nodes=2, max_nodes=2),
+        "spot": Pool(price_per_hour=0.10, spot=True, spot_discount=0.7, notice_s=30, min_nodes=2, max_nodes=2),
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> bytes:
+    """The weights of the same job trained once, uninterrupted, in this process."""
+    from oar.pipelines.train_job import execute, start_run
+    from oar.train.job import load_job
+
+    home = tmp_path_factory.mktemp("reference")
+    hub = Hub(home)
+    os.environ["OAR_HOME"] = str(home)
+    try:
+        run = execute(start_run(load_job(write_job(home)), hub).id, hub, progress=False)
+    finally:
+        os.environ.pop("OAR_HOME", None)
+    assert run.metrics["steps"] == STEPS
+    return Path(run.metrics["weights"]).read_bytes()
+
+
+def _env(home: Path) -> None:
+    os.environ["OAR_HOME"] = str(home)
+
+
+def _weights(hub: Hub, run_id: str) -> bytes:
+    return Path(hub.runs.get(run_id).metrics["weights"]).read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_spot_preemptions_with_and_without_notice_end_in_the_weights_of_an_uninterrupted_run(tmp_path, reference):
+    """Two notices (SIGTERM → checkpoint → 75) and one hard loss; then the limit moves the job to on-demand."""
+    _env(tmp_path)
+    hub = Hub(tmp_path)
+    job = submit(write_job(tmp_path, pool="spot", max_preemptions=3), hub, POOLS)
+    source = ManualPreemptions()
+    scheduler = build(hub, pools=POOLS, preemptions=source)
+    store = JobStore.open(hub)
+    plan = [(6, 40.0), (14, 0.0), (22, 40.0)]  # (at or after step, notice seconds); 0: the node just vanishes
+
+    def preempt() -> None:
+        running = [a for a in store.attempts(job.id, states=("running",)) if not a.handle.get("stop")]
+        if not plan or not running:
+            return
+        step = read_progress(job_dir(hub, job.id) / f"attempt-{running[0].number}" / "progress.json").get("step", 0)
+        at, notice = plan[0]
+        if step >= at and (notice > 0 or step % EVERY):  # a hard loss between checkpoints loses work
+            source.preempt(running[0].nodes[0], notice, "test preemption")
+            plan.pop(0)
+
+    drive(scheduler, lambda: store.get(job.id).done, 800, preempt)
+    job = store.get(job.id)
+    assert job.state == "succeeded", job.reason
+    assert _weights(hub, job.run_id) == reference
+    attempts = store.attempts(job.id)
+    assert [a.outcome for a in attempts] == ["preempted", "killed", "preempted", "succeeded"]
+    assert [a.pool for a in attempts] == ["spot", "spot", "spot", "on-demand"]
+    killed = attempts[1]
+    assert 0 <= killed.steps_redone < EVERY and killed.steps_redone == killed.last_step - killed.checkpoint_step
+    for before, after in itertools.pairwise(attempts):
+        assert after.start_step == before.checkpoint_step  # each resume starts at the newest checkpoint
+    for preempted in (attempts[0], attempts[2]):
+        assert preempted.exit_code == 75 and preempted.checkpoint_step == preempted.last_step  # nothing lost
+    states = [e.state for e in job.events]
+    assert states.count("preempted") == 3 and states.count("requeued") == 3 and states[-1] == "succeeded"
+    assert any("moved to on-demand: preempted 3 times" in e.reason for e in job.events)
+    cost = run_cost(hub, job.run_id)
+    assert cost.preemptions == 3 and cost.steps_redone == killed.steps_redone
+    assert set(cost.dollars_by_pool) == {"spot", "on-demand"} and cost.checkpoint_seconds > 0
+    spot = sum(a.seconds() for a in attempts if a.pool == "spot")
+    assert cost.dollars_by_pool["spot"] == pytest.approx(spot / 3600 * 0.10 * 0.3, rel=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_scheduler_killed_with_sigkill_and_restarted_loses_no_job_and_starts_none_twice(tmp_path):
+    _env(tmp_path)
+    hub = Hub(tmp_path)
+    (tmp_path / "pools.yaml").write_text(
+        "pools:\n  on-demand: {min_nodes: 2, max_nodes: 2}\n  spot: {spot: true, spot_discount: 0.5}\n"
+    )
+    env = {**os.environ, "OAR_HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    jobs = [submit(write_job(tmp_path, f"job{i}.yaml"), hub, POOLS) for i in range(2)]
+    store = JobStore.open(hub)
+
+    def daemon() -> subprocess.Popen:
+        command = [sys.executable, "-m", "oar.jobs.daemon", "--idle-exit", "2"]
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    first = daemon()
+    deadline = time.monotonic() + 300
+    while not all(store.get(j.id).state == "running" for j in jobs):
+        assert time.monotonic() < deadline and first.poll() is None, first.stdout.read().decode()
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    time.sleep(1)
+    second = daemon()
+    output, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, output.decode()
+    for job in jobs:
+        job = store.get(job.id)
+        assert job.state == "succeeded", job.reason
+        assert [(a.number, a.outcome) for a in store.attempts(job.id)] == [(1, "succeeded")]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_attempts_a_scheduler_left_half_started_are_started_exactly_once_after_a_restart(tmp_path, reference):
+    """A: claimed, never started (given up, then run as attempt 2). B: started, never recorded (adopted)."""
+    _env(tmp_path)
+    hub = Hub(tmp_path)
+    a, b = (submit(write_job(tmp_path, f"{n}.yaml"), hub, POOLS) for n in "ab")
+    first = Scheduler(hub, POOLS, LocalExecutor(), build(hub, pools=POOLS).inventory)
+    first._autoscale()  # the nodes exist
+    nodes = [n.id for n in first.inventory.nodes() if n.pool == "on-demand"]
+    store = JobStore.open(hub)
+    fields = {"pool": "on-demand", "workers": 1, "cpus": 1, "node_share": 1.0, "price_per_hour": 0.1}
+    store.place(a, {**fields, "nodes": [nodes[0]]}, "placed")
+    attempt_b = store.place(b, {**fields, "nodes": [nodes[1]]}, "placed")
+    first.executor.start(first._launch(store.get(b.id), attempt_b))  # ... and the scheduler dies here
+    owner = job_dir(hub, b.id) / "attempt-1" / "owner"
+    deadline = time.monotonic() + 120
+    while not owner.exists():  # B's wrapper got going before the restart (else it is given up, like A)
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    second = build(hub, pools=POOLS)
+    assert [x.outcome for x in store.attempts(a.id)] == ["abandoned"] and store.get(a.id).state == "requeued"
+    assert store.get(b.id).state == "running"
+    drive(second, lambda: store.get(a.id).done and store.get(b.id).done, 800)
+    assert [(x.number, x.outcome) for x in store.attempts(a.id)] == [(1, "abandoned"), (2, "succeeded")]
+    assert [(x.number, x.outcome) for x in store.attempts(b.id)] == [(1, "succeeded")]
+    assert _weights(hub, a.run_id) == _weights(hub, b.run_id) == reference
+    assert (job_dir(hub, a.id) / "attempt-1" / "owner").read_text() == "abandoned"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_crashing_job_is_retried_as_configured_then_fails_with_its_exit_code_and_log_tail(tmp_path):
+    _env(tmp_path)
+    hub = Hub(tmp_path)
+    path = write_job(tmp_path, pool="on-demand", retries=1)
+    text = path.read_text().replace("device: cpu", "device: cuda")  # valid YAML, fails once training starts
+    path.write_text(text if "device: cuda" in text else text.replace("trainer:\n", "trainer:\n  device: cuda\n"))
+    job = submit(path, hub, POOLS)
+    store = JobStore.open(hub)
+    drive(build(hub, pools=POOLS), lambda: store.get(job.id).done, 500)
+    job = store.get(job.id)
+    assert job.state == "failed" and job.failures == 2
+    assert [a.outcome for a in store.attempts(job.id)] == ["failed", "failed"]
+    assert "failed with exit code 1; retry 1 of 1" in next(e.reason for e in job.events if e.state == "requeued")
+    assert "exit code 1; log tail:" in job.reason and "CUDA" in job.reason
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_cancelling_a_running_job_checkpoints_and_stops_it(tmp_path):
+    from oar.jobs.service import cancel
+
+    _env(tmp_path)
+    hub = Hub(tmp_path)
+    job = submit(write_job(tmp_path, pool="on-demand"), hub, POOLS)
+    store = JobStore.open(hub)
+    scheduler = build(hub, pools=POOLS)
+
+    def started() -> bool:
+        return read_progress(job_dir(hub, job.id) / "attempt-1" / "progress.json").get("step", 0) >= 2
+
+    drive(scheduler, started, 400)
+    assert cancel(job.id, hub).cancel_requested
+    drive(scheduler, lambda: store.get(job.id).done, 200)
+    job = store.get(job.id)
+    (attempt,) = store.attempts(job.id)
+    assert job.state == "cancelled" and attempt.outcome == "cancelled" and attempt.exit_code == 75
+    assert attempt.checkpoint_step == attempt.last_step < STEPS

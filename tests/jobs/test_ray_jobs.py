@@ -1,0 +1,142 @@
+"""The Ray executor on a real local Ray cluster: a head and three 1-CPU nodes, two spot and one on-demand.
+
+Nodes carry ``{"pool:spot": 1}`` / ``{"pool:on-demand": 1}``; removing a node from the cluster is a real
+node loss (its raylet and every actor on it die).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from jobs_helpers import STEPS, drive, write_job
+
+ray = pytest.importorskip("ray")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+import oar.jobs  # noqa: E402, F401
+from oar.hub import Hub  # noqa: E402
+from oar.jobs.executors.ray import RayExecutor, RayInventory  # noqa: E402
+from oar.jobs.pools import Pool, Pools  # noqa: E402
+from oar.jobs.preemption import ManualPreemptions  # noqa: E402
+from oar.jobs.progress import read_progress  # noqa: E402
+from oar.jobs.scheduler import Scheduler, SchedulerConfig, job_dir  # noqa: E402
+from oar.jobs.service import submit  # noqa: E402
+from oar.jobs.store import JobStore  # noqa: E402
+
+POOLS = Pools(
+    pools={
+        "on-demand": Pool(price_per_hour=0.10, min_nodes=1, max_nodes=1),
+        "spot": Pool(price_per_hour=0.10, spot=True, spot_discount=0.7, notice_s=60, min_nodes=2, max_nodes=2),
+    }
+)
+
+
+def _retried(start, attempts: int = 3):
+    """Ray gives a starting node 30 s to register; on a loaded 2-core machine that is sometimes too short."""
+    for attempt in range(attempts):
+        try:
+            return start()
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(5)
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    home = tmp_path_factory.mktemp("ray-home")
+    os.environ["OAR_HOME"] = str(home)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    cluster = _retried(
+        lambda: Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    )
+    for pool in ("spot", "spot", "on-demand"):
+        _retried(lambda pool=pool: cluster.add_node(num_cpus=1, resources={f"pool:{pool}": 1}))
+    cluster.wait_for_nodes()
+    executor = RayExecutor(cluster.address)
+    yield cluster, executor, home
+    ray.shutdown()
+    cluster.shutdown()
+    os.environ.pop("OAR_HOME", None)
+
+
+def _scheduler(cluster, executor, hub, source):
+    by_id = {node.node_id: node for node in cluster.list_all_nodes()}
+
+    def remove(node_id: str) -> None:
+        cluster.remove_node(by_id[node_id], allow_graceful=False)
+
+    config = SchedulerConfig(autoscale=False)
+    return Scheduler(hub, POOLS, executor, RayInventory(remove), source, cluster.address, config, spans_nodes=True)
+
+
+@pytest.fixture(scope="module")
+def reference(cluster) -> bytes:
+    from oar.pipelines.train_job import execute, start_run
+    from oar.train.job import load_job
+
+    home = cluster[2] / "reference"
+    hub = Hub(home)
+    previous, os.environ["OAR_HOME"] = os.environ["OAR_HOME"], str(home)
+    try:
+        run = execute(start_run(load_job(write_job(cluster[2])), hub).id, hub, progress=False)
+    finally:
+        os.environ["OAR_HOME"] = previous
+    return Path(run.metrics["weights"]).read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_two_worker_job_trains_with_ddp_over_actors_on_both_spot_nodes(cluster):
+    ray_cluster, executor, home = cluster
+    hub = Hub(home)
+    job = submit(
+        write_job(home, "ddp.yaml", pool="spot", workers=2), hub, POOLS, cluster=ray_cluster.address, spans_nodes=True
+    )
+    store = JobStore.open(hub)
+    drive(_scheduler(ray_cluster, executor, hub, ManualPreemptions()), lambda: store.get(job.id).done, 800)
+    job = store.get(job.id)
+    assert job.state == "succeeded", job.reason
+    (attempt,) = store.attempts(job.id)
+    spot = {n.id for n in RayInventory().nodes() if n.pool == "spot"}
+    assert attempt.workers == 2 and set(attempt.nodes) == spot and len(spot) == 2
+    metrics = hub.runs.get(job.run_id).metrics
+    assert metrics["world_size"] == 2 and metrics["steps"] == STEPS
+    assert attempt.price_per_hour == pytest.approx(2 * 0.10 * 0.3)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_spot_job_survives_a_notice_and_a_real_node_loss_and_ends_bit_identical(cluster, reference):
+    ray_cluster, executor, home = cluster
+    hub = Hub(home)
+    job = submit(
+        write_job(home, pool="spot", max_preemptions=2), hub, POOLS, cluster=ray_cluster.address, spans_nodes=True
+    )
+    source = ManualPreemptions()
+    scheduler = _scheduler(ray_cluster, executor, hub, source)
+    store = JobStore.open(hub)
+    plan = [(8, 45.0), (18, 0.0)]  # a notice (then its node goes), then a node lost with no notice
+
+    def preempt() -> None:
+        running = [a for a in store.attempts(job.id, states=("running",)) if not a.handle.get("stop")]
+        if not plan or not running:
+            return
+        step = read_progress(job_dir(hub, job.id) / f"attempt-{running[0].number}" / "progress.json").get("step", 0)
+        if step >= plan[0][0]:
+            source.preempt(running[0].nodes[0], plan.pop(0)[1], "test preemption")
+
+    drive(scheduler, lambda: store.get(job.id).done, 800, preempt)
+    job = store.get(job.id)
+    assert job.state == "succeeded", job.reason
+    attempts = store.attempts(job.id)
+    assert [a.outcome for a in attempts] == ["preempted", "killed", "succeeded"]
+    assert [a.pool for a in attempts] == ["spot", "spot", "on-demand"]
+    assert len({a.nodes[0] for a in attempts}) == 3  # three different nodes, two of them gone now
+    assert len([n for n in ray.nodes() if n["Alive"]]) == 2  # the head and the on-demand node
+    assert Path(hub.runs.get(job.run_id).metrics["weights"]).read_bytes() == reference
+    assert hub.runs.get(job.run_id).metrics["steps"] == STEPS

@@ -97,6 +97,15 @@ def test_a_deployment_serves_its_version_behind_a_token_it_never_stores(hub, hea
             figures = deployment.figures(window=1.0)
         assert figures.requests > 0 and figures.errors == 0 and figures.p50_ms is not None
         assert figures.p50_ms <= figures.p99_ms
+
+        path = f"/v2/models/{MODEL}/infer"
+        with LoadGenerator("127.0.0.1", deployment.port, path, BODY, 8, token, MODEL, rate=200) as paced:
+            time.sleep(1.5)
+        assert paced.result.failed == 0 and paced.result.requests_per_s == pytest.approx(200, rel=0.1)
+        with LoadGenerator("127.0.0.1", deployment.port, path, BODY, 2, "wrong", MODEL) as refused:
+            time.sleep(0.3)
+        assert refused.result.ok == 0 and refused.result.failed == sum(refused.result.reasons.values()) > 0
+        assert set(refused.result.reasons) == {"HTTP 401"}
     finally:
         deployment.undeploy()
 

@@ -99,6 +99,7 @@ def test_a_stored_state_re_adopts_the_running_process(tmp_path: Path) -> None:
     assert isinstance(adopted, LocalProcessSpawner) and adopted.pid == first.pid
     assert adopted.poll() is None
     assert adopted.stop(timeout=5) == -signal.SIGTERM  # our own child here, so its status is known
+    first.poll()  # the first handle learns its child was collected (no ResourceWarning)
     assert not ProcessIdentity(first.pid, stored(first)["start_ticks"], stored(first)["boot_id"]).alive()
 
 
@@ -110,6 +111,7 @@ def test_a_re_adopted_process_killed_with_9_is_reported_gone(tmp_path: Path) -> 
     os.kill(first.pid, signal.SIGKILL)
     wait_for(lambda: adopted.poll() is not None)
     assert adopted.poll() in (-signal.SIGKILL, EXIT_UNKNOWN)
+    first.poll()
 
 
 @pytest.mark.timeout(30)

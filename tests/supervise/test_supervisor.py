@@ -153,6 +153,7 @@ def test_a_new_supervisor_re_adopts_running_units_and_restarts_gone_ones(tmp_pat
         for key in ("alive", "gone"):
             second.unwatch(key)
         assert again["alive"].poll() is not None and again["gone"].poll() is not None
+    alive.poll()  # the first handle learns its child was collected (no ResourceWarning)
 
 
 @pytest.mark.timeout(60)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from oar.cli.studio_remote import studio_hub
 from oar.hub import Hub
 from oar.serve.repository import parse_model_spec
 
@@ -34,6 +35,13 @@ def _json(value: Any) -> None:
 @datasets_app.command("list")
 def datasets_list() -> None:
     """List registered dataset versions (built-in ones register on first use)."""
+    remote = studio_hub()
+    if remote:
+        rows = [
+            [d["name"], d["latest_version"], d["owner"] or "-", d["visibility"]] for d in remote.all_pages("/datasets")
+        ]
+        _table(f"datasets on {remote.url}", ["name", "latest", "owner", "visibility"], rows)
+        return
     from oar.data import BUILTIN_DATASETS
 
     rows = [
@@ -46,6 +54,11 @@ def datasets_list() -> None:
 @datasets_app.command("show")
 def datasets_show(name: str, version: int | None = typer.Option(None, help="default: latest")) -> None:
     """Show a dataset's datacard, counts and digest; registers a built-in dataset on first use."""
+    remote = studio_hub()
+    if remote:
+        latest = version or remote.get(f"/datasets/{name}")["latest_version"]
+        _json(remote.get(f"/datasets/{name}/versions/{latest}"))
+        return
     hub = Hub()
     from oar._core.errors import NotFoundError
     from oar.data import BUILTIN_DATASETS, load_builtin
@@ -71,6 +84,21 @@ def datasets_show(name: str, version: int | None = typer.Option(None, help="defa
 @runs_app.command("list")
 def runs_list() -> None:
     """List training runs."""
+    remote = studio_hub()
+    if remote:
+        rows = [
+            [
+                r["id"],
+                r["status"],
+                f"{r['dataset_name']}:{r['dataset_version']}",
+                _fmt(r["metrics"].get("test_accuracy")),
+                r["metrics"].get("model", "-"),
+                r["started_at"],
+            ]
+            for r in remote.all_pages("/runs")
+        ]
+        _table(f"runs on {remote.url}", ["id", "status", "dataset", "test acc", "model", "started"], rows)
+        return
     rows = [
         [
             r.id,
@@ -88,6 +116,12 @@ def runs_list() -> None:
 @runs_app.command("show")
 def runs_show(run_id: str) -> None:
     """Show a run's config, final metrics and evaluation history."""
+    remote = studio_hub()
+    if remote:
+        shown = remote.get(f"/runs/{run_id}")
+        _json(shown)
+        _curves(shown["history"])
+        return
     r = Hub().runs.get(run_id)
     _json(
         {
@@ -107,6 +141,14 @@ def runs_show(run_id: str) -> None:
 @models_app.command("list")
 def models_list() -> None:
     """List model versions."""
+    remote = studio_hub()
+    if remote:
+        rows = [
+            [m["name"], m["latest_version"], m["task"], m["owner"] or "-", m["visibility"], " ".join(m["tags"])]
+            for m in remote.all_pages("/models")
+        ]
+        _table(f"models on {remote.url}", ["name", "latest", "task", "owner", "visibility", "tags"], rows)
+        return
     rows = [
         [
             m.name,
@@ -122,8 +164,13 @@ def models_list() -> None:
 
 
 @models_app.command("show")
-def models_show(model: str = typer.Argument(..., help="NAME or NAME:VERSION")) -> None:
+def models_show(model: str = typer.Argument(..., help="NAME, NAME:VERSION or NAME@ALIAS")) -> None:
     """Show a model version's manifest (signature, metrics, parity, lineage) and where it is stored."""
+    remote = studio_hub()
+    if remote:
+        found = remote.get("/models/resolve", ref=model)
+        _json(remote.get(f"/models/{found['name']}/versions/{found['version']}"))
+        return
     m = Hub().models.get(*parse_model_spec(model))
     _json({"model_id": m.model_id, "digest": m.digest, "path": m.path, "manifest": m.manifest})
 
@@ -148,3 +195,42 @@ def _curves(history: list[dict[str, Any]], width: int = 60) -> None:
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+@models_app.command("alias")
+def models_alias(
+    alias: str = typer.Argument(..., help="NAME@ALIAS, e.g. chnsenti-cls@production"),
+    version: int = typer.Argument(..., min=1, help="the version it should point at"),
+) -> None:
+    """Point NAME@ALIAS at a version (recorded in the alias audit log), on the studio when logged in."""
+    from oar.hub import parse_model_ref
+
+    ref = parse_model_ref(alias)
+    if ref.alias is None:
+        raise typer.BadParameter("give NAME@ALIAS")
+    remote = studio_hub()
+    if remote:
+        remote.put(f"/models/{ref.name}/aliases/{ref.alias}", {"version": version})
+    else:
+        import getpass
+
+        Hub().aliases.set(ref.name, ref.alias, version, actor=getpass.getuser())
+    console.print(f"{ref.name}@{ref.alias} -> version {version}")
+
+
+@models_app.command("aliases")
+def models_aliases(name: str) -> None:
+    """A model's aliases and the history of their changes (who, when, from which version to which)."""
+    remote = studio_hub()
+    if remote:
+        events = remote.get(f"/models/{name}/aliases/history")
+        rows = [
+            [e["at"], f"@{e['alias']}", e["from_version"] or "new", e["to_version"] or "removed", e["actor"] or "-"]
+            for e in events
+        ]
+    else:
+        rows = [
+            [e.at, f"@{e.alias}", e.from_version or "new", e.to_version or "removed", e.actor or "-"]
+            for e in Hub().aliases.history(name)
+        ]
+    _table(f"aliases of {name}", ["when", "alias", "from", "to", "by"], rows)

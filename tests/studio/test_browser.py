@@ -100,7 +100,7 @@ def test_a_member_walks_through_the_studio(site):
 
 
 def test_a_member_deploys_a_model_and_calls_it_from_the_try_it_box(site):
-    world, url, browser = site
+    _, url, browser = site
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     _sign_in(page, url, "alice")
     page.goto(f"{url}/models/sentiment")
@@ -111,7 +111,7 @@ def test_a_member_deploys_a_model_and_calls_it_from_the_try_it_box(site):
     page.wait_for_function("document.querySelector('[data-figure=requests]').textContent !== '-'", timeout=30_000)
     endpoint = page.inner_text("#endpoint")
     assert endpoint.startswith("http://127.0.0.1:")
-    assert f"ModelClient(\"{endpoint}\"" in page.inner_text("#snippet")
+    assert f'ModelClient("{endpoint}"' in page.inner_text("#snippet")
     assert page.inner_text("#deployment-token").startswith("oard_")
     shot(page, "12-deployment")
     page.click("#try-it button")

@@ -14,6 +14,7 @@ from rich.table import Table
 from oar._core.errors import InvalidInputError, OarError
 from oar._core.settings import oar_home
 from oar.cli.served import servers_holding
+from oar.cli.studio_remote import studio_hub
 from oar.hub import Hub, ModelVersion, Run
 from oar.serve.repository import parse_model_spec
 
@@ -40,6 +41,13 @@ def _json(value: Any) -> None:
 @datasets_app.command("list")
 def datasets_list() -> None:
     """List registered dataset versions (built-in ones register on first use)."""
+    remote = studio_hub()
+    if remote:
+        rows = [
+            [d["name"], d["latest_version"], d["owner"] or "-", d["visibility"]] for d in remote.all_pages("/datasets")
+        ]
+        _table(f"datasets on {remote.url}", ["name", "latest", "owner", "visibility"], rows)
+        return
     from oar.data import BUILTIN_DATASETS
 
     rows = [
@@ -52,6 +60,11 @@ def datasets_list() -> None:
 @datasets_app.command("show")
 def datasets_show(name: str, version: int | None = typer.Option(None, help="default: latest")) -> None:
     """Show a dataset's datacard, counts and digest; registers a built-in dataset on first use."""
+    remote = studio_hub()
+    if remote:
+        latest = version or remote.get(f"/datasets/{name}")["latest_version"]
+        _json(remote.get(f"/datasets/{name}/versions/{latest}"))
+        return
     hub = Hub()
     from oar._core.errors import NotFoundError
     from oar.data import BUILTIN_DATASETS, load_builtin
@@ -77,6 +90,21 @@ def datasets_show(name: str, version: int | None = typer.Option(None, help="defa
 @runs_app.command("list")
 def runs_list() -> None:
     """List training runs."""
+    remote = studio_hub()
+    if remote:
+        rows = [
+            [
+                r["id"],
+                r["status"],
+                f"{r['dataset_name']}:{r['dataset_version']}",
+                _fmt(r["metrics"].get("test_accuracy")),
+                r["metrics"].get("model", "-"),
+                r["started_at"],
+            ]
+            for r in remote.all_pages("/runs")
+        ]
+        _table(f"runs on {remote.url}", ["id", "status", "dataset", "test acc", "model", "started"], rows)
+        return
     rows = [
         [
             r.id,
@@ -96,6 +124,18 @@ def runs_show(
     run_id: str, as_json: bool = typer.Option(False, "--json", help="the full record: config, every history row")
 ) -> None:
     """Show a run: status, final metrics, the main settings, its curves and evaluations (--json: everything)."""
+    remote = studio_hub()
+    if remote:
+        shown = remote.get(f"/runs/{run_id}")
+        if as_json:
+            _json(shown)
+            return
+        console.print(f"[bold]run {escape(run_id)}[/] {escape(str(shown.get('status')))} on {remote.url}")
+        metrics = "  ".join(f"{k} {_fmt(v) if isinstance(v, float) else v}" for k, v in shown["metrics"].items())
+        console.print(f"metrics  {escape(metrics) or '-'}", soft_wrap=True, highlight=False)
+        _curves(shown["history"])
+        _evaluations(shown["history"])
+        return
     r = Hub().runs.get(run_id)
     if as_json:
         _json(_run_record(r))
@@ -162,6 +202,14 @@ def _cell(value: Any) -> str:
 @models_app.command("list")
 def models_list() -> None:
     """List model versions; a variant (quantized, ...) is its own model, labelled with what it is a variant of."""
+    remote = studio_hub()
+    if remote:
+        rows = [
+            [m["name"], m["latest_version"], m["task"], m["owner"] or "-", m["visibility"], " ".join(m["tags"])]
+            for m in remote.all_pages("/models")
+        ]
+        _table(f"models on {remote.url}", ["name", "latest", "task", "owner", "visibility", "tags"], rows)
+        return
     rows = [
         [
             m.name,
@@ -183,8 +231,13 @@ def _variant(m: ModelVersion) -> str:
 
 
 @models_app.command("show")
-def models_show(model: str = typer.Argument(..., help="NAME or NAME:VERSION")) -> None:
+def models_show(model: str = typer.Argument(..., help="NAME, NAME:VERSION or NAME@ALIAS")) -> None:
     """Show a model version's manifest (signature, metrics, parity, lineage) and where it is stored."""
+    remote = studio_hub()
+    if remote:
+        found = remote.get("/models/resolve", ref=model)
+        _json(remote.get(f"/models/{found['name']}/versions/{found['version']}"))
+        return
     m = Hub().models.get(*parse_model_spec(model))
     _json({"model_id": m.model_id, "digest": m.digest, "path": m.path, "manifest": m.manifest})
 
@@ -250,3 +303,42 @@ def _curves(history: list[dict[str, Any]], width: int = 60) -> None:
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+@models_app.command("alias")
+def models_alias(
+    alias: str = typer.Argument(..., help="NAME@ALIAS, e.g. chnsenti-cls@production"),
+    version: int = typer.Argument(..., min=1, help="the version it should point at"),
+) -> None:
+    """Point NAME@ALIAS at a version (recorded in the alias audit log), on the studio when logged in."""
+    from oar.hub import parse_model_ref
+
+    ref = parse_model_ref(alias)
+    if ref.alias is None:
+        raise typer.BadParameter("give NAME@ALIAS")
+    remote = studio_hub()
+    if remote:
+        remote.put(f"/models/{ref.name}/aliases/{ref.alias}", {"version": version})
+    else:
+        import getpass
+
+        Hub().aliases.set(ref.name, ref.alias, version, actor=getpass.getuser())
+    console.print(f"{ref.name}@{ref.alias} -> version {version}")
+
+
+@models_app.command("aliases")
+def models_aliases(name: str) -> None:
+    """A model's aliases and the history of their changes (who, when, from which version to which)."""
+    remote = studio_hub()
+    if remote:
+        events = remote.get(f"/models/{name}/aliases/history")
+        rows = [
+            [e["at"], f"@{e['alias']}", e["from_version"] or "new", e["to_version"] or "removed", e["actor"] or "-"]
+            for e in events
+        ]
+    else:
+        rows = [
+            [e.at, f"@{e.alias}", e.from_version or "new", e.to_version or "removed", e.actor or "-"]
+            for e in Hub().aliases.history(name)
+        ]
+    _table(f"aliases of {name}", ["when", "alias", "from", "to", "by"], rows)

@@ -235,6 +235,7 @@ class ModelStore:
                 select(AliasRow.version).where(AliasRow.name == ref.name, AliasRow.alias == ref.alias)
             )
             if version is None:
+                self.get(ref.name)  # no such model at all: say that first
                 known = session.scalars(select(AliasRow.alias).where(AliasRow.name == ref.name)).all()
                 raise ModelNotFoundError(
                     f"model '{ref.name}' has no alias '{ref.alias}'; aliases: {', '.join(sorted(known)) or 'none'}"

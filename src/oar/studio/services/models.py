@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from oar._core.errors import ConflictError, ForbiddenError, NotFoundError
-from oar.hub import AliasEvent, Hub, ModelVersion, Page, RegisteredModel
+from oar._core.errors import ConflictError, ForbiddenError
+from oar.hub import AliasEvent, Hub, ModelVersion, Page, RegisteredModel, parse_model_ref
 from oar.studio.services.access import Principal, require_owner, require_visible
 
 AliasListener = Callable[[str, str, int], None]  # (model, alias, new version)
@@ -44,9 +44,9 @@ class ModelService:
         return self.hub.models.get(name, version)
 
     def resolve(self, who: Principal | None, ref: str) -> ModelVersion:
-        found = self.hub.models.resolve(ref)
-        self.get(who, found.name)
-        return found
+        parsed = parse_model_ref(ref)
+        self.get(who, parsed.name)  # visibility first: a hidden model's versions and aliases stay hidden
+        return self.hub.models.resolve(parsed)
 
     def files(self, model: ModelVersion) -> list[FileEntry]:
         """The package's files as the manifest lists them, with their sizes on disk."""
@@ -164,9 +164,3 @@ class ModelService:
         if deployed:
             raise ConflictError(f"model '{name}' is deployed ({', '.join(deployed)}); undeploy it first")
         return self.hub.model_catalog.delete(name, actor=actor.username)
-
-    def must_exist(self, name: str) -> None:
-        try:
-            self.hub.model_catalog.get(name)
-        except NotFoundError:
-            raise

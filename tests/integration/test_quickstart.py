@@ -59,6 +59,11 @@ def test_the_quickstart_trains_serves_and_registers_a_model_that_reads_the_revie
     assert not (tmp_path / "runs" / run.id).exists(), "resume checkpoints are removed once the model is registered"
 
 
+def _default_ctrl_c() -> None:
+    """A command started in the background of a shell inherits SIGINT ignored; a terminal's Ctrl-C is not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def finish(process: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
     """Wait for the command; kill it rather than leave it running if it overstays (or the test is stopped)."""
     try:
@@ -84,7 +89,7 @@ def _first_checkpoint(home: Path, process: subprocess.Popen[str], timeout: float
 @pytest.mark.timeout(900)
 def test_ctrl_c_records_the_run_as_interrupted_and_the_same_command_resumes_it(tmp_path):
     args = ("--name", "qs-resume", "--limit", "3000", "--epochs", "3", "--checkpoint-every", "1")
-    process = quickstart(tmp_path, *args)
+    process = quickstart(tmp_path, *args, preexec_fn=_default_ctrl_c)
     checkpoint = _first_checkpoint(tmp_path, process)
     run_id = checkpoint.parents[1].name
     process.send_signal(signal.SIGINT)

@@ -88,7 +88,7 @@ def _first_checkpoint(home: Path, process: subprocess.Popen[str], timeout: float
 
 @pytest.mark.timeout(900)
 def test_ctrl_c_records_the_run_as_interrupted_and_the_same_command_resumes_it(tmp_path):
-    args = ("--name", "qs-resume", "--limit", "3000", "--epochs", "3", "--checkpoint-every", "1")
+    args = ("--name", "qs-resume", "--limit", "2000", "--epochs", "2", "--checkpoint-every", "1")
     process = quickstart(tmp_path, *args, preexec_fn=_default_ctrl_c)
     checkpoint = _first_checkpoint(tmp_path, process)
     run_id = checkpoint.parents[1].name

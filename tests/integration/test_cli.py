@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -116,23 +115,21 @@ def test_serve_refuses_a_taken_port_before_loading_any_model(trained, oar_home):
     assert "loaded" not in rest.stdout + rest.stderr and "serving on" not in rest.stdout + rest.stderr
 
 
-def _serve_until_ready(args, home, timeout=90):
-    """`oar serve ARGS` as a child; returns it and the addresses its "serving on" line names."""
+def _serve(args, home):
+    """`oar serve ARGS` as a child, with its stderr (where the startup lines go) piped."""
     env = {**os.environ, "OAR_HOME": str(home), "COLUMNS": "200"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "oar.cli.main", "serve", *args], stderr=subprocess.PIPE, text=True, env=env
-    )
+    command = [sys.executable, "-m", "oar.cli.main", "serve", *args]
+    return subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _startup_lines(process):
+    """The lines up to and including "serving on"."""
     lines = []
     for line in process.stderr:
         lines.append(line)
         if line.startswith("serving on"):
-            break
-    else:
-        process.wait(timeout)
-        raise AssertionError("".join(lines))
-    match = re.match(r"serving on http://127\.0\.0\.1:(\d+)/v2, gRPC on 127\.0\.0\.1:(\d+) ", lines[-1])
-    assert match, lines[-1]
-    return process, lines, int(match.group(1)), int(match.group(2))
+            return lines
+    raise AssertionError("".join(lines))
 
 
 @pytest.mark.slow
@@ -140,10 +137,13 @@ def test_serve_on_port_0_prints_the_ports_it_serves_on_and_delete_refuses_what_i
     copy = hub.register_model(trained.model.path, "cli-delete")
     wanted_grpc = free_port()
     args = [copy.model_id, "--port", "0", "--grpc-port", str(wanted_grpc)]  # --grpc-port 0 would mean no gRPC
-    process, lines, rest_port, grpc_port = _serve_until_ready(args, oar_home)
+    process = _serve(args, oar_home)
     try:
-        assert lines[0].startswith(f"loaded {copy.model_id}") and rest_port not in (0, wanted_grpc)
-        assert grpc_port == wanted_grpc
+        lines = _startup_lines(process)
+        served = re.match(r"serving on http://127\.0\.0\.1:(\d+)/v2, gRPC on 127\.0\.0\.1:(\d+) ", lines[-1])
+        assert served and lines[0].startswith(f"loaded {copy.model_id}"), lines
+        rest_port, grpc_port = int(served.group(1)), int(served.group(2))
+        assert rest_port not in (0, wanted_grpc) and grpc_port == wanted_grpc
         for endpoint in (f"http://127.0.0.1:{rest_port}", f"grpc://127.0.0.1:{grpc_port}"):
             with ModelClient(endpoint) as client:
                 assert client.predict(model_id="cli-delete", inputs={"text": "质量很好"})["label"]
@@ -151,8 +151,8 @@ def test_serve_on_port_0_prints_the_ports_it_serves_on_and_delete_refuses_what_i
         one_clean_error_line(refused, f"{copy.model_id} is being served by oar serve (pid {process.pid}")
         assert hub.models.get("cli-delete").version == copy.version
     finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(30) == 0
+        process.terminate()
+        assert process.wait(60) == 0
     deleted = oar_cli("models", "delete", copy.model_id, "--yes", home=oar_home)
     assert deleted.returncode == 0 and f"deleted {copy.model_id}" in deleted.stdout, deleted.stderr
     assert not copy.path.exists() and trained.model.path.exists()

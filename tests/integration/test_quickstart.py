@@ -35,7 +35,7 @@ def quickstart(home: Path, *args: str, **popen) -> subprocess.Popen[str]:
 @pytest.mark.timeout(900)
 def test_the_quickstart_trains_serves_and_registers_a_model_that_reads_the_reviews_right(tmp_path):
     process = quickstart(tmp_path)
-    out, err = process.communicate(timeout=860)
+    out, err = finish(process, timeout=860)
 
     assert process.returncode == 0, out + err
     assert "Traceback" not in out + err
@@ -59,6 +59,22 @@ def test_the_quickstart_trains_serves_and_registers_a_model_that_reads_the_revie
     assert not (tmp_path / "runs" / run.id).exists(), "resume checkpoints are removed once the model is registered"
 
 
+def _default_ctrl_c() -> None:
+    """A command started in the background of a shell inherits SIGINT ignored; a terminal's Ctrl-C is not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def finish(process: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """Wait for the command; kill it rather than leave it running if it overstays (or the test is stopped)."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return out, err
+
+
 def _first_checkpoint(home: Path, process: subprocess.Popen[str], timeout: float = 240) -> Path:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -72,12 +88,12 @@ def _first_checkpoint(home: Path, process: subprocess.Popen[str], timeout: float
 
 @pytest.mark.timeout(900)
 def test_ctrl_c_records_the_run_as_interrupted_and_the_same_command_resumes_it(tmp_path):
-    args = ("--name", "qs-resume", "--limit", "3000", "--epochs", "3", "--checkpoint-every", "1")
-    process = quickstart(tmp_path, *args)
+    args = ("--name", "qs-resume", "--limit", "2000", "--epochs", "2", "--checkpoint-every", "1")
+    process = quickstart(tmp_path, *args, preexec_fn=_default_ctrl_c)
     checkpoint = _first_checkpoint(tmp_path, process)
     run_id = checkpoint.parents[1].name
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=60)
+    out, err = finish(process, timeout=120)
 
     assert process.returncode == 130, out + err
     assert "Traceback" not in err
@@ -88,7 +104,7 @@ def test_ctrl_c_records_the_run_as_interrupted_and_the_same_command_resumes_it(t
     assert hub.runs.get(run_id).status == "interrupted"
 
     again = quickstart(tmp_path, *args)
-    out, err = again.communicate(timeout=600)
+    out, err = finish(again, timeout=600)
 
     assert again.returncode == 0, out + err
     assert f"resumed run {run_id} from its checkpoint at step {said.group(1)}" in out

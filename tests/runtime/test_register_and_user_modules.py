@@ -6,6 +6,7 @@ No pickle anywhere: the class is named on the command line, the weights are safe
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,12 @@ import torch
 from safetensors.torch import save_model
 
 import oar
+from oar._core.errors import OarError
 from oar.client import ModelClient
 from oar.export import InputSpec
 from oar.export.parity_inputs import RANDOM_BATCHES, parity_batches
+from oar.export.registration import validate_package
+from oar.export.user_module import load_user_module, parse_input_spec
 from oar.package import ModelPackage
 
 from .conftest import serving
@@ -69,7 +73,7 @@ def user_model(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_oar_export_model_class_registers_a_two_input_module_that_serves_its_answers(hub, user_model):
     root, model = user_model
     result = oar_cli(
@@ -97,24 +101,35 @@ def test_oar_export_model_class_registers_a_two_input_module_that_serves_its_ans
     np.testing.assert_allclose(served["output1"], norms.numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_oar_export_model_class_refuses_pickled_weights_and_bad_specs_in_one_line(hub, user_model):
     root, _ = user_model
     base = ["export", "--model-class", "mymodels:Tagger", "--init-kwargs", '{"vocab": 50, "classes": 3}']
+    result = oar_cli(*base, "--weights", "tagger.pt", "--name", "t", "--input-spec", "ids:int64:-1,-1", cwd=root)
+    said = " ".join(result.stderr.split())  # the console wraps long lines at the terminal width
+    assert result.returncode == 1 and said.startswith("error:") and "not a .safetensors file" in said
+    assert "Traceback" not in said and all(m.name != "t" for m in hub.models.list())
+
+
+@pytest.mark.timeout(120)
+def test_user_modules_and_specs_that_cannot_work_are_refused_with_the_reason(user_model, monkeypatch):
+    root, _ = user_model
+    monkeypatch.chdir(root)
+    weights = root / "tagger.safetensors"
     cases = {
-        "not a .safetensors file": [*base, "--weights", "tagger.pt", "--name", "t", "--input-spec", "ids:int64:-1,-1"],
-        "must be NAME:DTYPE:SHAPE": [*base, "--weights", "tagger.safetensors", "--name", "t", "--input-spec", "x"],
-        "do not fit": [
-            "export", "--model-class", "mymodels:Tagger", "--init-kwargs", '{"vocab": 60, "classes": 3}',
-            "--weights", "tagger.safetensors", "--name", "t", "--input-spec", "ids:int64:-1,-1",
-        ],
-        "cannot import": [*base[:2], "nowhere:Tagger", *base[3:], "--weights", "tagger.safetensors", "--name", "t",
-                          "--input-spec", "ids:int64:-1,-1"],
-    }  # fmt: skip
-    for message, args in cases.items():
-        result = oar_cli(*args, cwd=root)
-        assert result.returncode == 1, (message, result.stderr)
-        said = " ".join(result.stderr.split())  # the console wraps long lines at the terminal width
-        assert said.startswith("error:") and message.lower() in said.lower() and "Traceback" not in said
+        "must be NAME:DTYPE:SHAPE": lambda: parse_input_spec("ids"),
+        "must be numbers": lambda: parse_input_spec("ids:int64:-1,x"),
+        "unsupported input dtype": lambda: parse_input_spec("ids:complex64:-1"),
+        "do not fit": lambda: load_user_module("mymodels:Tagger", weights, '{"vocab": 60, "classes": 3}'),
+        "cannot import nowhere": lambda: load_user_module("nowhere:Tagger", weights),
+        "has no class Tag": lambda: load_user_module("mymodels:Tag", weights),
+        "must be a JSON object": lambda: load_user_module("mymodels:Tagger", weights, "[50, 3]"),
+        "failed": lambda: load_user_module("mymodels:Tagger", weights, '{"vocab": 50}'),
+    }
+    for message, call in cases.items():
+        with pytest.raises(OarError, match=message):
+            call()
 
 
 @pytest.mark.timeout(300)
@@ -127,6 +142,7 @@ def test_jit_save_takes_several_named_inputs_and_checks_the_users_own_samples(tm
     assert [t.name for t in package.manifest.runtime.graph_outputs] == ["s", "n"]
 
 
+@pytest.mark.timeout(120)
 def test_parity_sample_holds_min_max_and_all_padding_rows_and_a_batch_of_one(user_model):
     _, model = user_model
     batches, described = parity_batches(SPECS, model)
@@ -138,30 +154,46 @@ def test_parity_sample_holds_min_max_and_all_padding_rows_and_a_batch_of_one(use
     assert len({t.shape[1] for t in ids}) > 3 and "edge" in described
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_oar_models_register_admits_a_whole_package_and_refuses_a_bad_one_in_one_line(hub, tmp_path, user_model):
     root, model = user_model
     package = oar.jit.save(model, tmp_path / "good", input_spec=SPECS, name="tagger-dir")
-    result = oar_cli("models", "register", str(package.path), cwd=root)
-    assert result.returncode == 0, result.stderr
-    assert "registered tagger-dir:1" in result.stdout
+    tampered = _damaged(package.path, tmp_path / "tampered", lambda p: (p / "model.onnx").write_bytes(b"x"))
 
-    def broken(name: str, damage) -> Path:  # a copy of the good package, damaged
-        copy = tmp_path / name
-        subprocess.run(["cp", "-r", str(package.path), str(copy)], check=True)
-        damage(copy)
-        return copy
+    refused = oar_cli("models", "register", str(tampered), cwd=root)
+    admitted = oar_cli("models", "register", str(package.path), cwd=root)
+
+    said = " ".join(refused.stderr.split())
+    assert refused.returncode == 1 and said.startswith("error:") and "does not match its recorded digest" in said
+    assert admitted.returncode == 0 and "registered tagger-dir:1" in admitted.stdout, admitted.stderr
+    assert [m.version for m in hub.models.list() if m.name == "tagger-dir"] == [1]
+
+
+@pytest.mark.timeout(300)
+def test_a_package_with_unlisted_missing_or_outside_files_or_a_broken_model_is_refused(tmp_path, user_model):
+    _, model = user_model
+    good = oar.jit.save(model, tmp_path / "good", input_spec=SPECS, name="tagger-dir").path
+
+    def relisted(p: Path) -> None:  # a digest-correct manifest over a model file that is not ONNX
+        (p / "model.onnx").write_bytes(b"not a model")
+        ModelPackage.write(p, ModelPackage.open(p, verify=False).manifest)
 
     cases = {
-        "does not match its recorded digest": broken("tampered", lambda p: (p / "model.onnx").write_bytes(b"x")),
-        "not listed in its manifest": broken("extra", lambda p: (p / "notes.txt").write_text("hi")),
-        "lacks model.onnx": broken("missing", lambda p: (p / "model.onnx").unlink()),
-        "is not a model package": broken("nomanifest", lambda p: (p / "manifest.json").unlink()),
-        "invalid manifest.json": broken("badjson", lambda p: (p / "manifest.json").write_text("{")),
+        "not listed in its manifest": lambda p: (p / "notes.txt").write_text("hi"),
+        "lacks model.onnx": lambda p: (p / "model.onnx").unlink(),
+        "is not a model package": lambda p: (p / "manifest.json").unlink(),
+        "invalid manifest.json": lambda p: (p / "manifest.json").write_text("{"),
+        "is a link": lambda p: (p / "elsewhere").symlink_to("/etc/hostname"),
+        "does not load": relisted,
     }
-    for message, path in cases.items():
-        result = oar_cli("models", "register", str(path), cwd=root)
-        assert result.returncode == 1, (message, result.stdout)
-        said = " ".join(result.stderr.split())
-        assert said.startswith("error:") and message in said and "Traceback" not in said, (message, said)
-    assert [m.version for m in hub.models.list() if m.name == "tagger-dir"] == [1]
+    for i, (message, damage) in enumerate(cases.items()):
+        with pytest.raises(OarError, match=message):
+            validate_package(_damaged(good, tmp_path / f"bad{i}", damage))
+    assert validate_package(good).manifest.name == "tagger-dir"
+
+
+def _damaged(package: Path, copy: Path, damage) -> Path:  # type: ignore[no-untyped-def]
+    shutil.copytree(package, copy)
+    damage(copy)
+    return copy

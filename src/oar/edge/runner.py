@@ -30,12 +30,30 @@ def load() -> tuple[dict, Tokenizer, ort.InferenceSession]:
     return manifest, tokenizer, session
 
 
+def logits_of(manifest: dict, tokenizer: Tokenizer, session: ort.InferenceSession, texts: list[str]) -> np.ndarray:
+    """The package's padding (manifest runtime.padding): one padded batch only for padding-invariant models."""
+    padding = manifest["runtime"].get("padding") or {"strategy": "longest", "pad_id": 0}
+    name = session.get_inputs()[0].name
+    rows = [
+        e.ids[: len(e.ids) - sum(1 for m in e.attention_mask if m == 0) or 1] for e in tokenizer.encode_batch(texts)
+    ]
+    if padding["strategy"] == "per-text":
+        return np.concatenate([session.run(None, {name: np.array([row], dtype=np.int64)})[0] for row in rows])
+    width = padding["length"] if padding["strategy"] == "fixed" else max(len(row) for row in rows)
+    ids = np.full((len(rows), width), padding.get("pad_id", 0), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : min(len(row), width)] = row[:width]
+    return session.run(None, {name: ids})[0]
+
+
 def classify(texts: list[str]) -> list[dict]:
     manifest, tokenizer, session = load()
-    ids = np.array([e.ids for e in tokenizer.encode_batch(texts)], dtype=np.int64)
-    logits = session.run(None, {session.get_inputs()[0].name: ids})[0]
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities = exp / exp.sum(axis=1, keepdims=True)
+    logits = logits_of(manifest, tokenizer, session, texts)
+    if manifest["runtime"].get("output_activation", "softmax") == "none":
+        probabilities = logits
+    else:
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities = exp / exp.sum(axis=1, keepdims=True)
     labels = manifest["labels"]
     return [
         {"text": text, "label": labels[int(p.argmax())], "score": round(float(p.max()), 6)}

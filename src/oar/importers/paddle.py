@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 from tokenizers import Tokenizer
 
 from oar import __version__
@@ -122,7 +123,14 @@ def _text_manifest(spec: PaddleImport, model_path: Path, staging: Path, referenc
     pad_id = int(tokenizer.padding["pad_id"]) if tokenizer.padding else 0
     rows, what = _sample_rows(tokenizer, spec.dataset, seq_len)
     session = create_session(model_path)
-    padding = decide_padding(session, rows, pad_id, spec.tolerance)
+    try:
+        padding = decide_padding(session, rows, pad_id, spec.tolerance)
+    except InvalidArgument as exc:
+        reason = str(exc).strip().splitlines()[0][:200]
+        raise InvalidInputError(
+            f"the converted model refused the tokenizer's ids ({reason}); is {spec.tokenizer} the tokenizer "
+            "the model was trained with?"
+        ) from None
 
     def paddle_each(groups: list[np.ndarray]) -> list[np.ndarray]:
         return [outs[0] for outs in reference.run([{graph_input.name: g} for g in groups])]

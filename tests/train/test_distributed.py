@@ -64,7 +64,7 @@ def _train(home: Path, *args: str) -> subprocess.Popen:
 
 
 def _finish(process: subprocess.Popen) -> str:
-    _, stderr = process.communicate(timeout=240)
+    _, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr
     return stderr
 

@@ -46,12 +46,12 @@ _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _MAX_PIPELINED = 64  # stop reading a connection that has this many answers pending
 # Requests of one connection being handled at once; later pipelined ones wait their turn in the connection,
 # so one pipelining client holds no more of a model's queue (and its latency budget) than a few others.
-_MAX_RUNNING = 8
+_MAX_RUNNING = 2
 _KEEP, _CLOSE, _LINGER = 0, 1, 2  # what follows an answer: keep the connection, close it, lingering close
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-class RequestTimeoutError(InvalidInputError):
+class ClientTimeoutError(InvalidInputError):
     http_status = 408
 
 
@@ -357,7 +357,7 @@ class HttpProtocol(asyncio.Protocol):
         elif self.in_message:
             phase = "head" if self.in_head else "body"
             limit = self.limits.header_timeout_s if self.in_head else self.limits.body_timeout_s
-            self._refuse(RequestTimeoutError(f"request {phase} did not arrive within {limit:g} s"))
+            self._refuse(ClientTimeoutError(f"request {phase} did not arrive within {limit:g} s"))
         elif not self.pending:
             transport.close()  # an idle keep-alive connection, or a new one that never sent a request
 

@@ -119,6 +119,11 @@ def run_flood(server: ServerProcess, kind: str, seconds: float, *extra: str) -> 
 
 
 def check_others_unharmed(probe: Probe, before: int, server: ServerProcess) -> None:
+    print(  # the figures of the run (pytest -s shows them)
+        f"gRPC p99 {p99(probe.grpc_latencies) * 1e3:.1f} ms ({len(probe.grpc_latencies)} calls), "
+        f"REST p99 {p99(probe.rest_latencies) * 1e3:.1f} ms ({len(probe.rest_latencies)} calls), "
+        f"failures {len(probe.failures)}, peak RSS +{(probe.peak_rss - before) / (1 << 20):.1f} MiB"
+    )
     assert not probe.failures, probe.failures[:5]
     assert len(probe.grpc_latencies) > 20 and len(probe.rest_latencies) > 20
     assert p99(probe.grpc_latencies) < P99_BOUND_S, f"gRPC p99 {p99(probe.grpc_latencies) * 1e3:.1f} ms"
@@ -141,23 +146,24 @@ CALM_FLOODS = [
 ]
 
 
-@pytest.mark.timeout(120 + 2 * FLOOD_SECONDS)
+@pytest.mark.timeout(300 + 2 * FLOOD_SECONDS)
 @pytest.mark.parametrize("kind", CALM_FLOODS)
 def test_a_flood_gets_enhance_your_calm_and_other_clients_do_not_notice(server, kind) -> None:
     report, probe, before = run_flood(server, kind, FLOOD_SECONDS)
+    print(f"\n{kind}: {report}")
     assert report.get("goaway_ENHANCE_YOUR_CALM", 0) >= 1, report
     assert report.get("goaway_ENHANCE_YOUR_CALM", 0) >= report["connections"] // 4, report  # not a fluke
     check_others_unharmed(probe, before, server)
 
 
-@pytest.mark.timeout(120 + 2 * FLOOD_SECONDS)
+@pytest.mark.timeout(300 + 2 * FLOOD_SECONDS)
 def test_data_beyond_the_advertised_window_is_a_flow_control_error_and_buffers_nothing(server) -> None:
     report, probe, before = run_flood(server, "big_bodies", FLOOD_SECONDS)
     assert report.get("goaway_FLOW_CONTROL_ERROR", 0) >= 1, report
     check_others_unharmed(probe, before, server)
 
 
-@pytest.mark.timeout(120 + 2 * FLOOD_SECONDS)
+@pytest.mark.timeout(300 + 2 * FLOOD_SECONDS)
 def test_a_peer_that_never_reads_its_replies_stops_being_read(server) -> None:
     report, probe, before = run_flood(server, "slow_reader", FLOOD_SECONDS, "--no-read")
     # What it got to send is what the kernel's socket buffers hold on both sides, not what the server kept.

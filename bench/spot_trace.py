@@ -234,7 +234,7 @@ def real_sample(args: argparse.Namespace, home: Path) -> tuple[int, int, list[fl
             ),
         }
     )
-    source = PoissonPreemptions(pools, seed=args.seed, hard_fraction=1 / 3)  # about one a minute per node
+    source = PoissonPreemptions(pools, seed=args.seed, hard_fraction=1 / 3)  # about two a minute per node
     scheduler = build(hub, pools=pools, preemptions=source)
     scheduler.tick()  # the nodes exist: the pool is idle
     store = JobStore.open(hub)
@@ -282,7 +282,8 @@ def ray_overhead(home: Path) -> float:
             spans_nodes=True,
         )
         store = JobStore.open(hub)
-        job = submit(home / "job.yaml", hub, pools, cluster=cluster.address, spans_nodes=True)
+        plain = home / "reference.yaml"  # the sample's job, without its spot resources
+        job = submit(plain, hub, pools, {"pool": "on-demand"}, cluster=cluster.address, spans_nodes=True)
         while store.get(job.id).state not in ("running", "failed"):
             scheduler.tick()
             time.sleep(0.2)

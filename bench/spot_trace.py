@@ -234,7 +234,7 @@ def real_sample(args: argparse.Namespace, home: Path) -> tuple[int, int, list[fl
             ),
         }
     )
-    source = PoissonPreemptions(pools, seed=args.seed, hard_fraction=1 / 3)  # about two a minute per node
+    source = PoissonPreemptions(pools, seed=args.seed, hard_fraction=1 / 3)  # about one a minute per node
     scheduler = build(hub, pools=pools, preemptions=source)
     scheduler.tick()  # the nodes exist: the pool is idle
     store = JobStore.open(hub)

@@ -30,9 +30,11 @@ JOB: dict[str, Any] = {
 }
 
 
-def write_job(folder: Path, name: str = "job.yaml", **resources: Any) -> Path:
+def write_job(folder: Path, name: str = "job.yaml", epochs: int = 2, **resources: Any) -> Path:
+    """The tiny job (``epochs`` x 16 steps), with a ``resources:`` section if any are given."""
+    job = {**JOB, "trainer": {**JOB["trainer"], "epochs": epochs}}
     path = folder / name
-    path.write_text(yaml.safe_dump({**JOB, "resources": resources} if resources else JOB))
+    path.write_text(yaml.safe_dump({**job, "resources": resources} if resources else job))
     return path
 
 

@@ -37,21 +37,32 @@ POOLS = Pools(
 )
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> bytes:
-    """The weights of the same job trained once, uninterrupted, in this process."""
+def _uninterrupted(home: Path, epochs: int = 2) -> bytes:
+    """The weights of the job trained once, uninterrupted, in this process."""
     from oar.pipelines.train_job import execute, start_run
     from oar.train.job import load_job
 
-    home = tmp_path_factory.mktemp("reference")
     hub = Hub(home)
     os.environ["OAR_HOME"] = str(home)
     try:
-        run = execute(start_run(load_job(write_job(home)), hub).id, hub, progress=False)
+        run = execute(start_run(load_job(write_job(home, epochs=epochs)), hub).id, hub, progress=False)
     finally:
         os.environ.pop("OAR_HOME", None)
-    assert run.metrics["steps"] == STEPS
+    assert run.metrics["steps"] == STEPS * epochs // 2
     return Path(run.metrics["weights"]).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> bytes:
+    return _uninterrupted(tmp_path_factory.mktemp("reference"))
+
+
+LONG_EPOCHS = 6  # 96 steps: room for three preemptions however late the test sees the steps
+
+
+@pytest.fixture(scope="module")
+def long_reference(tmp_path_factory) -> bytes:
+    return _uninterrupted(tmp_path_factory.mktemp("long-reference"), LONG_EPOCHS)
 
 
 def _env(home: Path) -> None:
@@ -64,15 +75,15 @@ def _weights(hub: Hub, run_id: str) -> bytes:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_spot_preemptions_with_and_without_notice_end_in_the_weights_of_an_uninterrupted_run(tmp_path, reference):
+def test_spot_preemptions_with_and_without_notice_end_in_the_weights_of_an_uninterrupted_run(tmp_path, long_reference):
     """Two notices (SIGTERM → checkpoint → 75) and one hard loss; then the limit moves the job to on-demand."""
     _env(tmp_path)
     hub = Hub(tmp_path)
-    job = submit(write_job(tmp_path, pool="spot", max_preemptions=3), hub, POOLS)
+    job = submit(write_job(tmp_path, epochs=LONG_EPOCHS, pool="spot", max_preemptions=3), hub, POOLS)
     source = ManualPreemptions()
     scheduler = build(hub, pools=POOLS, preemptions=source)
     store = JobStore.open(hub)
-    plan = [(6, 40.0), (14, 0.0), (22, 40.0)]  # (at or after step, notice seconds); 0: the node just vanishes
+    plan = [(6, 40.0), (30, 0.0), (60, 40.0)]  # (at or after step, notice seconds); 0: the node just vanishes
 
     def preempt() -> None:
         running = [a for a in store.attempts(job.id, states=("running",)) if not a.handle.get("stop")]
@@ -87,7 +98,7 @@ def test_spot_preemptions_with_and_without_notice_end_in_the_weights_of_an_unint
     drive(scheduler, lambda: store.get(job.id).done, 800, preempt)
     job = store.get(job.id)
     assert job.state == "succeeded", job.reason
-    assert _weights(hub, job.run_id) == reference
+    assert _weights(hub, job.run_id) == long_reference
     attempts = store.attempts(job.id)
     assert [a.outcome for a in attempts] == ["preempted", "killed", "preempted", "succeeded"]
     assert [a.pool for a in attempts] == ["spot", "spot", "spot", "on-demand"]

@@ -34,7 +34,7 @@ POOLS = Pools(
 )
 
 
-def _retried(start, attempts: int = 3):
+def _retried(start, attempts: int = 6):
     """Ray gives a starting node 30 s to register; on a loaded 2-core machine that is sometimes too short."""
     for attempt in range(attempts):
         try:

@@ -1,4 +1,4 @@
-"""Tables of the job queue, on the hub's declarative ``Base`` so ``Hub()``'s ``create_all`` makes them.
+"""Tables of the job queue, on the hub's declarative ``Base``; the hub's migration 0003 creates them.
 
 Rows never leave ``oar.jobs.store``: it converts them to the frozen records of ``oar.jobs.entities``.
 ``version`` on a job is bumped by every state change; a change is an ``UPDATE ... WHERE state = old``,

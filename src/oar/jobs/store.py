@@ -36,10 +36,7 @@ class JobStore:
 
     @classmethod
     def open(cls, hub: Hub) -> JobStore:
-        """The store on the hub's database (the hub's ``create_all`` made the tables on import of this module)."""
-        from oar.hub.orm import Base
-
-        Base.metadata.create_all(hub.engine)  # the hub ran create_all before oar.jobs.orm may have been imported
+        """The store on the hub's database (``Hub()`` migrated it: revision 0003 holds the job tables)."""
         return cls(sessionmaker(hub.engine, expire_on_commit=False))
 
     # --- jobs ------------------------------------------------------------------------------------

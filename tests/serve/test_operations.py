@@ -20,7 +20,14 @@ from oar.protocol.raw import to_raw
 from oar.runtime import load_runtime
 from oar.serve.process import ServerProcess
 
-from .conftest import ADMIN_TOKEN, INFERENCE_TOKEN, QUEUE_DELAY_S, register_numeric, wait_for_listeners
+from .conftest import (
+    ADMIN_TOKEN,
+    INFERENCE_TOKEN,
+    QUEUE_DELAY_S,
+    metric_samples,
+    register_numeric,
+    wait_for_listeners,
+)
 
 X = np.arange(8, dtype=np.float32).reshape(2, 4)
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -228,12 +235,23 @@ def test_sigterm_drains_in_flight_requests_before_exiting(numeric_models) -> Non
         url = f"{server.endpoint}/v2/models/num-fp32/infer"
         thread, answer = _in_background(lambda: httpx.post(url, content=_numeric_body(), timeout=10))
         assert server.process is not None
+        _wait_until_in_flight(server)  # else SIGTERM can close the listener before the request connects
         server.process.send_signal(signal.SIGTERM)
         thread.join()
         server.process.wait(15)
         assert answer[0].status_code == 200
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{server.endpoint}/v2/health/live", timeout=2)
+
+
+def _wait_until_in_flight(server: ServerProcess, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = httpx.get(f"{server.endpoint}/metrics", timeout=5).text
+        if sum(metric_samples(text, "oar_inflight_requests")) > 0:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the request never reached the server")
 
 
 # --- worker processes -------------------------------------------------------------------------------------

@@ -72,8 +72,12 @@ def test_a_paddle_model_is_imported_with_parity_served_and_queried(hub, paddle_m
     assert manifest.runtime.exporter == "paddle2onnx" and manifest.parity.reference == "paddle"
     assert manifest.parity.passed and manifest.parity.max_abs_diff <= 1e-4 and manifest.parity.samples == 64
     assert manifest.lineage.dataset["name"] == "chnsenti"
-    with ServerProcess([registered.model_id]) as server, ModelClient(server.endpoint) as client:
-        served = client.predict(model_id="chnsenti-paddle", inputs={"text": PROBE})
+    server = ServerProcess([registered.model_id]).start(timeout=240)  # a busy shared machine starts slowly
+    try:
+        with ModelClient(server.endpoint) as client:
+            served = client.predict(model_id="chnsenti-paddle", inputs={"text": PROBE})
+    finally:
+        server.stop()
     expected = np.exp(paddle_logits) / np.exp(paddle_logits).sum(1, keepdims=True)
     assert [p["label"] for p in served] == [manifest.labels[i] for i in paddle_logits.argmax(1)]
     assert [p["score"] for p in served] == pytest.approx(expected.max(1).tolist(), abs=1e-5)

@@ -135,7 +135,7 @@ def test_ranks_draw_their_own_dropout_and_a_killed_two_process_run_resumes_bit_e
 
     Also: 2 processes against 1 with dropout. Their masks differ, so the weights do; what must agree
     is the training statistically: mean |train loss difference| over the 40 steps under 0.05 and
-    validation accuracy within 0.05 (2 processes sharing one seed drew correlated masks).
+    validation accuracy (120 texts) within 0.15, about 2.3 standard errors of the difference.
     """
     config = tmp_path / "job.yaml"
     config.write_text(yaml.safe_dump(DROPOUT_JOB))
@@ -175,4 +175,5 @@ def test_ranks_draw_their_own_dropout_and_a_killed_two_process_run_resumes_bit_e
     single = _run_of(tmp_path, before)
     gap = sum(abs(x - y) for x, y in zip(_losses(single), _losses(reference), strict=True)) / DROPOUT_STEPS
     assert gap < 0.05, f"mean |train loss difference| 1 vs 2 processes: {gap:.4f}"
-    assert abs(single.metrics["valid_accuracy"] - reference.metrics["valid_accuracy"]) <= 0.05
+    # 120 validation texts: one accuracy has a standard error of ~0.045, a difference of two ~0.065
+    assert abs(single.metrics["valid_accuracy"] - reference.metrics["valid_accuracy"]) <= 0.15

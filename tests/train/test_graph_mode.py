@@ -92,7 +92,8 @@ def test_a_run_too_short_to_repay_the_compile_is_not_compiled(small_text, tmp_pa
     static = make_trainer(small_text, epochs=1, mode="static", compile_probe_steps=2).fit()
     graph = static.graph
     assert graph["used"] == "dynamic" and graph["reason"].startswith("not compiled")
-    assert graph["compile_s"] is None and graph["expected_compile_s"] == 20.0  # inductor's prior
+    expected = max(20.0, 100 * graph["eager_step_ms"] / 1000)  # inductor's prior
+    assert graph["compile_s"] is None and graph["expected_compile_s"] == pytest.approx(expected, abs=1e-2)
     assert _losses(static) == _losses(dynamic)
 
 

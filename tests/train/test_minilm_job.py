@@ -12,7 +12,7 @@ import yaml
 
 from oar.hub import Hub
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 JOB = {
     "name": "rt-minilm",
@@ -33,7 +33,7 @@ JOB = {
 def _oar(home, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OAR_HOME": str(home), "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "oar.cli.main", *args], env=env, capture_output=True, text=True, timeout=800
+        [sys.executable, "-m", "oar.cli.main", *args], env=env, capture_output=True, text=True, timeout=1500
     )
 
 

@@ -89,7 +89,7 @@ def _interrupt(home: Path, config: Path, sig: signal.Signals) -> tuple[subproces
             process.send_signal(sig)
             break
         time.sleep(0.01)
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = process.communicate(timeout=300)
     assert new, f"no run started: {stderr}"
     return process, new[0].name, target, seed
 

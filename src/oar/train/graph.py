@@ -7,7 +7,8 @@ The order is chosen so the decision can be made before the compile is paid:
    compiled step twice as fast as eager (``_BEST_CASE_SPEEDUP``; on these CPUs we measured
    0.6-1.0x) must save more over the micro-steps left than the compile is expected to cost.
    The expected cost is the last compile of the same graph measured on this machine (kept in
-   ``cache_dir``), else a prior per backend. ``policy="always"`` skips this check;
+   ``cache_dir``), else a prior per backend (inductor: 20 s or 100 eager steps, the larger).
+   ``policy="always"`` skips this check;
 3. one compiled step pays the compile (timed), ``probe_steps`` more run compiled, timed;
 4. the compile being sunk, the faster of the two is kept (compiled must be ``min_speedup`` x
    eager). A compile error at any point falls back to eager and the report says why, with the
@@ -39,6 +40,9 @@ StepFn = Callable[[Callable[..., torch.Tensor]], torch.Tensor]
 
 _BEST_CASE_SPEEDUP = 2.0
 _PRIOR_COMPILE_S = {"inductor": 20.0}  # measured here: 20 s (small MLP) to 52 s (2-block Transformer)
+# a first inductor compile cost 130 (Transformer) to 355 (ResNet-18) eager steps here: a prior in steps
+# scales with the machine's load, which slows the compile as much as the steps
+_PRIOR_COMPILE_STEPS = {"inductor": 100}
 _PRIOR_COMPILE_S_OTHER = 2.0  # "eager", "aot_eager": dynamo tracing only
 _COSTS_FILE = "compile_seconds.json"
 
@@ -154,7 +158,7 @@ class GraphMode:
         """After the eager probe: compile only if the best case could repay the expected compile time."""
         eager = statistics.median(self._times["eager"])
         self.report.eager_step_ms = round(eager * 1000, 3)
-        expected = self._expected_compile_cost()
+        expected = self._expected_compile_cost(eager)
         self.report.expected_compile_s = round(expected, 3)
         left = self.remaining()
         best_saving = eager * left * (1 - 1 / _BEST_CASE_SPEEDUP)
@@ -192,11 +196,12 @@ class GraphMode:
 
     # --- compile cost memory -------------------------------------------------------------------
 
-    def _expected_compile_cost(self) -> float:
+    def _expected_compile_cost(self, eager_step_s: float) -> float:
         known = _read_costs(self.cache_dir).get(self.graph_key) if self.cache_dir else None
         if known is not None:
             return float(known)
-        return _PRIOR_COMPILE_S.get(self.backend, _PRIOR_COMPILE_S_OTHER)
+        prior = _PRIOR_COMPILE_S.get(self.backend, _PRIOR_COMPILE_S_OTHER)
+        return max(prior, _PRIOR_COMPILE_STEPS.get(self.backend, 0) * eager_step_s)
 
     def _remember_compile_cost(self, seconds: float) -> None:
         if self.cache_dir is None:

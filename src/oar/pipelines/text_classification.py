@@ -110,9 +110,10 @@ def train_text_classifier(
     """
     recipe = recipe or TextClassifierRecipe()
 
-    def prepare(dataset: Dataset) -> Prepared:
+    def prepare(dataset: Dataset, tokenizer: Tokenizer | None = None) -> Prepared:
+        """``tokenizer``: the one an interrupted run trained (WordPiece training is not deterministic)."""
         train = dataset.train.head(recipe.limit)
-        tokenizer = train_wordpiece(train.x, vocab_size=recipe.vocab_size)
+        tokenizer = tokenizer or train_wordpiece(train.x, vocab_size=recipe.vocab_size)
         torch.manual_seed(recipe.trainer.seed)
         model = recipe.build_model(tokenizer.get_vocab_size(), len(dataset.labels))
         return Prepared(model, tokenizer, train, dataset.valid)
@@ -137,7 +138,7 @@ def train_and_register(
     dataset_name: str,
     model_name: str,
     config: dict[str, Any],
-    prepare: Callable[[Dataset], Prepared],
+    prepare: Callable[..., Prepared],
     trainer_config: TrainerConfig,
     batch_size: int,
     hub: Hub | None = None,
@@ -171,7 +172,7 @@ def train_and_register(
         )
         trainer_config = dataclasses.replace(trainer_config, checkpoint=checkpoint)
     try:
-        prepared = _same_tokenizer_as_before(prepare(dataset), folder, trainer_config)
+        prepared = _prepare_with_the_runs_tokenizer(prepare, dataset, folder, trainer_config)
         result = _fit_and_register(
             dataset, dataset_version, run, model_name, prepared, trainer_config, batch_size, hub, progress
         )
@@ -195,16 +196,23 @@ def _interrupted_run(hub: Hub, config: dict[str, Any], dataset: DatasetVersion) 
     return None
 
 
-def _same_tokenizer_as_before(prepared: Prepared, folder: Path, config: TrainerConfig) -> Prepared:
-    """Keep the run's tokenizer beside its checkpoints; a checkpoint made with another one is dropped."""
-    if config.checkpoint.dir is None:
-        return prepared
-    folder.mkdir(parents=True, exist_ok=True)
+def _prepare_with_the_runs_tokenizer(
+    prepare: Callable[..., Prepared], dataset: Dataset, folder: Path, config: TrainerConfig
+) -> Prepared:
+    """Keep the run's tokenizer beside its checkpoints and give it back to a resumed run.
+
+    Training WordPiece twice on the same texts can give different vocabularies, and a checkpoint
+    is only valid with the ids it was trained on. Recipes that take no second argument never
+    checkpoint (``checkpoint_every_s=None``).
+    """
     saved = folder / "tokenizer.json"
-    current = prepared.tokenizer.to_str()
-    if saved.is_file() and saved.read_text(encoding="utf-8") != current:
-        shutil.rmtree(config.checkpoint.dir, ignore_errors=True)
-    saved.write_text(current, encoding="utf-8")
+    if config.checkpoint.dir is None:
+        return prepare(dataset)
+    if saved.is_file():
+        return prepare(dataset, Tokenizer.from_file(str(saved)))
+    prepared = prepare(dataset)
+    folder.mkdir(parents=True, exist_ok=True)
+    saved.write_text(prepared.tokenizer.to_str(), encoding="utf-8")
     return prepared
 
 

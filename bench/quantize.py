@@ -110,7 +110,7 @@ def main() -> None:
             print("(ratios: variant vs fp32, interleaved in one process; Nx = speed-up)\n")
             print(markdown_table(table_rows([o.report for o in outcomes])))
             if key == "minilm":
-                print("\nGoals (issue 5, MiniLM classifier):")
+                print("\nGoals (MiniLM classifier):")
                 print("\n".join(_goals(outcomes)))
 
 

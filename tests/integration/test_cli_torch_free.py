@@ -87,8 +87,8 @@ def test_pack_writes_an_edge_directory_without_torch(lean_python, trained, oar_h
     [
         (["quickstart"], "quickstart", "torch"),
         (["train", "job.yaml"], "train", "torch"),
-        (["export", "chnsenti-smoke"], "export", "onnx"),
-        (["quantize", "chnsenti-smoke", "--method", "int8-dynamic"], "quantize", "onnx"),
+        (["export", "chnsenti-smoke"], "export", "torch"),
+        (["quantize", "chnsenti-smoke", "--method", "int8-dynamic"], "quantize", "torch"),
     ],
 )
 def test_commands_that_need_torch_name_the_extra_in_one_line(lean_python, oar_home, args, command, module):

@@ -32,6 +32,7 @@ from oar.protocol.grpc_codec import (
     serialize_model_infer_response,
     serialize_model_stream_infer_response,
 )
+from oar.serve.config import ConnectionLimits
 from oar.serve.dataplane import DataPlane, Submission
 from oar.serve.grpc_server import GrpcServer, Metadata, Reply, Rpc
 from oar.serve.http2_limits import Http2Limits
@@ -195,7 +196,9 @@ def create_grpc_server(
     dataplane: DataPlane,
     max_message_bytes: int,
     ssl_context: ssl.SSLContext | None = None,
-    limits: Http2Limits | None = None,
+    http2: Http2Limits | None = None,
+    connection_limits: ConnectionLimits | None = None,
 ) -> GrpcServer:
     """The inference service on oar's HTTP/2 transport; the caller starts it (``await server.start(...)``)."""
-    return GrpcServer(InferenceService(dataplane).rpcs(), status_of, max_message_bytes, ssl_context, limits)
+    rpcs = InferenceService(dataplane).rpcs()
+    return GrpcServer(rpcs, status_of, max_message_bytes, ssl_context, http2, connection_limits)

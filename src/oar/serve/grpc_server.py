@@ -49,6 +49,7 @@ import hpack
 from google.protobuf.message import DecodeError, Message
 
 from oar._core.errors import OarError, RequestTimeoutError
+from oar.serve.config import ConnectionLimits
 from oar.serve.http2_headers import MalformedHeaders, RequestHead, check_trailers, parse_request
 from oar.serve.http2_limits import Http2Limits, TokenBucket
 from oar.serve.listener import Listener
@@ -251,7 +252,7 @@ class GrpcProtocol(asyncio.Protocol):
 
     def __init__(self, server: GrpcServer) -> None:
         self.server = server
-        self.limits = limits = server.limits
+        self.limits = limits = server.http2
         self.loop = asyncio.get_running_loop()
         now = self.loop.time()
         self.transport: asyncio.Transport | None = None
@@ -1067,14 +1068,15 @@ class GrpcServer(Listener):
         status_of: StatusOf,
         max_message_bytes: int,
         ssl_context: ssl.SSLContext | None = None,
-        limits: Http2Limits | None = None,
+        http2: Http2Limits | None = None,
+        connection_limits: ConnectionLimits | None = None,
     ) -> None:
-        super().__init__(ssl_context)
+        super().__init__(ssl_context, connection_limits)  # ``self.limits``: the socket-level limits of both ports
         self.rpcs = dict(rpcs)
         self.status_of = status_of
         self.max_message_bytes = max_message_bytes
-        self.limits = limits or Http2Limits()
-        self.receive_window = min(self.limits.effective_window(max_message_bytes), MAX_WINDOW)
+        self.http2 = http2 or Http2Limits()
+        self.receive_window = min(self.http2.effective_window(max_message_bytes), MAX_WINDOW)
 
     def too_large_message(self) -> str:
         return f"request message is over the {self.max_message_bytes}-byte limit"

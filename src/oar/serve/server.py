@@ -146,9 +146,8 @@ async def _serve_async(
     grpc_server = None
     if options.grpc_port:
         grpc_server = create_grpc_server(
-            dataplane, options.max_body_bytes, _ssl_context(options, alpn="h2"), options.http2
+            dataplane, options.max_body_bytes, _ssl_context(options, alpn="h2"), options.http2, options.limits
         )
-        grpc_server.limits = options.limits  # the connection cap applies to both ports
         grpc_sock = (sockets or {}).get("grpc") or (
             _reuse_port_socket(options.host, options.grpc_port) if reuse_port else None
         )

@@ -67,7 +67,8 @@ def test_a_vision_model_is_exported_quantized_and_served_with_the_source_answers
     assert manifest.task == "image-classification" and manifest.parity.passed
     assert manifest.inputs[0].model_dump() == {"name": "image", "datatype": "FP32", "shape": [-1, 1, 8, 8]}
     assert "edge" in manifest.parity.inputs and manifest.parity.samples > 64
-    quantization = ModelPackage.open(outcome.registered.path).manifest.quantization
+    int8_model = outcome.registered  # a variant is its own model (NAME-int8-static): serving it is a choice
+    quantization = ModelPackage.open(int8_model.path).manifest.quantization
     assert quantization["method"] == "int8-static" and quantization["calibration_batches"] == 32
     assert "QuantizeLinear" in quantization["quantized_ops"]
     assert outcome.report.accuracy_drop_points <= INT8_MAX_DROP_POINTS
@@ -76,30 +77,30 @@ def test_a_vision_model_is_exported_quantized_and_served_with_the_source_answers
     with torch.no_grad():
         expected = torch.softmax(model(torch.from_numpy(images)), 1).numpy()
     with (
-        serving(["digits-cnn"], ["--version-policy", "all"]) as server,
+        serving([fp32.model_id, int8_model.model_id]) as server,
         ModelClient(server.endpoint) as rest,
         ModelClient(server.grpc_endpoint) as grpc,
     ):
         answers = {
-            (proto, version): _infer_in_requests(client, version, images)
+            (proto, kind): _infer_in_requests(client, served.name, served.version, images)
             for proto, client in (("rest", rest), ("grpc", grpc))
-            for version in (1, 2)
+            for kind, served in (("fp32", fp32), ("int8", int8_model))
         }
-        one = rest.infer("digits-cnn:1", {"image": images[:1]})
+        one = rest.infer(fp32.model_id, {"image": images[:1]})
     for proto in ("rest", "grpc"):
-        served = answers[(proto, 1)]
+        served = answers[(proto, "fp32")]
         np.testing.assert_allclose(served["probabilities"], expected, atol=FP32_TOLERANCE)
         assert [label.decode() for label in served["label"]] == [digits.labels[i] for i in expected.argmax(1)]
-        int8 = answers[(proto, 2)]["probabilities"]
+        int8 = answers[(proto, "int8")]["probabilities"]
         assert (int8.argmax(1) == expected.argmax(1)).mean() >= INT8_MIN_AGREEMENT
     np.testing.assert_allclose(one["probabilities"][0], expected[0], atol=FP32_TOLERANCE)
-    assert np.array_equal(answers[("rest", 2)]["probabilities"], answers[("grpc", 2)]["probabilities"])
+    assert np.array_equal(answers[("rest", "int8")]["probabilities"], answers[("grpc", "int8")]["probabilities"])
 
 
-def _infer_in_requests(client: ModelClient, version: int, images: np.ndarray) -> dict[str, np.ndarray]:
+def _infer_in_requests(client: ModelClient, name: str, version: int, images: np.ndarray) -> dict[str, np.ndarray]:
     """All images in requests of mixed sizes (1, 7, then 60 each): the server's batch limit is 64."""
     cuts = [0, 1, 8, *range(68, len(images), 60), len(images)]
-    parts = [client.infer("digits-cnn", {"image": images[a:b]}, version=version) for a, b in itertools.pairwise(cuts)]
+    parts = [client.infer(name, {"image": images[a:b]}, version=version) for a, b in itertools.pairwise(cuts)]
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 

@@ -57,7 +57,7 @@ def reference(tmp_path_factory) -> bytes:
     return _uninterrupted(tmp_path_factory.mktemp("reference"))
 
 
-LONG_EPOCHS = 6  # 96 steps: room for three preemptions however late the test sees the steps
+LONG_EPOCHS = 24  # 384 steps: wide windows for three preemptions however fast or slow the machine runs the steps
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_spot_preemptions_with_and_without_notice_end_in_the_weights_of_an_unint
     source = ManualPreemptions()
     scheduler = build(hub, pools=POOLS, preemptions=source)
     store = JobStore.open(hub)
-    plan = [(6, 40.0), (30, 0.0), (60, 40.0)]  # (at or after step, notice seconds); 0: the node just vanishes
+    plan = [(6, 40.0), (120, 0.0), (240, 40.0)]  # (at or after step, notice seconds); 0: the node just vanishes
 
     def preempt() -> None:
         running = [a for a in store.attempts(job.id, states=("running",)) if not a.handle.get("stop")]
@@ -103,7 +103,8 @@ def test_spot_preemptions_with_and_without_notice_end_in_the_weights_of_an_unint
     assert [a.outcome for a in attempts] == ["preempted", "killed", "preempted", "succeeded"]
     assert [a.pool for a in attempts] == ["spot", "spot", "spot", "on-demand"]
     killed = attempts[1]
-    assert 0 <= killed.steps_redone < EVERY and killed.steps_redone == killed.last_step - killed.checkpoint_step
+    # at most one checkpoint interval is lost (all of it when the node goes while that checkpoint is being written)
+    assert 0 <= killed.steps_redone <= EVERY and killed.steps_redone == killed.last_step - killed.checkpoint_step
     for before, after in itertools.pairwise(attempts):
         assert after.start_step == before.checkpoint_step  # each resume starts at the newest checkpoint
     for preempted in (attempts[0], attempts[2]):

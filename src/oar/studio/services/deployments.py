@@ -270,7 +270,7 @@ class DeploymentService:
                 return
             self._update(deployment_id, status="rolling", message=f"rolling over to v{version}")
             try:
-                state = served.rollover(version, self._token(deployment_id))
+                state = served.rollover(version)  # the deployment probes the new version with its own token
             except OarError as exc:
                 self._update(deployment_id, status="running", message=f"rollover to v{version} failed: {exc}")
                 return

@@ -34,7 +34,7 @@ from oar.studio.security import derived_token
 from oar.studio.services.access import Principal, require_creator, require_owner, require_signed_in
 from oar.studio.services.models import ModelService
 from oar.supervise import ServeDeployment, Supervisor
-from oar.supervise.deployment import TOKEN_DIGEST_NAME
+from oar.supervise.deployment import PROBE_TOKEN_NAME, TOKEN_DIGEST_NAME
 
 log = logging.getLogger("oar.studio.deployments")
 LIVE = ("starting", "running", "backoff", "rolling")
@@ -288,10 +288,11 @@ class DeploymentService:
     def _install_token(self, served: ServeDeployment, deployment_id: str) -> None:
         """Swap the supervisor's random token for the derived one (only its digest reaches the server)."""
         digest = hashlib.sha256(self._token(deployment_id).encode()).hexdigest()
+        probe = (served.run_dir / PROBE_TOKEN_NAME).read_text().strip()  # the rollover's own check needs it
         path = served.run_dir / TOKEN_DIGEST_NAME
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write(digest + "\n")
+            out.write(f"{digest}\n{hashlib.sha256(probe.encode()).hexdigest()}\n")
         served.token_sha256 = digest
 
     def _token(self, deployment_id: str) -> str:

@@ -77,21 +77,28 @@ def test_a_variant_slower_than_fp32_is_flagged_in_the_report(outcomes):
 
 
 def test_the_accuracy_gate_registers_within_the_allowed_drop_and_refuses_beyond_it(hub, smoke_copy):
-    # Activation ranges calibrated on one text clip real activations, which costs the smoke model accuracy.
+    # Activation ranges calibrated on one text clip real activations: the variant's accuracy moves a little,
+    # up or down depending on the machine's float kernels, so the gate is checked on both sides of the drop.
     lenient = QuantizeOptions(
         "int8-static", calibration_samples=1, max_accuracy_drop=100.0, latency_repeats=1, name="gate-int8"
     )
     accepted = quantize_registered(hub, smoke_copy.model_id, lenient)
-    drop = accepted.report.accuracy_drop_points
+    report = accepted.report
+    drop = report.accuracy_drop_points
     assert accepted.refused is None and accepted.registered is not None
-    assert drop > 0, f"calibrating on one text was expected to cost accuracy, got a drop of {drop} points"
+    assert report.refusal(drop) is None
+    message = report.refusal(drop - 0.01)
+    assert message is not None and "not registered" in message and "--max-accuracy-drop" in message
     before = [m.model_id for m in hub.models.list()]
 
-    refused = quantize_registered(hub, smoke_copy.model_id, dataclasses.replace(lenient, max_accuracy_drop=drop / 2))
+    strict = quantize_registered(hub, smoke_copy.model_id, dataclasses.replace(lenient, max_accuracy_drop=0.0))
 
-    assert refused.registered is None
-    assert "not registered" in refused.refused and "--max-accuracy-drop" in refused.refused
-    assert [m.model_id for m in hub.models.list()] == before
+    assert strict.report.accuracy_drop_points == pytest.approx(drop)  # the same calibration, the same model
+    if drop > 0:
+        assert strict.registered is None and "not registered" in strict.refused
+    else:
+        assert strict.refused is None and strict.registered.model_id == accepted.registered.model_id
+    assert [m.model_id for m in hub.models.list()] == before  # neither a refusal nor a repeat adds a version
 
 
 def test_options_reject_bad_values_with_a_message_naming_the_flag():

@@ -39,6 +39,7 @@ import functools
 import logging
 import ssl
 import struct
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -197,6 +198,8 @@ class _Ignored(Exception):
 
 _SELF_DEPENDENT = 0x100  # not a wire flag: marks a HEADERS frame whose priority names its own stream
 _FRAMES_PER_TURN = 256  # frames handled per connection before the event loop serves other connections
+_TURN_SECONDS = 0.002  # ... or this much time: a header block costs ~100x a PING, so frames alone are no measure
+_CLOCK_EVERY = 8  # frames between looks at the clock
 _CLOSE_GRACE = 5.0  # seconds a closing connection may take to flush its last frames to a peer that reads
 
 
@@ -257,7 +260,7 @@ class GrpcProtocol(asyncio.Protocol):
         now = self.loop.time()
         self.transport: asyncio.Transport | None = None
         self.decoder = hpack.Decoder(max_header_list_size=limits.max_header_list_size)
-        self.header_cache: dict[bytes, RequestHead | MalformedHeaders] = {}
+        self.header_cache: dict[bytes, RequestHead | str] = {}  # a block -> its head, or why it is malformed
         self.buffer = bytearray()
         self.preface_seen = False
         self.settings_seen = False  # the client's first SETTINGS, which must follow the preface (§3.4)
@@ -281,6 +284,7 @@ class GrpcProtocol(asyncio.Protocol):
         self.active = False  # a stream opened since the idle timer last looked
         self.timer: asyncio.TimerHandle | None = None  # handshake timeout, then idle timeout
         self.resets = TokenBucket(limits.resets, now)
+        self.stream_errors = TokenBucket(limits.stream_errors, now)
         self.control = TokenBucket(limits.control, now)
         self.window_updates = TokenBucket(limits.window_updates, now)
         self.empty_frames = TokenBucket(limits.empty_frames, now)
@@ -335,7 +339,7 @@ class GrpcProtocol(asyncio.Protocol):
             self._process()
 
     def _process(self) -> None:
-        """Parse what has been read, at most ``_FRAMES_PER_TURN`` frames before other connections get a turn."""
+        """Parse what has been read, at most one turn's worth before other connections get theirs."""
         self.out = []
         try:
             if not self.preface_seen:
@@ -381,9 +385,11 @@ class GrpcProtocol(asyncio.Protocol):
     def _read_frames(self) -> bool:
         """Handle the complete frames in the buffer; True if it stopped early, with whole frames left."""
         buffer, position, end = self.buffer, 0, len(self.buffer)
-        handled = 0
+        handled, turn_ends = 0, time.perf_counter() + _TURN_SECONDS
         while end - position >= 9 and self.transport is not None:
-            if handled == _FRAMES_PER_TURN:
+            if handled == _FRAMES_PER_TURN or (
+                handled % _CLOCK_EVERY == _CLOCK_EVERY - 1 and time.perf_counter() > turn_ends
+            ):
                 del buffer[:position]
                 self._more_queued = True
                 return True
@@ -572,20 +578,14 @@ class GrpcProtocol(asyncio.Protocol):
         since cached blocks may refer to its entries.
         """
         cached = self.header_cache.get(block)
-        if cached is not None:
-            if isinstance(cached, MalformedHeaders):  # a repeated bad request costs a lookup (reset floods)
-                raise cached
-            return cached
-        headers, changed = self._decode(block)
-        try:
-            head: RequestHead | MalformedHeaders = parse_request(headers)
-        except MalformedHeaders as exc:
-            head = exc
-        if not changed and len(self.header_cache) < _HEADER_CACHE_SIZE:
-            self.header_cache[block] = head
-        if isinstance(head, MalformedHeaders):
-            raise head
-        return head
+        if cached is None:
+            headers, changed = self._decode(block)
+            cached = _checked_head(headers)
+            if not changed and len(self.header_cache) < _HEADER_CACHE_SIZE:
+                self.header_cache[block] = cached  # a repeated bad request costs a lookup (reset floods)
+        if isinstance(cached, str):
+            raise MalformedHeaders(cached)  # a new one each time: a cached exception would grow a traceback
+        return cached
 
     def _start(self, stream: _Stream, head: RequestHead) -> None:
         stream.metadata = head.metadata
@@ -949,7 +949,9 @@ class GrpcProtocol(asyncio.Protocol):
     def _reset(self, stream_id: int, code: int) -> None:
         """A stream error (or a refused stream): RST_STREAM, and the stream's work stops.
 
-        Every reset we are made to send spends the reset budget (CVE-2019-9514, reset flood).
+        Every reset we are made to send spends a budget (CVE-2019-9514, reset flood): a refused stream the
+        reset budget, a malformed request the much smaller stream-error budget, since a well-behaved client
+        sends none and each costs a header-block decode.
         """
         self._write(frame(RST_STREAM, 0, stream_id, _U32.pack(code)))
         self._remember_closed(stream_id, by_us=True)
@@ -958,7 +960,10 @@ class GrpcProtocol(asyncio.Protocol):
             _cancel(stream)
             self._let_go(stream, stream.held)
             self._close_if_idle()
-        self._spend(self.resets, "stream errors")
+        if code == REFUSED_STREAM:
+            self._spend(self.resets, "refused streams")
+        else:
+            self._spend(self.stream_errors, "stream errors")
 
     def _on_closed_stream(self, stream_id: int, kind: str) -> None:
         """A frame on a stream that was reset: ignored if we reset it (§5.1: it may have been in flight), a
@@ -1008,6 +1013,14 @@ class GrpcProtocol(asyncio.Protocol):
             self.closing = True
             self._write(frame(GOAWAY, 0, 0, struct.pack(">II", self.last_stream_id, NO_ERROR)))
         self._close_if_idle()
+
+
+def _checked_head(headers: list[tuple[bytes, bytes]]) -> RequestHead | str:
+    """The request's head, or why it is malformed (a message, not the exception: see ``_decode_request``)."""
+    try:
+        return parse_request(headers)
+    except MalformedHeaders as exc:
+        return str(exc)
 
 
 async def _with_deadline(call: Awaitable[Message | bytes], timeout: bytes) -> Message | bytes:

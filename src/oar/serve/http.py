@@ -74,6 +74,17 @@ class _Refusal(Exception):
         self.error = error
 
 
+def _callback_error(exc: httptools.HttpParserCallbackError) -> OarError:
+    """The error a parser callback raised, without keeping the exception alive in the caller's frame.
+
+    The refusal's traceback reaches ``data_received``'s frame (and the read buffer in it) through
+    ``f_back``; held in a local there, it would make a cycle that only the (rarely run) cycle collector
+    frees, so a flood of refused requests would pin a read buffer each.
+    """
+    refusal = exc.__context__
+    return refusal.error if isinstance(refusal, _Refusal) else InvalidInputError(f"bad request: {exc}")
+
+
 def _encode(response: Response, keep_alive: bool) -> bytes:
     status, body, headers = response
     lines = [b"HTTP/1.1 %d %s\r\ncontent-length: %d\r\n" % (status, _REASONS.get(status, b""), len(body))]
@@ -144,6 +155,10 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = 0.0
         for answer, _ in self.pending:  # nobody will read these: take them out of the model's queue
             answer.cancel()
+        # The parser holds this protocol's bound callbacks: break the cycle, so a closed connection and what
+        # it buffered (a URL, headers, a body) go at once, not at the next (rare) run of the cycle collector.
+        self._reset()
+        self.parser = None
 
     def eof_received(self) -> bool | None:
         """The client has sent all it will: answer what it asked for, then close (half-close is allowed)."""
@@ -159,9 +174,7 @@ class HttpProtocol(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
-            refusal = exc.__context__
-            error = refusal.error if isinstance(refusal, _Refusal) else InvalidInputError(f"bad request: {exc}")
-            self._refuse(error)
+            self._refuse(_callback_error(exc))
             return
         except httptools.HttpParserUpgrade:
             self._refuse(InvalidInputError("protocol upgrades are not supported"))

@@ -42,6 +42,7 @@ class Http2Limits:
     handshake_timeout: float = 10.0  # seconds for the preface and the client's first SETTINGS
     idle_timeout: float = 300.0  # seconds without an open stream before GOAWAY (PINGs do not count)
     resets: Budget = field(default_factory=lambda: Budget(200, 100.0))  # client resets and refused streams
+    stream_errors: Budget = field(default_factory=lambda: Budget(20, 5.0))  # malformed requests we reset
     control: Budget = field(default_factory=lambda: Budget(200, 50.0))  # PING, SETTINGS, PRIORITY, unknown
     window_updates: Budget = field(default_factory=lambda: Budget(2000, 1000.0))
     empty_frames: Budget = field(default_factory=lambda: Budget(100, 10.0))  # empty DATA/HEADERS/CONTINUATION

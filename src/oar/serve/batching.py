@@ -18,6 +18,12 @@ Under overload the admitted requests keep a bounded latency and the rest learn
 it in microseconds, instead of everyone queueing for seconds (CoDel's lesson:
 a standing queue is only delay). ``max_queue_size`` stays as the hard cap.
 
+Within a priority level, connections share the model fairly (start-time fair queueing, by items):
+each request gets a start tag, the later of the batcher's virtual time and the end of its
+connection's previous request, and batches take the smallest tags first. A connection that keeps a
+hundred large requests queued then delays another's lone request by about one batch, not by its
+whole backlog. The front ends name the connection in ``current_flow`` while they decode requests.
+
 Requests are stacked along dimension 0 only when their other dimensions and
 dtypes agree. If a batch fails with a client error (one bad request among good
 ones) its requests are re-run one by one, so only the bad one fails.
@@ -26,6 +32,7 @@ ones) its requests are re-run one by one, so only the bad one fails.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import itertools
 import logging
@@ -47,11 +54,17 @@ Tensors = dict[str, np.ndarray]
 _LOWEST = 1 << 31  # priority 0 (unset) is served after every explicit level, as in Triton
 _MAX_DEFERRALS = 8  # loop turns a dispatch may wait while requests keep arriving (adaptive mode)
 _EWMA = 0.2  # weight of the newest batch in the per-item service time
+_FLOWS_KEPT = 4096  # connections whose last tag is remembered before those already passed are forgotten
+
+# The connection a request came from (any hashable; None: one shared flow), set by the front end
+# around the code that decodes and queues requests, so the data plane's API needs no transport details.
+current_flow: contextvars.ContextVar[object] = contextvars.ContextVar("current_flow", default=None)
 
 
 @dataclass(slots=True)
 class _Pending:
     rank: int
+    start: int  # fair-queueing start tag (items)
     seq: int
     inputs: Tensors
     size: int
@@ -61,8 +74,10 @@ class _Pending:
     deadline_ns: int  # 0 = none
 
     def __lt__(self, other: _Pending) -> bool:
-        """Heap order: rank, then arrival; written out, as order=True's tuples cost ~1.5x (bench/serve_micro.py)."""
-        return self.rank < other.rank if self.rank != other.rank else self.seq < other.seq
+        """Heap order: rank, start tag, arrival; written out, as order=True's tuples cost ~1.5x (serve_micro)."""
+        if self.rank != other.rank:
+            return self.rank < other.rank
+        return self.start < other.start if self.start != other.start else self.seq < other.seq
 
 
 class DynamicBatcher:
@@ -89,6 +104,8 @@ class DynamicBatcher:
         self._last_items = 0
         self._backlogged = False  # the last batch left requests queued: the next one follows straight on
         self._wait_budget_ns = config.max_queue_wait_us * 1000
+        self._virtual_time = 0  # start tag of the last request taken into a batch
+        self._flow_ends: dict[object, int] = {}  # connection -> end tag of its last queued request
 
     @property
     def expected_wait_ns(self) -> float:
@@ -135,6 +152,7 @@ class DynamicBatcher:
         timeout = self.config.timeout_us if timeout_us is None else timeout_us
         pending = _Pending(
             rank=priority if priority > 0 else _LOWEST,
+            start=self._start_tag(size),
             seq=next(self._seq),
             inputs=inputs,
             size=size,
@@ -148,6 +166,15 @@ class DynamicBatcher:
         self.metrics.queue_depth.set(len(self._queue))
         self._kick(loop)
         return pending.future
+
+    def _start_tag(self, size: int) -> int:
+        """Where this request's flow stands: after its own queued work, never before the virtual time."""
+        flows, flow = self._flow_ends, current_flow.get()
+        start = max(self._virtual_time, flows.get(flow, 0))
+        flows[flow] = start + size
+        if len(flows) > _FLOWS_KEPT:
+            self._flow_ends = {f: end for f, end in flows.items() if end > self._virtual_time}
+        return start
 
     def close(self) -> None:
         """Refuse new requests; queued and running ones still finish (see ``drain``)."""
@@ -275,6 +302,7 @@ class DynamicBatcher:
                 continue
             batch.append(pending)
             total += pending.size
+            self._virtual_time = max(self._virtual_time, pending.start)
         for pending in skipped:
             heapq.heappush(self._queue, pending)
             self._queued_items += pending.size

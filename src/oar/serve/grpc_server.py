@@ -50,6 +50,7 @@ import hpack
 from google.protobuf.message import DecodeError, Message
 
 from oar._core.errors import OarError, RequestTimeoutError
+from oar.serve.batching import current_flow
 from oar.serve.config import ConnectionLimits
 from oar.serve.http2_headers import MalformedHeaders, RequestHead, check_trailers, parse_request
 from oar.serve.http2_limits import Http2Limits, TokenBucket
@@ -275,8 +276,7 @@ class GrpcProtocol(asyncio.Protocol):
         self.unreleased = 0  # bytes let go of, not yet given back with a connection WINDOW_UPDATE
         self.release_threshold = self.window // 4
         self.header_block: tuple[int, int, bytearray, list[int]] | None = None  # until END_HEADERS
-        self.yielded = False  # reading paused until the frames already read are handled
-        self._more_queued = False
+        self.yielded = False  # reading paused until the next loop iteration: this turn's time is used up
         self.out: list[bytes] | None = None  # frames to send, gathered while a read is parsed
         self.ready: list[_Stream] = []  # unary calls to start once the current read is parsed
         self.closing = False
@@ -339,8 +339,16 @@ class GrpcProtocol(asyncio.Protocol):
             self._process()
 
     def _process(self) -> None:
-        """Parse what has been read, at most one turn's worth before other connections get theirs."""
+        """Handle what has been read, at most one turn's worth before other connections get theirs.
+
+        A turn ends after ``_TURN_SECONDS`` (or ``_FRAMES_PER_TURN`` frames), counting the calls it
+        started, and then reading pauses until the next loop iteration. uvloop reads a ready socket up
+        to 32 times in one iteration, so without the pause one busy peer would hold the loop for 32
+        turns while timers (the batcher's) and other connections wait.
+        """
         self.out = []
+        turn_ends = time.perf_counter() + _TURN_SECONDS
+        flow = current_flow.set(id(self))  # the batcher shares a model fairly between connections
         try:
             if not self.preface_seen:
                 if len(self.buffer) < len(PREFACE):
@@ -351,10 +359,10 @@ class GrpcProtocol(asyncio.Protocol):
                     raise _ConnectionError(PROTOCOL_ERROR, "not an HTTP/2 connection preface")
                 del self.buffer[: len(PREFACE)]
                 self.preface_seen = True
-            more = self._read_frames()
+            self._read_frames(turn_ends)
             if self.ready:
                 self._start_ready()
-            if more and self.transport is not None:
+            if self.transport is not None and time.perf_counter() > turn_ends:
                 self._yield_turn()
         except _ConnectionError as exc:
             self._go_away(exc.code, str(exc))
@@ -363,36 +371,36 @@ class GrpcProtocol(asyncio.Protocol):
         except hpack.HPACKError as exc:
             self._go_away(COMPRESSION_ERROR, f"bad header block: {exc}")
         finally:
+            current_flow.reset(flow)
             self._flush_out()
 
     def _yield_turn(self) -> None:
-        """Stop reading; parse the rest on the next loop iteration, after other connections' events."""
+        """Stop reading; go on with what is buffered on the next loop iteration, after other events."""
         if not self.yielded:
             self.yielded = True
             if self.transport is not None:
                 self.transport.pause_reading()
-        self.loop.call_soon(self._next_turn)
+            self.loop.call_soon(self._next_turn)
 
     def _next_turn(self) -> None:
         if self.transport is None:
             return
-        self._process()
-        if self.yielded and not self._more_queued:
-            self.yielded = False
-            if self.transport is not None and not self.write_paused:
-                self.transport.resume_reading()
+        self.yielded = False
+        self._process()  # yields again if this turn runs out too
+        if not self.yielded and self.transport is not None and not self.write_paused:
+            self.transport.resume_reading()
 
-    def _read_frames(self) -> bool:
-        """Handle the complete frames in the buffer; True if it stopped early, with whole frames left."""
+    def _read_frames(self, turn_ends: float) -> None:
+        """Handle the complete frames in the buffer until the turn ends; the rest waits for the next turn."""
         buffer, position, end = self.buffer, 0, len(self.buffer)
-        handled, turn_ends = 0, time.perf_counter() + _TURN_SECONDS
+        handled = 0
         while end - position >= 9 and self.transport is not None:
             if handled == _FRAMES_PER_TURN or (
                 handled % _CLOCK_EVERY == _CLOCK_EVERY - 1 and time.perf_counter() > turn_ends
             ):
                 del buffer[:position]
-                self._more_queued = True
-                return True
+                self._yield_turn()
+                return
             handled += 1
             high, low, kind, flags, stream_id = _FRAME.unpack_from(buffer, position)
             size = (high << 8) | low
@@ -409,8 +417,6 @@ class GrpcProtocol(asyncio.Protocol):
             except _Ignored:
                 pass
         del buffer[:position]
-        self._more_queued = False
-        return False
 
     # --- frames ----------------------------------------------------------------------------------------
     def _on_frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:

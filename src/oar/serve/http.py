@@ -36,6 +36,7 @@ import httptools
 import orjson
 
 from oar._core.errors import InvalidInputError, OarError, PayloadTooLargeError
+from oar.serve.batching import current_flow
 from oar.serve.config import ConnectionLimits
 from oar.serve.listener import Listener
 from oar.serve.rest import Headers, Response, RestApp
@@ -171,6 +172,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.lingering:
             return  # dropped: the answer is out, the client's remaining input is not wanted
         self.completed = False
+        flow = current_flow.set(id(self))  # requests queued from here are this connection's (fair batching)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -182,6 +184,8 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._refuse(InvalidInputError(f"malformed HTTP request: {exc}"))
             return
+        finally:
+            current_flow.reset(flow)
         # An unfinished head: httptools holds a partial header field the callbacks have not seen yet. If no
         # message ended in this chunk, all of it belongs to this head; if one did (pipelining), it is not
         # counted, so a head can pass the limit by at most one read (256 KiB) before it is refused.

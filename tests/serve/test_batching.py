@@ -9,7 +9,7 @@ import pytest
 
 from oar._core.errors import InvalidInputError, OverloadedError, RequestTimeoutError
 from oar.runtime import load_runtime
-from oar.serve.batching import DynamicBatcher
+from oar.serve.batching import DynamicBatcher, current_flow
 from oar.serve.config import BatchingConfig
 from oar.serve.metrics import ServerMetrics
 
@@ -103,6 +103,25 @@ def test_higher_priority_runs_first_when_the_batch_is_full(numeric_runtime) -> N
 
     asyncio.run(run())
     assert finished == ["urgent", "low", "default"]
+
+
+def test_a_connection_with_a_backlog_delays_another_by_one_batch_not_its_whole_backlog(numeric_runtime) -> None:
+    batcher = _batcher(numeric_runtime, max_batch_size=8)
+    finished: list[str] = []
+
+    async def submit(flow: str, tag: str, rows: int) -> None:
+        current_flow.set(flow)  # as a front end does for each connection (a task runs in its own context)
+        await batcher.submit({"x": np.ones((rows, 4), np.float32)})
+        finished.append(tag)
+
+    async def run() -> None:
+        heavy = [asyncio.create_task(submit("heavy", f"heavy-{i}", 8)) for i in range(10)]
+        await asyncio.sleep(0)  # the heavy connection's ten full batches are queued first
+        await asyncio.gather(*heavy, submit("light", "light", 1))
+
+    asyncio.run(run())
+    assert finished.index("light") <= 2, finished  # behind the batch running and at most one more
+    assert sorted(finished) == sorted([f"heavy-{i}" for i in range(10)] + ["light"])
 
 
 def test_a_full_queue_refuses_instead_of_growing(numeric_runtime) -> None:

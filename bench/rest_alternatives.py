@@ -102,6 +102,10 @@ class OipApp:
                 b'{"%s":%s}' % (path[11:].encode(), b"true" if ok else b"false"),
                 b"application/json",
             )
+        if path == "/metrics":  # the batcher's figures, for the report
+            from oar.serve.metrics import CONTENT_TYPE_LATEST
+
+            return 200, self.dataplane.repository.metrics.exposition(), CONTENT_TYPE_LATEST.encode()
         parts = path.strip("/").split("/")
         if method != "POST" or len(parts) != 4 or parts[:2] != ["v2", "models"] or parts[3] != "infer":
             raise NotFoundError(f"no route {method} {path}")
@@ -342,9 +346,15 @@ def measure_speed(args: argparse.Namespace, env: dict[str, str], bodies: RestBod
         order = args.stacks if round_index % 2 == 0 else list(reversed(args.stacks))
         for stack in order:
             with StackServer(stack, args, env) as server:
+                before = serve_bench._scrape(server.url)
                 result = serve_bench._rest_load(f"{stack} REST", server, load, bodies)
+                after = serve_bench._scrape(server.url)
                 result.rss_mib = server.rss_mib()
-                result.note = f"{server.supervisor_rss_mib():.0f}"
+                result.supervisor_rss_mib = server.supervisor_rss_mib()
+                requests = serve_bench._delta(before, after, "oar_queue_duration_seconds_count")
+                batches = serve_bench._delta(before, after, "oar_compute_duration_seconds_count") or 1
+                result.note = f"{requests / batches:.1f} requests per batch"
+                print(f"  {result.note}", flush=True)
                 results[stack].append(result)
     return results
 
@@ -682,13 +692,15 @@ def _print_report(args, speed: dict[str, list], attacks: dict[str, dict], load: 
             f"{sum(o['handled'] for o in attacks[stack].values())}/{len(args.families)}" if stack in attacks else "-"
         )
         rss = statistics.median(r.rss_mib for r in runs)
-        supervisor = statistics.median(float(r.note) for r in runs)
+        supervisor = statistics.median(r.supervisor_rss_mib for r in runs)
         rss_cell = f"{rss:.0f}" + (f" (+{supervisor:.0f} supervisor)" if supervisor else "")
         print(
             f"| {stack} | {rps:,.0f} | {rps / reference:.2f}x | {statistics.median(r.p50 for r in runs):.2f} | "
             f"{statistics.median(r.p99 for r in runs):.2f} | {statistics.median(r.cpu_us for r in runs):.0f} | "
             f"{rss_cell} | {handled} |"
         )
+    for stack in args.stacks:
+        print(f"- {stack}: " + "; ".join(f"{r.rps:.0f} req/s, {r.cpu_us:.0f} µs/req, {r.note}" for r in speed[stack]))
     print("- per round req/s: " + "; ".join(f"{s} " + ", ".join(f"{r.rps:.0f}" for r in speed[s]) for s in args.stacks))
     if "oar" in speed and "granian" in speed:
         ratio = statistics.median(r.rps for r in speed["granian"]) / reference

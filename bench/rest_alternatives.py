@@ -390,10 +390,11 @@ def _status(reply: bytes) -> int:
 
 
 def _codes(codes: list[int]) -> str:
+    """How many of each status; 0 is a connection closed, or left open, without an answer."""
     counts: dict[int, int] = {}
     for code in codes:
         counts[code] = counts.get(code, 0) + 1
-    return ",".join(f"{code or 'closed'}x{n}" for code, n in sorted(counts.items())) or "none"
+    return ",".join(f"{code or 'no answer'}x{n}" for code, n in sorted(counts.items())) or "none"
 
 
 class Attacks:

@@ -715,7 +715,10 @@ def _print_report(args, speed: dict[str, list], attacks: dict[str, dict], load: 
             for stack in stacks:
                 o = attacks[stack][family]
                 mark = "handled" if o["handled"] else "NOT handled"
-                cells.append(f"{mark}: {o['seen']}; client p99 {o['p99_ms']:.1f} ms, {o['failures']} failures")
+                cells.append(
+                    f"{mark}: {o['seen']}; client p99 {o['p99_ms']:.1f} ms, {o['failures']} failures; "
+                    f"RSS +{o['rss_growth_mib']:.0f} MiB"
+                )
             print(f"| {family} | " + " | ".join(cells) + " |")
 
 

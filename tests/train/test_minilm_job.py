@@ -49,3 +49,32 @@ def test_a_minilm_job_fine_tunes_from_the_bundled_weights_and_registers(tmp_path
     assert len(package.manifest.labels) == 2
     assert package.manifest.lineage.run_id == run.id
     assert run.metrics["parity"]["samples"] == 48 and "registered rt-minilm:1" in trained.stdout
+    _served_answers_equal_the_package(tmp_path, package)
+
+
+def _served_answers_equal_the_package(home, package) -> None:
+    """``oar serve rt-minilm`` over REST and gRPC gives the package runtime's answers, in mixed-length batches."""
+    import numpy as np
+
+    from oar.client import ModelClient
+    from oar.data import load_builtin
+    from oar.runtime import load_runtime
+    from oar.serve.process import ServerProcess
+
+    texts = list(load_builtin("rotten-tomatoes").test.x[:24])
+    tensor = {"text": np.array([t.encode() for t in texts], dtype=object)}
+    expected = load_runtime(package.path).infer(tensor)
+    with (
+        ServerProcess(["rt-minilm"], env={"OAR_HOME": str(home)}) as server,
+        ModelClient(server.endpoint) as rest,
+        ModelClient(server.grpc_endpoint) as grpc,
+    ):
+        for client in (rest, grpc):
+            served = client.infer("rt-minilm", tensor)
+            assert _labels(served["label"]) == _labels(expected["label"])
+            np.testing.assert_allclose(served["probabilities"], expected["probabilities"], rtol=1e-5, atol=1e-6)
+            assert client.predict("rt-minilm", {"text": texts[0]})["label"] == _labels(expected["label"])[0]
+
+
+def _labels(values) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]

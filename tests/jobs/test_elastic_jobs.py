@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from jobs_helpers import drive
 from safetensors.torch import load_file
 
 import oar.jobs  # noqa: F401
@@ -24,8 +25,6 @@ from oar.jobs.progress import read_progress
 from oar.jobs.scheduler import SchedulerConfig, job_dir
 from oar.jobs.service import submit
 from oar.jobs.store import JobStore
-
-from .jobs_helpers import drive
 
 STEPS = 1200  # 480 texts / 16 x 40 epochs: long enough to outlive the blocking job
 JOB = {

@@ -82,13 +82,16 @@ def test_deploy_call_roll_over_on_an_alias_move_restart_and_undeploy(world, nume
         alice.put(f"{API}/models/sentiment/aliases/production", json={"version": 2})
         rolled = _wait(alice, deployment_id, version=2)
         time.sleep(0.5)
+        busy = alice.get(f"{API}/deployments/{deployment_id}/figures").json()  # one second of live traffic
     finally:
         stop.set()
         load.join(30)
     assert failures == [] and len(answered) > 10
     assert rolled["endpoint"] == endpoint  # same endpoint, new version
-    figures = alice.get(f"{API}/deployments/{deployment_id}/figures").json()
-    assert figures["status"] == "running" and figures["requests"] is not None
+    assert busy["status"] == "running" and busy["requests"] > 0
+    # serving cost: one on-demand node's price over the requests it answered in that second
+    per_million = busy["node_price_per_hour"] / 3600 / busy["requests_per_second"] * 1_000_000
+    assert busy["cost_per_million_requests"] == pytest.approx(per_million, rel=1e-6)
 
     # The studio goes away and comes back: the deployment is adopted from the database, still serving.
     alice.__exit__(None, None, None)

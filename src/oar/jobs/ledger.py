@@ -69,3 +69,11 @@ def model_cost(hub: Hub, name: str, version: int | None = None) -> tuple[str | N
     if model.run_id is None:
         return None, summarize([])
     return model.run_id, summarize(JobStore.open(hub).attempts_of_runs([model.run_id]))
+
+
+def serving_cost_per_million(price_per_hour: float, requests: float, seconds: float) -> float | None:
+    """Dollars per 1M requests of a server on one node at ``price_per_hour`` that answered ``requests`` in
+    ``seconds`` (its node-hours over its request count); None when it answered none."""
+    if requests <= 0 or seconds <= 0:
+        return None
+    return price_per_hour * seconds / 3600 / requests * 1_000_000

@@ -28,6 +28,8 @@ from sqlalchemy import select
 
 from oar._core.errors import ForbiddenError, InvalidInputError, ModelNotReadyError, NotFoundError, OarError
 from oar.hub import Hub, ModelVersion, parse_model_ref
+from oar.jobs.ledger import serving_cost_per_million
+from oar.jobs.pools import load_pools
 from oar.studio.config import StudioConfig
 from oar.studio.orm import DeploymentRow
 from oar.studio.security import derived_token
@@ -111,12 +113,16 @@ class DeploymentService:
             except OarError as exc:
                 out["message"] = str(exc)
             else:
+                pools = load_pools()  # a deployment holds one node of the on-demand pool
+                price = pools.get(pools.on_demand).node_price_per_hour
                 out.update(
                     requests_per_second=figures.requests_per_s,
                     p50_ms=figures.p50_ms,
                     p99_ms=figures.p99_ms,
                     errors=figures.errors_total,
                     requests=figures.requests,
+                    node_price_per_hour=price,
+                    cost_per_million_requests=serving_cost_per_million(price, figures.requests, figures.window_s),
                 )
         return out
 

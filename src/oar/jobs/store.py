@@ -73,6 +73,21 @@ class JobStore:
                 query = query.where(JobRow.run_id == run_id)
             return [_job(r, ()) for r in session.scalars(query).all()]
 
+    def page(
+        self, *, states: Iterable[str] | None = None, user: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Job], int]:
+        """Jobs newest first, filtered in the database, and how many match (for listings that paginate)."""
+        query = select(JobRow)
+        if states is not None:
+            query = query.where(JobRow.state.in_(list(states)))
+        if user is not None:
+            query = query.where(JobRow.user == user)
+        with self._sessions() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            order = (JobRow.created_at.desc(), JobRow.id.desc())
+            rows = session.scalars(query.order_by(*order).limit(limit).offset(offset)).all()
+            return [_job(r, ()) for r in rows], total
+
     def waiting(self) -> list[Job]:
         """Jobs to place, best first: higher priority, then earlier submission."""
         with self._sessions() as session:
@@ -142,6 +157,11 @@ class JobStore:
             if states is not None:
                 query = query.where(AttemptRow.state.in_(list(states)))
             return [_attempt(r) for r in session.scalars(query).all()]
+
+    def attempts_of_jobs(self, job_ids: Iterable[str]) -> list[Attempt]:
+        with self._sessions() as session:
+            query = select(AttemptRow).where(AttemptRow.job_id.in_(list(job_ids)))
+            return [_attempt(r) for r in session.scalars(query.order_by(AttemptRow.job_id, AttemptRow.number)).all()]
 
     def attempts_of_runs(self, run_ids: Iterable[str]) -> list[Attempt]:
         with self._sessions() as session:

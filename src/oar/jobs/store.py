@@ -47,6 +47,7 @@ class JobStore:
         row = JobRow(id=job_id, state="queued", version=0, **fields)
         with self._sessions() as session:
             session.add(row)
+            session.flush()  # the job row first: no relationship tells the unit of work, and PostgreSQL checks the key
             session.add(JobEventRow(job_id=job_id, state="queued", reason=f"submitted by {row.user}"))
             session.commit()
         return self.get(job_id)

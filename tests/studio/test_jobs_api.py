@@ -78,6 +78,9 @@ def test_a_job_has_its_placements_events_and_cost(world, queue):
     assert cost["checkpoint_seconds"] == pytest.approx(1.8) and cost["node_seconds"] == pytest.approx(1800)
     assert cost["wasted_dollars"] == pytest.approx(300 / 3600 * 0.03 * 2 / 6)  # 2 of attempt 2's 6 steps
     assert world.client("alice").get(f"{API}/jobs/{queue.spot[:8]}").json()["id"] == queue.spot  # a prefix will do
+    (running,) = world.client("vera").get(f"{API}/jobs/{queue.running}").json()["attempts"]
+    assert running["ended_at"] is None and running["seconds"] == pytest.approx(300, abs=30)  # counted up to now
+    assert running["dollars"] == pytest.approx(running["seconds"] / 3600 * 0.03)
 
 
 def test_a_job_log_tail_has_as_many_lines_as_asked(world, queue):

@@ -42,7 +42,8 @@ def test_the_queue_page_lists_jobs_and_filters_by_state(world, queue):
     spot = rows[3]
     assert "digits-spot" in spot and "on-demand" in spot and "(asked spot)" in spot and "$0.0325" in spot
     assert '<a href="/jobs?owner=alice">alice</a>' in spot and "succeeded" in spot
-    assert "1–2 × 1 CPU" in rows[2]
+    assert "1–2 × 1 CPU" in rows[2] and "$0.0025" in rows[2]  # five minutes on spot so far
+    assert rows[1].endswith('<td class="num">-</td></tr>')  # not placed yet: no cost
     queued = member.get("/jobs", params={"state": "queued"}).text
     assert len(_rows(queued, "queue")) == 2 and 'class="active">queued</a>' in queued
     assert len(_rows(member.get("/jobs", params={"owner": "bob"}).text, "queue")) == 2
@@ -60,6 +61,8 @@ def test_a_job_page_has_its_placement_history_events_cost_and_log(world, queue):
     cost = html.split('id="cost"')[1].split("</section>")[0]
     assert "$0.0325" in cost and "on spot" in cost and "$0.007500" in cost and "on on-demand" in cost
     assert "$0.0250" in cost and "30m 00s" in cost  # node time
+    running = _rows(world.client("vera").get(f"/jobs/{queue.running}").text, "placements")[0]
+    assert re.search(r">5m 0\ds<", running) and "$0.0025" in running  # a running attempt counts up to now
     events = html.split('id="events"')[1].split("</section>")[0]
     assert events.count('class="tag preempted"') == 2 and "moved to on-demand: preempted 2 times" in events
     assert '<pre id="log-tail">--- attempt 1 on spot-a1f3c2' in html

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from oar.jobs.entities import Attempt, Job
 from oar.jobs.ledger import CostSummary
+from oar.jobs.store import now
 from oar.studio.api.common import ERRORS, Caller, Limit, Offset, PageOut, Studio, page_out
 from oar.studio.services.jobs import LOG_LINES, MAX_LOG_LINES, QueuedJob
 
@@ -95,9 +96,10 @@ def job_summary(job: Job, dollars: float | None = None) -> JobSummary:
     return JobSummary(**fields, owner=job.user, dollars=dollars)
 
 
-def attempt_out(a: Attempt) -> AttemptOut:
+def attempt_out(a: Attempt, moment: datetime) -> AttemptOut:
+    """``seconds`` and ``dollars`` of an attempt still running count up to ``moment``, as the ledger's do."""
     fields = {name: getattr(a, name) for name in AttemptOut.model_fields if name not in ("nodes", "seconds", "dollars")}
-    return AttemptOut(**fields, nodes=list(a.nodes), seconds=a.seconds(), dollars=a.cost())
+    return AttemptOut(**fields, nodes=list(a.nodes), seconds=a.seconds(moment), dollars=a.cost(moment))
 
 
 def cost_out(c: CostSummary) -> CostOut:
@@ -132,11 +134,11 @@ def list_jobs(
 @router.get("/{job_id}", response_model=JobOut)
 def get_job(job_id: str, studio: Studio, who: Caller) -> JobOut:
     """A job with its attempts (pool, nodes, workers, steps, outcome), its events and its cost."""
-    detail = studio.jobs.get(who, job_id)
+    detail, moment = studio.jobs.get(who, job_id), now()
     return JobOut(
         **job_summary(detail.job, detail.cost.dollars).model_dump(),
         deadline=detail.job.deadline,
-        attempts=[attempt_out(a) for a in detail.attempts],
+        attempts=[attempt_out(a, moment) for a in detail.attempts],
         events=[EventOut(at=e.at, state=e.state, reason=e.reason) for e in detail.job.events],
         cost=cost_out(detail.cost),
     )

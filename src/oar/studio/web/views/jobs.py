@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
+from oar.jobs.store import now
 from oar.studio.principal import require_user, services
 from oar.studio.services.jobs import LOG_LINES, STATES
 from oar.studio.web.templating import checked_form, flash, render
@@ -32,6 +33,7 @@ def job_detail(job_id: str, request: Request):  # type: ignore[no-untyped-def]
         cost=detail.cost,
         log=log,
         log_lines=LOG_LINES,
+        now=now(),
         can_cancel=studio.jobs.can_cancel(who, detail.job),
     )
 

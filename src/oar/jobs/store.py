@@ -47,6 +47,7 @@ class JobStore:
         row = JobRow(id=job_id, state="queued", version=0, **fields)
         with self._sessions() as session:
             session.add(row)
+            session.flush()  # the job row first: no relationship tells the unit of work, and PostgreSQL checks the key
             session.add(JobEventRow(job_id=job_id, state="queued", reason=f"submitted by {row.user}"))
             session.commit()
         return self.get(job_id)
@@ -72,6 +73,21 @@ class JobStore:
             if run_id is not None:
                 query = query.where(JobRow.run_id == run_id)
             return [_job(r, ()) for r in session.scalars(query).all()]
+
+    def page(
+        self, *, states: Iterable[str] | None = None, user: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Job], int]:
+        """Jobs newest first, filtered in the database, and how many match (for listings that paginate)."""
+        query = select(JobRow)
+        if states is not None:
+            query = query.where(JobRow.state.in_(list(states)))
+        if user is not None:
+            query = query.where(JobRow.user == user)
+        with self._sessions() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            order = (JobRow.created_at.desc(), JobRow.id.desc())
+            rows = session.scalars(query.order_by(*order).limit(limit).offset(offset)).all()
+            return [_job(r, ()) for r in rows], total
 
     def waiting(self) -> list[Job]:
         """Jobs to place, best first: higher priority, then earlier submission."""
@@ -142,6 +158,11 @@ class JobStore:
             if states is not None:
                 query = query.where(AttemptRow.state.in_(list(states)))
             return [_attempt(r) for r in session.scalars(query).all()]
+
+    def attempts_of_jobs(self, job_ids: Iterable[str]) -> list[Attempt]:
+        with self._sessions() as session:
+            query = select(AttemptRow).where(AttemptRow.job_id.in_(list(job_ids)))
+            return [_attempt(r) for r in session.scalars(query.order_by(AttemptRow.job_id, AttemptRow.number)).all()]
 
     def attempts_of_runs(self, run_ids: Iterable[str]) -> list[Attempt]:
         with self._sessions() as session:

@@ -13,6 +13,7 @@ from oar.studio.security import SignInLimiter
 from oar.studio.services.accounts import AccountService
 from oar.studio.services.datasets import DatasetService
 from oar.studio.services.deployments import DeploymentService
+from oar.studio.services.jobs import JobService
 from oar.studio.services.models import ModelService
 from oar.studio.services.runs import RunService
 
@@ -25,6 +26,7 @@ class Services:
     models: ModelService
     datasets: DatasetService
     runs: RunService
+    jobs: JobService
     deployments: DeploymentService
     signin_limiter: SignInLimiter
 
@@ -40,6 +42,7 @@ class Services:
             models=models,
             datasets=DatasetService(hub),
             runs=RunService(hub),
+            jobs=JobService(hub),
             deployments=deployments,
             signin_limiter=SignInLimiter(config.signin_attempts, config.signin_window),
         )

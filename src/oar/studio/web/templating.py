@@ -30,13 +30,31 @@ def _number(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def _dollars(value: float | None) -> str:
+    """Job costs are often fractions of a cent: enough digits to tell them apart."""
+    if value is None:
+        return "-"
+    return f"${value:.2f}" if value >= 100 else f"${value:.4f}" if value >= 0.01 else f"${value:.6f}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{seconds:.1f} s"
+
+
 def _json_block(value: Any) -> Markup:
     """JSON for a ``<script type="application/json">`` block: safe against ``</script>`` in the data."""
     text = json.dumps(value, default=str, ensure_ascii=False)
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
-TEMPLATES.env.filters.update(when=_when, number=_number, json_block=_json_block)
+TEMPLATES.env.filters.update(when=_when, number=_number, json_block=_json_block, dollars=_dollars, duration=_duration)
 TEMPLATES.env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
 
 

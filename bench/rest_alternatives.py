@@ -5,12 +5,12 @@ Stacks, each answering ``POST /v2/models/{m}/infer`` (Open Inference Protocol JS
 ``build_dataplane``), in its own process pinned to one core, loaded by ``wrk`` from another:
 
 - ``oar``: ``oar serve MODEL --grpc-port 0``: oar's HTTP/1.1 front end (``oar.serve.http``) and ``RestApp``;
-- ``granian``: granian (Rust, hyper) with one worker serving ``OipApp``, a bare ASGI app below that
-  decodes the JSON request, awaits ``DataPlane.infer`` and encodes the answer with the same codec.
+- ``granian``: granian (Rust, hyper) with one worker serving ``RestApp`` through its ASGI entry: the same
+  routes, codec and errors as ``oar serve``, only the HTTP server differs.
 
 Both get the same limits where granian has a setting for one: header timeout (``--http1-header-read-timeout``),
 head size (``--http1-buffer-size``), backlog, and a concurrency cap (``--backpressure``, for the connection
-cap); the body limit (413) is enforced by ``OipApp`` itself, as ``RestApp`` does. granian has no setting for
+cap); the body limit (413) is ``RestApp``'s, as in ``oar serve``. granian has no setting for
 a body timeout, a keep-alive idle timeout, a send timeout, a URL length, or a connection cap that refuses.
 
 Then each hostile HTTP/1.1 client family (after tests/serve/test_hostile_http1.py, whose socket helpers and
@@ -68,84 +68,17 @@ FAMILIES = [
 
 
 # --- the granian stack (run in the serving subprocess) -----------------------------------------------------
-class OipApp:
-    """A bare ASGI app: health, and OIP JSON inference through ``DataPlane.infer``; errors as ``{"error"}``."""
-
-    def __init__(self, dataplane, max_body_bytes: int) -> None:
-        self.dataplane = dataplane
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return
-        from oar._core.errors import OarError
-
-        try:
-            status, payload, content_type = await self._handle(scope, receive)
-        except OarError as exc:
-            import orjson
-
-            status, payload, content_type = exc.http_status, orjson.dumps({"error": str(exc)}), b"application/json"
-        headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(payload))]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
-
-    async def _handle(self, scope, receive) -> tuple[int, bytes, bytes]:
-        from oar._core.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
-        from oar.protocol import decode_infer_request, encode_infer_response
-
-        path, method = scope["path"], scope["method"]
-        if path in ("/v2/health/ready", "/v2/health/live"):
-            ok = self.dataplane.ready() if path.endswith("ready") else self.dataplane.live()
-            return (
-                (200 if ok else 503),
-                b'{"%s":%s}' % (path[11:].encode(), b"true" if ok else b"false"),
-                b"application/json",
-            )
-        if path == "/metrics":  # the batcher's figures, for the report
-            from oar.serve.metrics import CONTENT_TYPE_LATEST
-
-            return 200, self.dataplane.repository.metrics.exposition(), CONTENT_TYPE_LATEST.encode()
-        parts = path.strip("/").split("/")
-        if method != "POST" or len(parts) != 4 or parts[:2] != ["v2", "models"] or parts[3] != "infer":
-            raise NotFoundError(f"no route {method} {path}")
-        headers = dict(scope["headers"])
-        self.dataplane.authorize(None if b"authorization" not in headers else headers[b"authorization"].decode())
-        declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise PayloadTooLargeError(
-                f"request body of {int(declared)} bytes is over the {self.max_body_bytes}-byte limit"
-            )
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise InvalidInputError("client disconnected before sending the whole body")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise PayloadTooLargeError(f"request body is over the {self.max_body_bytes}-byte limit")
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if not body:
-            raise InvalidInputError("request body is empty; send an inference request as JSON")
-        request = decode_infer_request(body)
-        model, outputs = await self.dataplane.infer(parts[2], None, request)
-        payload, _ = encode_infer_response(model.name, str(model.version), outputs, model.output_datatypes, request)
-        return 200, payload, b"application/json"
-
-
-def create_granian_app() -> OipApp:
-    """granian's factory, called in its worker process: the data plane exactly as ``oar serve`` builds it."""
+def create_granian_app():
+    """granian's factory, called in its worker process: the data plane exactly as ``oar serve`` builds it,
+    behind ``RestApp``'s own ASGI entry, so only the HTTP server differs between the stacks."""
+    from oar.serve.rest import RestApp
     from oar.serve.server import ServeOptions, _quiet_garbage_collector, build_dataplane
 
     max_body = int(os.environ["OAR_BENCH_MAX_BODY"])
     options = ServeOptions(models=(os.environ["OAR_BENCH_MODEL"],), intra_op_threads=1, max_body_bytes=max_body)
     dataplane, _ = build_dataplane(options)
     _quiet_garbage_collector()
-    return OipApp(dataplane, max_body)
+    return RestApp(dataplane, max_body_bytes=max_body)
 
 
 def _serve_granian(args: argparse.Namespace) -> None:
@@ -502,33 +435,8 @@ class Attacks:
         return bounded, f"answered {answered}, closed {len(waited)} (longest {longest:.2f} s), still open {held}"
 
     def _slow_senders(self, head: bytes, drip: bytes, limit: float) -> tuple[bool, str]:
-        """``CAP // 2`` sockets send ``head`` then one ``drip`` every 100 ms; each must be cut within ``limit``."""
-        answered: list[tuple[int, float]] = []
-        open_: dict[socket.socket, float] = {}
-        end = time.monotonic() + self.seconds
-        give_up = end + limit + SLACK_S + 3
-        while (time.monotonic() < end or open_) and time.monotonic() < give_up:
-            while time.monotonic() < end and len(open_) < CAP // 2:
-                sock = self.h.connect(self.server)
-                sock.sendall(head)
-                sock.setblocking(False)
-                open_[sock] = time.monotonic()
-            for sock, started in list(open_.items()):
-                try:
-                    data = sock.recv(4096)
-                except BlockingIOError:
-                    with contextlib.suppress(OSError):
-                        sock.send(drip)
-                    continue
-                except OSError:
-                    data = b""
-                answered.append((_status(data), time.monotonic() - started))
-                del open_[sock]
-                sock.close()
-            time.sleep(0.1)
-        held = len(open_)
-        for sock in open_:
-            sock.close()
+        """The test's slow senders (``drip_senders``); each must be cut within ``limit``."""
+        answered, held = self.h.drip_senders(self.server, head, drip, self.seconds, give_up_s=limit + SLACK_S + 3)
         longest = max((w for _, w in answered), default=float("inf"))
         bounded = held == 0 and len(answered) >= CAP // 2 and longest < limit + SLACK_S
         return bounded, f"{_codes([c for c, _ in answered])} (longest {longest:.2f} s), still open {held}"

@@ -9,7 +9,7 @@ import pytest
 import oar.jobs  # noqa: F401
 from oar.hub import Hub
 from oar.hub.orm import ModelRow
-from oar.jobs.ledger import model_cost, run_cost
+from oar.jobs.ledger import model_cost, run_cost, serving_cost_per_million
 from oar.jobs.pools import Pool
 from oar.jobs.store import JobStore
 
@@ -63,3 +63,9 @@ def test_a_run_costs_its_attempts_node_share_times_time_times_price(tmp_path):
 
     hub.models.insert(ModelRow(name="m", version=1, digest="d", task="t", run_id=run.id, manifest={}))
     assert model_cost(hub, "m", 1)[0] == run.id and model_cost(hub, "m")[1].dollars == pytest.approx(0.1625)
+
+
+def test_serving_cost_is_node_hours_over_requests_per_million():
+    # $0.36 an hour for 10 s is $0.001; over 1,000 requests that is $1 per million
+    assert serving_cost_per_million(0.36, 1_000, 10.0) == pytest.approx(1.0)
+    assert serving_cost_per_million(0.36, 0, 10.0) is None  # no request answered: no figure

@@ -290,34 +290,50 @@ def test_slow_bodies_time_out_with_408_and_harm_no_one(hostile_server) -> None:
 
 
 def _slow_senders(server, head: bytes, drip: bytes, status: int, limit: float) -> None:
-    """``CAP // 2`` sockets send ``head`` then one ``drip`` every 100 ms; each must get ``status`` in time."""
-    answered: list[tuple[int, float]] = []
+    """Slow senders (``drip_senders``) while the well-behaved client runs; each must get ``status`` in time."""
     with well_behaved_client_unharmed(server) as seen:
-        open_: dict[socket.socket, float] = {}
-        end = time.monotonic() + ATTACK_S
-        while time.monotonic() < end or open_:
-            while time.monotonic() < end and len(open_) < CAP // 2:
-                sock = connect(server)
-                sock.sendall(head)
-                sock.setblocking(False)
-                open_[sock] = time.monotonic()
-            for sock, started in list(open_.items()):
-                try:
-                    data = sock.recv(4096)
-                except BlockingIOError:
-                    with contextlib.suppress(OSError):
-                        sock.send(drip)
-                    continue
-                except OSError:
-                    data = b""
-                answered.append((int(data[9:12]) if data.startswith(b"HTTP/1.1 ") else 0, time.monotonic() - started))
-                del open_[sock]
-                sock.close()
-            time.sleep(0.1)
+        answered, held = drip_senders(server, head, drip, ATTACK_S, give_up_s=limit + 10)
         seen["peak_rss"] = rss(server)
+    assert held == 0, f"{held} slow senders never answered"
     assert len(answered) >= CAP // 2
     assert {code for code, _ in answered} == {status}, sorted({code for code, _ in answered})
     assert max(waited for _, waited in answered) < limit + 1.5
+
+
+def drip_senders(
+    server, head: bytes, drip: bytes, seconds: float, give_up_s: float
+) -> tuple[list[tuple[int, float]], int]:
+    """For ``seconds``, keep ``CAP // 2`` sockets that send ``head`` then one ``drip`` every 100 ms.
+
+    Returns each answered socket's (status, 0 if none; seconds from its head to the answer or close), and
+    how many were still open ``give_up_s`` after the sending stopped (then closed by us).
+    """
+    answered: list[tuple[int, float]] = []
+    open_: dict[socket.socket, float] = {}
+    end = time.monotonic() + seconds
+    give_up = end + give_up_s
+    while (time.monotonic() < end or open_) and time.monotonic() < give_up:
+        while time.monotonic() < end and len(open_) < CAP // 2:
+            sock = connect(server)
+            sock.sendall(head)
+            sock.setblocking(False)
+            open_[sock] = time.monotonic()
+        for sock, started in list(open_.items()):
+            try:
+                data = sock.recv(4096)
+            except BlockingIOError:
+                with contextlib.suppress(OSError):
+                    sock.send(drip)
+                continue
+            except OSError:
+                data = b""
+            answered.append((int(data[9:12]) if data.startswith(b"HTTP/1.1 ") else 0, time.monotonic() - started))
+            del open_[sock]
+            sock.close()
+        time.sleep(0.1)
+    for sock in open_:
+        sock.close()
+    return answered, len(open_)
 
 
 def test_oversized_body_floods_get_413_and_harm_no_one(hostile_server) -> None:

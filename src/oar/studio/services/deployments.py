@@ -66,6 +66,8 @@ class DeploymentService:
         self._lock = threading.RLock()
         self._supervisor = Supervisor(on_change=self._supervisor_changed)
         self._threads: list[threading.Thread] = []
+        pools = load_pools()  # a deployment holds one node of the on-demand pool: its price, for serving cost
+        self.node_price_per_hour = pools.get(pools.on_demand).node_price_per_hour
         models.in_use = self.refs_of
         models.alias_listeners.append(self._alias_moved)
 
@@ -113,8 +115,7 @@ class DeploymentService:
             except OarError as exc:
                 out["message"] = str(exc)
             else:
-                pools = load_pools()  # a deployment holds one node of the on-demand pool
-                price = pools.get(pools.on_demand).node_price_per_hour
+                price = self.node_price_per_hour
                 out.update(
                     requests_per_second=figures.requests_per_s,
                     p50_ms=figures.p50_ms,

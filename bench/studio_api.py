@@ -143,7 +143,8 @@ def timings(client, path: str, params: dict, requests: int) -> np.ndarray:  # ty
 
 
 def run(kind: str, url: str, home: Path, args: argparse.Namespace) -> bool:
-    os.environ["OAR_ARGON2_PROFILE"] = "cheapest"  # the token is verified once, then cached: no effect on figures
+    from argon2 import profiles
+
     from oar.hub import Hub
     from oar.studio.app import create_app
     from oar.studio.config import StudioConfig
@@ -152,7 +153,9 @@ def run(kind: str, url: str, home: Path, args: argparse.Namespace) -> bool:
     began = time.perf_counter()
     fill(hub, args.models, args.versions)
     filled = time.perf_counter() - began
-    app = create_app(StudioConfig(home=home, database_url=url, deployments_enabled=False), hub)
+    # the cheapest Argon2: the token is verified once, then cached, so it does not move the figures
+    config = StudioConfig(home=home, database_url=url, deployments_enabled=False, argon2=profiles.CHEAPEST)
+    app = create_app(config, hub)
     accounts = app.state.services.accounts
     token = accounts.issue_token(accounts.create_user("alice", "member").id, "bench")
     total = args.models * args.versions

@@ -14,12 +14,14 @@ import pytest
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def cheap_hashes() -> Iterator[None]:
-    """Argon2 at its cheapest: the same code path, a fraction of the cost (hashes record their parameters)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OAR_ARGON2_PROFILE", "cheapest")
-        yield
+def studio_config(home: Path, url: str, **settings: object):  # type: ignore[no-untyped-def]
+    """The tests' studio: Argon2 at its cheapest (the same code path, a fraction of the cost), chosen here in
+    the configuration the app factory receives, never through the environment."""
+    from argon2 import profiles
+
+    from oar.studio.config import StudioConfig
+
+    return StudioConfig(home=home, database_url=url, argon2=profiles.CHEAPEST, **settings)  # type: ignore[arg-type]
 
 
 USERS = {"admin": "admin", "alice": "member", "bob": "member", "vera": "viewer"}
@@ -88,7 +90,6 @@ class StudioWorld:
 def build_world(url: str, home: Path, package: Path) -> StudioWorld:
     from oar.hub import Hub
     from oar.studio.app import create_app
-    from oar.studio.config import StudioConfig
 
     hub = Hub(home=home, url=url)
     dataset = small_dataset()
@@ -110,7 +111,7 @@ def build_world(url: str, home: Path, package: Path) -> StudioWorld:
     hub.register_model(_with_lineage(package, staged / "d1", dataset_version, runs[1]), "digits", "bob")
     hub.model_catalog.update("digits", visibility="public", tags=["vision"])
     hub.model_catalog.update("sentiment", tags=["text"])
-    app = create_app(StudioConfig(home=home, database_url=url, signin_attempts=3, deployments_enabled=True), hub)
+    app = create_app(studio_config(home, url, signin_attempts=3, deployments_enabled=True), hub)
     accounts = app.state.services.accounts
     tokens = {}
     for name, role in USERS.items():

@@ -13,7 +13,7 @@ import pytest
 from oar.client import ModelClient
 from oar.supervise import port_is_free
 
-from .conftest import build_world
+from .conftest import build_world, studio_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 API = "/api/v1"
@@ -42,7 +42,6 @@ def world(tmp_path, numeric_package, monkeypatch):
 
 def test_deploy_call_roll_over_on_an_alias_move_restart_and_undeploy(world, numeric_package):
     from oar.studio.app import create_app
-    from oar.studio.config import StudioConfig
 
     alice = world.client("alice")
     alice.__enter__()  # runs the app's lifespan: the supervisor
@@ -96,7 +95,7 @@ def test_deploy_call_roll_over_on_an_alias_move_restart_and_undeploy(world, nume
     # The studio goes away and comes back: the deployment is adopted from the database, still serving.
     alice.__exit__(None, None, None)
     world.app.state.services.deployments.close()
-    again = create_app(StudioConfig(home=world.home, database_url=str(world.hub.url)), world.hub)
+    again = create_app(studio_config(world.home, str(world.hub.url)), world.hub)
     from fastapi.testclient import TestClient
 
     with TestClient(again, headers={"authorization": f"Bearer {world.tokens['alice']}"}) as restarted:

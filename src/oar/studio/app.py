@@ -8,17 +8,15 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.middleware.sessions import SessionMiddleware
 
 from oar.hub import Hub
 from oar.studio import errors
 from oar.studio.api import API_PREFIX, api_router
 from oar.studio.config import StudioConfig
 from oar.studio.services import Services
+from oar.studio.session_cookie import ServerSessions
 from oar.studio.web import mount_web
 
-SESSION_COOKIE = "oar_session"
-SESSION_DAYS = 14
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
@@ -45,11 +43,9 @@ def create_app(config: StudioConfig | None = None, hub: Hub | None = None) -> Fa
     )
     app.state.services = services
     app.add_middleware(
-        SessionMiddleware,
-        secret_key=config.secret_key().decode(),
-        session_cookie=SESSION_COOKIE,
-        max_age=SESSION_DAYS * 86400,
-        same_site="lax",
+        ServerSessions,
+        store=services.accounts.browser_sessions,
+        secret=config.secret_key().decode(),
         https_only=config.secure_cookies,
     )
 

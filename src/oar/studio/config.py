@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from argon2 import Parameters, profiles
+
 from oar._core.settings import database_url, oar_home
 
 DEFAULT_PORT = 8600
@@ -17,6 +19,8 @@ class StudioConfig:
     """``home`` holds artifacts and (by default) the SQLite database; ``database_url`` may point at PostgreSQL.
 
     ``secure_cookies`` marks the session cookie Secure: on behind HTTPS, off for plain loopback HTTP.
+    ``argon2`` is the cost of hashing passwords and tokens (RFC 9106's low-memory profile); only code can
+    change it (a test suite passes ``argon2.profiles.CHEAPEST``), never an environment variable.
     """
 
     home: Path = field(default_factory=oar_home)
@@ -28,6 +32,7 @@ class StudioConfig:
     signin_attempts: int = 5  # failed sign-ins allowed per user and address in signin_window seconds
     signin_window: float = 60.0
     deployments_enabled: bool = True
+    argon2: Parameters = field(default_factory=lambda: profiles.RFC_9106_LOW_MEMORY)
 
     @property
     def url(self) -> str:

@@ -1,4 +1,4 @@
-"""The studio's tables: accounts, API tokens and deployments. They share the hub's metadata and its
+"""The studio's tables: accounts, API tokens, sign-in sessions and deployments. They share the hub's metadata and its
 migrations (``oar/hub/migrations``), so one database holds the whole platform."""
 
 from __future__ import annotations
@@ -44,6 +44,19 @@ class ApiTokenRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SessionRow(Base):
+    """A signed-in browser. The cookie holds a random id; only its SHA-256 is stored, so the table cannot
+    be replayed as cookies. Deleting the row ends the session everywhere a copy of the cookie lives."""
+
+    __tablename__ = "studio_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # CSRF token, a flash message
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class DeploymentRow(Base):

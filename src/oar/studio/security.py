@@ -3,53 +3,48 @@ CSRF tokens, and the sign-in rate limit."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
-import os
 import secrets
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 
-from argon2 import PasswordHasher, profiles
+from argon2 import Parameters, PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from oar._core.errors import OarError
 
 TOKEN_PREFIX = "oar_"
-HASH_PROFILE_ENV = "OAR_ARGON2_PROFILE"
 
 
-@functools.cache
-def _hasher(profile: str) -> PasswordHasher:
-    """Argon2id with RFC 9106's low-memory parameters; ``cheapest`` is for test suites only (a hash
-    records its own parameters, so hashes made under either profile verify under both)."""
-    if profile == "cheapest":
-        return PasswordHasher.from_parameters(profiles.CHEAPEST)
-    return PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY)
+class SecretHasher:
+    """Argon2id for passwords and token secrets, with the parameters the studio's configuration names.
 
+    The parameters come only from :class:`~oar.studio.config.StudioConfig` (never from the environment), so a
+    deployment cannot be weakened by a stray variable; a test suite passes ``argon2.profiles.CHEAPEST``. A
+    hash records its own parameters, so hashes made under one set verify under any other.
+    """
 
-def hasher() -> PasswordHasher:
-    return _hasher(os.environ.get(HASH_PROFILE_ENV, "default"))
+    def __init__(self, parameters: Parameters = profiles.RFC_9106_LOW_MEMORY) -> None:
+        self.parameters = parameters
+        self._hasher = PasswordHasher.from_parameters(parameters)
+
+    def hash(self, secret: str) -> str:
+        return self._hasher.hash(secret)
+
+    def verify(self, stored_hash: str, secret: str) -> bool:
+        try:
+            return self._hasher.verify(stored_hash, secret)
+        except (VerificationError, InvalidHashError):
+            return False
 
 
 class TooManyAttemptsError(OarError):
     """Too many failed sign-ins from one address for one user: wait and retry."""
 
     http_status = 429
-
-
-def hash_secret(secret: str) -> str:
-    return hasher().hash(secret)
-
-
-def verify_secret(stored_hash: str, secret: str) -> bool:
-    try:
-        return hasher().verify(stored_hash, secret)
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 def new_token() -> tuple[str, str, str]:

@@ -66,3 +66,10 @@ def update_user(user_id: int, body: UserPatch, studio: Studio, who: Caller) -> U
     return user_out(
         studio.accounts.update_user(user_id, role=body.role, disabled=body.disabled, password=body.password)
     )
+
+
+@router.delete("/{user_id}/sessions")
+def sign_out_everywhere(user_id: int, studio: Studio, who: Caller) -> dict[str, int]:
+    """End every browser session of the user ("sign out everywhere"); API tokens stay until revoked."""
+    require_admin(who)
+    return {"ended": studio.accounts.sign_out_everywhere(user_id)}

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 from oar.hub import Hub
 from oar.studio.config import StudioConfig
-from oar.studio.security import SignInLimiter
+from oar.studio.security import SecretHasher, SignInLimiter
 from oar.studio.services.accounts import AccountService
+from oar.studio.services.browser_sessions import BrowserSessions
 from oar.studio.services.datasets import DatasetService
 from oar.studio.services.deployments import DeploymentService
 from oar.studio.services.jobs import JobService
@@ -38,7 +39,7 @@ class Services:
         return cls(
             config=config,
             hub=hub,
-            accounts=AccountService(hub.sessions),
+            accounts=AccountService(hub.sessions, SecretHasher(config.argon2), BrowserSessions(hub.sessions)),
             models=models,
             datasets=DatasetService(hub),
             runs=RunService(hub),

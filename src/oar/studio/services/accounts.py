@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from oar._core.errors import ConflictError, InvalidInputError, NotFoundError
 from oar.studio.orm import ApiTokenRow, UserRow
-from oar.studio.security import fingerprint, hash_secret, new_token, split_token, verify_secret
+from oar.studio.security import SecretHasher, fingerprint, new_token, split_token
 from oar.studio.services.access import ROLES, Principal
+from oar.studio.services.browser_sessions import BrowserSessions
 
 USERNAME = re.compile(r"[a-z][a-z0-9_.-]{1,39}")
 MIN_PASSWORD = 8
@@ -50,8 +51,12 @@ class TokenInfo:
 
 
 class AccountService:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], hasher: SecretHasher, browser_sessions: BrowserSessions
+    ) -> None:
         self._sessions = sessions
+        self._hasher = hasher
+        self.browser_sessions = browser_sessions
         self._verified: dict[str, tuple[float, Principal, str]] = {}
         self._lock = threading.Lock()
 
@@ -63,7 +68,7 @@ class AccountService:
             )
         if role not in ROLES:
             raise InvalidInputError(f"bad role '{role}': use one of {', '.join(ROLES)}")
-        row = UserRow(username=username, role=role, disabled=False, password_hash=_password_hash(password))
+        row = UserRow(username=username, role=role, disabled=False, password_hash=self._password_hash(password))
         with self._sessions() as session:
             session.add(row)
             try:
@@ -108,19 +113,39 @@ class AccountService:
             if disabled is not None:
                 row.disabled = disabled
             if password is not None:
-                row.password_hash = _password_hash(password)
+                row.password_hash = self._password_hash(password)
             session.commit()
             self._forget_tokens()
-            return _user(row)
+            user = _user(row)
+        if password is not None or disabled:  # every browser signed in as this user must sign in again
+            self.browser_sessions.end_all(user_id)
+        return user
+
+    def change_password(self, user_id: int, current: str, new: str, *, need_current: bool = True) -> User:
+        """A user's own password change: the current password first (unless the account has none, or the
+        browser came in through a one-time link); every other session of the user ends."""
+        with self._sessions() as session:
+            row = session.get(UserRow, user_id)
+            if row is None:
+                raise NotFoundError(f"no user with id {user_id}")
+            stored = row.password_hash
+        if need_current and stored and not self._hasher.verify(stored, current):
+            raise InvalidInputError("the current password is wrong")
+        return self.update_user(user_id, password=new)
+
+    def sign_out_everywhere(self, user_id: int) -> int:
+        """End every browser session of ``user_id`` (API tokens are revoked one by one, on the tokens page)."""
+        self.user(user_id)
+        return self.browser_sessions.end_all(user_id)
 
     def authenticate(self, username: str, password: str) -> Principal | None:
         """The user if the password matches and the account is active; ``None`` otherwise."""
         with self._sessions() as session:
             row = session.scalar(select(UserRow).where(UserRow.username == username))
         if row is None or row.disabled or not row.password_hash:
-            hash_secret(password)  # the same work either way: timing does not tell which names exist
+            self._hasher.hash(password)  # the same work either way: timing does not tell which names exist
             return None
-        return _user(row).principal() if verify_secret(row.password_hash, password) else None
+        return _user(row).principal() if self._hasher.verify(row.password_hash, password) else None
 
     def active_principal(self, user_id: int, via: str = "session") -> Principal | None:
         """The principal of a session's user, if that user still exists and is enabled."""
@@ -139,7 +164,7 @@ class AccountService:
             id=token_id,
             user_id=user_id,
             name=name.strip(),
-            secret_hash=hash_secret(secret),
+            secret_hash=self._hasher.hash(secret),
             purpose=purpose,
             expires_at=expires,
         )
@@ -164,7 +189,7 @@ class AccountService:
                 return None
             if row.expires_at is not None and _aware(row.expires_at) < datetime.now(UTC):
                 return None
-            if not verify_secret(row.secret_hash, secret):
+            if not self._hasher.verify(row.secret_hash, secret):
                 return None
             user = session.get(UserRow, row.user_id)
             if user is None or user.disabled:
@@ -218,17 +243,16 @@ class AccountService:
             self.revoke_token(token_id)
         return principal
 
+    def _password_hash(self, password: str | None) -> str | None:
+        if password is None:
+            return None
+        if len(password) < MIN_PASSWORD:
+            raise InvalidInputError(f"the password must have at least {MIN_PASSWORD} characters")
+        return self._hasher.hash(password)
+
     def _forget_tokens(self) -> None:
         with self._lock:
             self._verified.clear()
-
-
-def _password_hash(password: str | None) -> str | None:
-    if password is None:
-        return None
-    if len(password) < MIN_PASSWORD:
-        raise InvalidInputError(f"the password must have at least {MIN_PASSWORD} characters")
-    return hash_secret(password)
 
 
 def _aware(moment: datetime) -> datetime:

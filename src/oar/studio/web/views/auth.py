@@ -19,9 +19,12 @@ def _safe_next(target: str | None) -> str:
     return target if target and target.startswith("/") and not target.startswith("//") else "/"
 
 
-def _start_session(request: Request, who: Principal) -> None:
+def _start_session(request: Request, who: Principal, via_link: bool = False) -> None:
+    """A fresh server-side session (a new id: a cookie planted before sign-in is worthless)."""
     request.session.clear()
     request.session.update(uid=who.id, csrf=new_csrf_token())
+    if via_link:  # the link stands in for the password: setting one here needs no current password
+        request.session["link"] = True
 
 
 @router.get("/signin")
@@ -67,28 +70,37 @@ def signin_link(token: str, request: Request):  # type: ignore[no-untyped-def]
             title="Link not valid",
             message="this sign-in link was already used or has expired; ask an admin for a new one",
         )
-    _start_session(request, who)
+    _start_session(request, who, via_link=True)
     flash(request, "Signed in. Set a password so that you can sign in again.")
     return RedirectResponse("/account/password", 303)
 
 
+def _needs_current(request: Request, who: Principal) -> bool:
+    return not request.session.get("link") and services(request).accounts.user(who.id).has_password
+
+
 @router.get("/account/password")
 def password_page(request: Request):  # type: ignore[no-untyped-def]
-    require_user(request)
-    return render(request, "password.html")
+    who = require_user(request)
+    return render(request, "password.html", need_current=_needs_current(request, who))
 
 
 @router.post("/account/password")
 async def set_password(request: Request):  # type: ignore[no-untyped-def]
+    """Change the password: every session of the user ends, and this browser gets a fresh one."""
     who = require_user(request)
     form = await checked_form(request)
+    need_current = _needs_current(request, who)
     if form.get("password") != form.get("confirm"):
-        return render(request, "password.html", code=422, error="the two passwords differ")
+        return render(request, "password.html", code=422, error="the two passwords differ", need_current=need_current)
     try:
-        services(request).accounts.update_user(who.id, password=form.get("password", ""))
+        services(request).accounts.change_password(
+            who.id, form.get("current", ""), form.get("password", ""), need_current=need_current
+        )
     except OarError as exc:
-        return render(request, "password.html", code=422, error=str(exc))
-    flash(request, "Password saved.")
+        return render(request, "password.html", code=422, error=str(exc), need_current=need_current)
+    _start_session(request, who)
+    flash(request, "Password saved; every other browser is signed out.")
     return RedirectResponse("/", 303)
 
 

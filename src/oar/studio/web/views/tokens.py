@@ -15,16 +15,17 @@ router = APIRouter()
 @router.get("/account/tokens")
 def token_list(request: Request):  # type: ignore[no-untyped-def]
     who = require_user(request)
-    new_token = request.session.pop("new_token", None)
-    return render(request, "tokens.html", tokens=services(request).accounts.tokens(who.id), new_token=new_token)
+    return render(request, "tokens.html", tokens=services(request).accounts.tokens(who.id))
 
 
 @router.post("/account/tokens")
 async def create_token(request: Request):  # type: ignore[no-untyped-def]
+    """The new token is in this response only: never in a cookie, a redirect or the session's stored data."""
     who = require_user(request)
     form = await checked_form(request)
-    request.session["new_token"] = services(request).accounts.issue_token(who.id, form.get("name", ""))
-    return RedirectResponse("/account/tokens", 303)
+    accounts = services(request).accounts
+    new_token = accounts.issue_token(who.id, form.get("name", ""))
+    return render(request, "tokens.html", code=201, tokens=accounts.tokens(who.id), new_token=new_token)
 
 
 @router.post("/account/tokens/{token_id}/revoke")

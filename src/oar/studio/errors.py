@@ -1,6 +1,8 @@
 """One way to fail: JSON ``{"error": {"status", "message"}}`` under /api, an HTML page elsewhere.
 
-No stack trace ever reaches a user: unexpected errors are logged here and answered with a plain 500.
+An error oar raises on purpose (an :class:`OarError`) keeps its message, whatever its status: "deployment 'x' is
+not ready" is for the user to read. Only unexpected errors are logged here and answered with a plain 500, so no
+stack trace ever reaches a user. 503 and 429 carry ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ _TITLES = {
     503: "Unavailable",
 }
 
+_RETRY_AFTER = {429: "60", 503: "5"}  # seconds: the sign-in limit's window; a deployment still starting
+
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(OarError, _oar_error)  # type: ignore[arg-type]
@@ -54,8 +58,9 @@ async def _oar_error(request: Request, exc: OarError) -> Response:
         from fastapi.responses import RedirectResponse
 
         return RedirectResponse(f"/signin?next={request.url.path}", 303)
-    headers = {"Retry-After": "60"} if status == 429 else None
-    return error_response(request, status, str(exc) if status < 500 else "internal error", headers)
+    retry_after = _RETRY_AFTER.get(status)
+    headers = {"Retry-After": retry_after} if retry_after else None
+    return error_response(request, status, str(exc) or _TITLES.get(status, "error"), headers)
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -170,7 +170,9 @@ class DeploymentService:
         deployment = self.get(who, deployment_id)
         served = self._running.get(deployment_id)
         if served is None or deployment.status not in ("running", "rolling"):
-            raise ModelNotReadyError(f"deployment '{deployment_id}' is {deployment.status}, not serving yet")
+            raise ModelNotReadyError(
+                f"deployment '{deployment_id}' is not ready ({deployment.status}); try again in a few seconds"
+            )
         model = self.hub.models.get(deployment.model, served.version)
         with ModelClient(served.endpoint, token=self._token(deployment_id), timeout=30) as client:
             if model.task == "text-classification":

@@ -32,7 +32,7 @@ def test_first_start_prints_a_one_time_admin_link_that_works_once(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "OAR_HOME": str(tmp_path / "home"), "OAR_ARGON2_PROFILE": "cheapest"}
+    env = {**os.environ, "OAR_HOME": str(tmp_path / "home")}
     env.pop("OAR_DATABASE_URL", None)
     log = tmp_path / "studio.log"
     with open(log, "w") as out:
@@ -64,6 +64,51 @@ def test_first_start_prints_a_one_time_admin_link_that_works_once(tmp_path):
     finally:
         process.terminate()
         process.wait(30)
+
+
+def test_a_first_start_on_a_busy_port_creates_no_admin_and_names_the_way_back_in(tmp_path):
+    home = tmp_path / "home"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        busy = _oar("studio", "--port", str(port), home=home)
+    assert busy.returncode == 1, busy.stderr
+    assert "already in use" in busy.stderr and "oar studio admin reset-link admin" in busy.stderr
+    assert "/signin/link/" not in busy.stderr + busy.stdout and "Traceback" not in busy.stderr
+    from oar.studio.config import StudioConfig
+    from oar.studio.server import bootstrap
+    from oar.studio.services import Services
+
+    services = Services.build(StudioConfig(home=home, database_url=f"sqlite:///{home / 'hub.db'}"))
+    try:  # the next start is still a first start: it makes the admin and prints its link
+        assert services.accounts.count_users() == 0
+        assert "/signin/link/oar_" in bootstrap(services).link
+    finally:
+        services.close()
+
+
+def test_an_admin_who_lost_the_link_gets_a_new_one_and_the_old_one_dies(tmp_path):
+    from oar.studio.config import StudioConfig
+    from oar.studio.services import Services
+
+    home = tmp_path / "home"
+    made = _oar("studio", "admin", "create", "admin", home=home)
+    assert made.returncode == 0, made.stderr
+    lost = re.search(r"/signin/link/(\S+)", made.stderr).group(1)
+    again = _oar("studio", "admin", "create", "admin", home=home)
+    assert again.returncode == 1 and "already exists" in again.stderr and "reset-link admin" in again.stderr
+    reset = _oar("studio", "admin", "reset-link", "admin", home=home)
+    assert reset.returncode == 0, reset.stderr
+    fresh = re.search(r"http://127\.0\.0\.1:8600/signin/link/(\S+)", reset.stderr).group(1)
+    nobody = _oar("studio", "admin", "reset-link", "nobody", home=home)
+    assert nobody.returncode == 1 and "no user 'nobody'" in nobody.stderr
+    services = Services.build(StudioConfig(home=home, database_url=f"sqlite:///{home / 'hub.db'}"))
+    try:
+        assert services.accounts.redeem_sign_in_link(lost) is None
+        assert services.accounts.redeem_sign_in_link(fresh).username == "admin"
+    finally:
+        services.close()
 
 
 def test_login_points_the_hub_commands_at_the_studio_and_logout_back_home(tmp_path, numeric_package):

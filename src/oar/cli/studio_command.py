@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from oar._core.errors import OarError
+from oar._core.errors import ConflictError, OarError
 from oar._core.settings import oar_home
 
 console = Console(stderr=True)
@@ -40,7 +40,7 @@ def studio(
 ) -> None:
     """Run the studio: API + web UI in one process, on SQLite in OAR_HOME unless --database-url is given."""
     if ctx.invoked_subcommand is not None:
-        ctx.obj = database_url
+        ctx.obj = {"database_url": database_url, "host": host, "port": port}  # the links admin commands print
         return
     config = _config(database_url, host, port, secure_cookies)
     if database_url:  # the `oar serve` processes of deployments read the same database
@@ -62,14 +62,16 @@ def admin_create(
     password_stdin: bool = typer.Option(False, help="read the password from standard input"),
 ) -> None:
     """Create an admin; prints a one-time sign-in link unless a password comes on stdin."""
-    from oar.studio.server import create_admin
+    from oar.studio.server import RESET_HINT, create_admin
     from oar.studio.services import Services
 
-    config = _config(ctx.obj)
+    config = _config(**ctx.obj)
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     services = Services.build(config)
     try:
         made = create_admin(services, username, password)
+    except ConflictError as exc:
+        raise ConflictError(f"{exc}; {RESET_HINT.format(name=username)}") from None
     finally:
         services.close()
     console.print(
@@ -77,6 +79,21 @@ def admin_create(
         soft_wrap=True,
         highlight=False,
     )
+
+
+@admin_app.command("reset-link")
+def admin_reset_link(ctx: typer.Context, username: str = typer.Argument(..., help="the user, e.g. admin")) -> None:
+    """Print a new one-time sign-in link for an existing user (a lost first-start link, a forgotten password);
+    signing in with it lets the user set a new password. Older unused links stop working."""
+    from oar.studio.server import reset_link
+    from oar.studio.services import Services
+
+    services = Services.build(_config(**ctx.obj))
+    try:
+        link = reset_link(services, username)
+    finally:
+        services.close()
+    console.print(f"one-time sign-in link for '{username}' (valid 24 h):\n  {link}", soft_wrap=True, highlight=False)
 
 
 # --- oar login: a token for the CLI -------------------------------------------------------------

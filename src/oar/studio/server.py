@@ -1,11 +1,21 @@
-"""Run the studio: bootstrap the first admin (a one-time sign-in link), then serve the app with uvicorn."""
+"""Run the studio: take the port, bootstrap the first admin (a one-time sign-in link), then serve with uvicorn.
+
+The port is bound before anything is written: a start that cannot listen leaves no admin behind whose only
+sign-in link went to a terminal nobody could use. An admin who lost a link gets a new one with
+``oar studio admin reset-link NAME``.
+"""
 
 from __future__ import annotations
 
+import errno
+import socket
 from dataclasses import dataclass
 
+from oar._core.errors import ConflictError, OarError
 from oar.studio.config import StudioConfig
 from oar.studio.services import Services
+
+RESET_HINT = "a lost sign-in link is replaced with: oar studio admin reset-link {name}"
 
 
 @dataclass(frozen=True)
@@ -23,6 +33,14 @@ def create_admin(services: Services, username: str = "admin", password: str | No
     return AdminCreated(user.username, f"{services.config.base_url}/signin/link/{token}")
 
 
+def reset_link(services: Services, username: str) -> str:
+    """A new one-time sign-in link for an existing user (older unused links stop working)."""
+    user = services.accounts.by_name(username)
+    if user.disabled:
+        raise ConflictError(f"user '{username}' is disabled; enable the account first")
+    return f"{services.config.base_url}/signin/link/{services.accounts.reset_sign_in_link(user.id)}"
+
+
 def bootstrap(services: Services) -> AdminCreated | None:
     """On the first start (no users at all) make the admin and return its sign-in link."""
     if services.accounts.count_users():
@@ -35,12 +53,42 @@ def run(config: StudioConfig, announce=print) -> None:  # type: ignore[no-untype
 
     from oar.studio.app import create_app
 
-    app = create_app(config)
-    first = bootstrap(app.state.services)
+    listener = listen(config.host, config.port)
+    try:
+        app = create_app(config)
+        first = bootstrap(app.state.services)
+    except BaseException:
+        listener.close()
+        raise
     if first is not None:
         announce(f"first start: sign in as '{first.username}' with this one-time link (valid 24 h):\n  {first.link}")
     announce(f"oar studio on {config.base_url}  (database: {_redacted(config.url)})")
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", timeout_graceful_shutdown=10)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=config.host, port=config.port, log_level="warning", timeout_graceful_shutdown=10)
+    )
+    server.run(sockets=[listener])
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, or a one-line error that says what to do."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listener = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise OarError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(2048)
+    except OSError as exc:
+        listener.close()
+        why = "the address is already in use (another studio?)" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise OarError(
+            f"cannot listen on {host}:{port}: {why}; stop what holds it or pick another --port. "
+            + RESET_HINT.format(name="admin")
+        ) from None
+    listener.setblocking(False)
+    return listener
 
 
 def _redacted(url: str) -> str:

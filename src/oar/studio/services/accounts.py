@@ -235,6 +235,19 @@ class AccountService:
     def sign_in_link_token(self, user_id: int) -> str:
         return self.issue_token(user_id, "one-time sign-in link", purpose="sign-in", ttl=SIGN_IN_LINK_TTL)
 
+    def reset_sign_in_link(self, user_id: int) -> str:
+        """A fresh one-time link for a user who lost theirs: every unused older link stops working."""
+        now = datetime.now(UTC)
+        with self._sessions() as session:
+            live = select(ApiTokenRow).where(
+                ApiTokenRow.user_id == user_id, ApiTokenRow.purpose == "sign-in", ApiTokenRow.revoked_at.is_(None)
+            )
+            for row in session.scalars(live):
+                row.revoked_at = now
+            session.commit()
+        self._forget_tokens()
+        return self.sign_in_link_token(user_id)
+
     def redeem_sign_in_link(self, token: str) -> Principal | None:
         """Sign in with a one-time link: it works once, then it is revoked."""
         principal = self.verify_token(token, purpose="sign-in")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 
 from oar.hub.catalog import MAX_PAGE
 from oar.studio.principal import api_principal, services
@@ -13,6 +14,15 @@ from oar.studio.services import Services
 from oar.studio.services.access import Principal
 
 T = TypeVar("T")
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored in UTC); PostgreSQL, its session's zone: both become UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+"""Every time in the API: RFC 3339 in UTC with a ``Z`` (``2026-12-06T02:12:36.645632Z``), whichever database."""
 
 Caller = Annotated[Principal | None, Depends(api_principal)]
 Studio = Annotated[Services, Depends(services)]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from oar.hub import DatasetVersion, RegisteredDataset
-from oar.studio.api.common import ERRORS, Caller, Limit, Offset, PageOut, Studio, page_out
+from oar.studio.api.common import ERRORS, Caller, Limit, Offset, PageOut, Studio, Timestamp, page_out
 from oar.studio.services.datasets import split_sizes
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], responses=ERRORS)
@@ -20,7 +19,7 @@ class DatasetOut(BaseModel):
     owner: str | None
     visibility: str
     latest_version: int
-    created_at: datetime
+    created_at: Timestamp
 
 
 class DatasetVersionOut(BaseModel):
@@ -30,7 +29,7 @@ class DatasetVersionOut(BaseModel):
     card: dict[str, Any]
     splits: dict[str, int]
     labels: dict[str, Any]
-    created_at: datetime
+    created_at: Timestamp
 
 
 class DatasetPatch(BaseModel):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from oar.studio.api.common import ERRORS, Caller, Studio
+from oar.studio.api.common import ERRORS, Caller, Studio, Timestamp
 from oar.studio.services.deployments import Deployment
 
 router = APIRouter(prefix="/deployments", tags=["deployments"], responses=ERRORS)
@@ -27,8 +26,8 @@ class DeploymentOut(BaseModel):
     status: str
     endpoint: str | None
     message: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class PredictIn(BaseModel):

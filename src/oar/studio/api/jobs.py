@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from oar.jobs.entities import Attempt, Job
 from oar.jobs.ledger import CostSummary
 from oar.jobs.store import now
-from oar.studio.api.common import ERRORS, Caller, Limit, Offset, PageOut, Studio, page_out
+from oar.studio.api.common import ERRORS, Caller, Limit, Offset, PageOut, Studio, Timestamp, page_out
 from oar.studio.services.jobs import LOG_LINES, MAX_LOG_LINES, QueuedJob
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ERRORS)
@@ -34,14 +34,14 @@ class JobSummary(BaseModel):
     preemptions: int
     run_id: str
     cancel_requested: bool
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    finished_at: Timestamp | None
     dollars: float | None = None
 
 
 class EventOut(BaseModel):
-    at: datetime
+    at: Timestamp
     state: str
     reason: str
 
@@ -62,8 +62,8 @@ class AttemptOut(BaseModel):
     checkpoint_step: int
     steps_redone: int
     checkpoint_seconds: float
-    started_at: datetime
-    ended_at: datetime | None
+    started_at: Timestamp
+    ended_at: Timestamp | None
     seconds: float
     dollars: float
 
@@ -79,7 +79,7 @@ class CostOut(BaseModel):
 
 
 class JobOut(JobSummary):
-    deadline: datetime | None
+    deadline: Timestamp | None
     attempts: list[AttemptOut]
     events: list[EventOut]
     cost: CostOut

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from oar.hub import Alias, AliasEvent, ModelVersion, RegisteredModel
-from oar.studio.api.common import ERRORS, Caller, Limit, Offset, PageOut, Studio, page_out
+from oar.studio.api.common import ERRORS, Caller, Limit, Offset, PageOut, Studio, Timestamp, page_out
 
 router = APIRouter(prefix="/models", tags=["models"], responses={**ERRORS, 409: {"description": "conflict"}})
 
@@ -22,8 +21,8 @@ class ModelOut(BaseModel):
     task: str
     latest_version: int
     tags: list[str]
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class VersionSummary(BaseModel):
@@ -35,7 +34,7 @@ class VersionSummary(BaseModel):
     run_id: str | None
     parent: str | None
     metrics: dict[str, float]
-    created_at: datetime
+    created_at: Timestamp
 
 
 class FileOut(BaseModel):
@@ -60,7 +59,7 @@ class AliasOut(BaseModel):
     alias: str
     version: int
     updated_by: str | None
-    updated_at: datetime
+    updated_at: Timestamp
 
 
 class AliasIn(BaseModel):
@@ -74,7 +73,7 @@ class AliasEventOut(BaseModel):
     from_version: int | None
     to_version: int | None
     actor: str | None
-    at: datetime
+    at: Timestamp
 
 
 class LineageOut(BaseModel):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from oar.hub import Run
-from oar.studio.api.common import ERRORS, Caller, Limit, Offset, PageOut, Studio, page_out
+from oar.studio.api.common import ERRORS, Caller, Limit, Offset, PageOut, Studio, Timestamp, page_out
 from oar.studio.services.runs import metric_series
 
 router = APIRouter(prefix="/runs", tags=["runs"], responses=ERRORS)
@@ -23,8 +22,8 @@ class RunSummary(BaseModel):
     dataset_version: int | None
     owner: str | None
     metrics: dict[str, Any]
-    started_at: datetime | None
-    finished_at: datetime | None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
 
 
 class RunOut(RunSummary):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from oar._core.errors import NotFoundError
-from oar.studio.api.common import ERRORS, Caller, Studio
+from oar.studio.api.common import ERRORS, Caller, Studio, Timestamp
 from oar.studio.services.access import require_signed_in
 
 router = APIRouter(prefix="/tokens", tags=["tokens"], responses=ERRORS)
@@ -22,8 +20,8 @@ class TokenOut(BaseModel):
     id: str
     name: str
     username: str
-    created_at: datetime
-    last_used_at: datetime | None
+    created_at: Timestamp
+    last_used_at: Timestamp | None
 
 
 class NewTokenOut(BaseModel):

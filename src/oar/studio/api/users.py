@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from oar.studio.api.common import ERRORS, Caller, Studio
+from oar.studio.api.common import ERRORS, Caller, Studio, Timestamp
 from oar.studio.services.access import require_admin
 from oar.studio.services.accounts import User
 
@@ -22,7 +21,7 @@ class UserOut(BaseModel):
     role: str
     disabled: bool
     has_password: bool
-    created_at: datetime
+    created_at: Timestamp
 
 
 class UserIn(BaseModel):

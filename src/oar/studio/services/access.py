@@ -57,7 +57,7 @@ def require_owner(who: Principal | None, owner: str | None, what: str) -> Princi
     if who.is_admin:
         return who
     if who.role != "member" or owner is None or owner != who.username:
-        raise ForbiddenError(f"only {what}'s owner ({owner or 'an admin'}) or an admin can do this")
+        raise ForbiddenError(f"only the owner ({owner or 'none: admins only'}) of {what} or an admin can do this")
     return who
 
 

@@ -37,11 +37,9 @@ def recent_activity(hub: Hub, who: Principal | None, limit: int = 20) -> list[Ac
             )
         if who is not None:
             for run in session.scalars(select(RunRow).order_by(RunRow.started_at.desc()).limit(limit)):
-                items.append(
-                    ActivityItem(
-                        _aware(run.started_at), "run", f"run {run.id} {run.status}", f"/runs/{run.id}", run.owner
-                    )
-                )
+                # "finished" at its end; a run still going shows when it started ("running" since then)
+                at = _aware(run.finished_at or run.started_at)
+                items.append(ActivityItem(at, "run", f"{run.id} {run.status}", f"/runs/{run.id}", run.owner))
             for event in session.scalars(select(AliasEventRow).order_by(AliasEventRow.id.desc()).limit(limit)):
                 moved = f"v{event.from_version or '-'} → v{event.to_version or '-'}"
                 items.append(

@@ -8,11 +8,11 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 
 from oar._core.errors import NotFoundError
+from oar.studio.web.assets import StaticAssets
 from oar.studio.web.views import admin, auth, datasets, deployments, home, jobs, models, runs, tokens
 
 STATIC = Path(__file__).parent / "static"
@@ -28,10 +28,19 @@ def plotly_js() -> Path:
 
 
 def mount_web(app: FastAPI) -> None:
-    @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
-    def plotly() -> FileResponse:
-        return FileResponse(plotly_js(), media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+    assets = StaticAssets(STATIC)
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    @app.api_route("/static/vendor/plotly.min.js", methods=["GET", "HEAD"], include_in_schema=False)
+    def plotly(request: Request) -> Response:
+        return assets.response(request, plotly_js(), "public, max-age=86400")
+
+    @app.api_route("/static/{name:path}", methods=["GET", "HEAD"], include_in_schema=False)
+    def static(name: str, request: Request) -> Response:
+        return assets.response(request, assets.path_of(name))
+
+    @app.api_route("/favicon.ico", methods=["GET", "HEAD"], include_in_schema=False)
+    def favicon(request: Request) -> Response:
+        return assets.response(request, assets.path_of("favicon.ico"), "public, max-age=86400")
+
     for module in VIEWS:
         app.include_router(module.router, include_in_schema=False)

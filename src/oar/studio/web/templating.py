@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,23 @@ def _when(moment: datetime | None) -> str:
 
 
 def _number(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return "-" if value is None else str(value)
+    """Metrics and parity gaps: whole numbers without decimals (``13891``), tiny ones in significant digits
+    (``2.4e-06``, not ``0.0000``), the rest with four decimals."""
+    if not isinstance(value, float):
+        return "-" if value is None else str(value)
+    if not math.isfinite(value):
+        return str(value)
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if abs(value) < 0.01:
+        return f"{value:.3g}"
+    return f"{value:.4f}" if abs(value) < 1000 else f"{value:.6g}"
+
+
+def _literal(value: Any) -> str:
+    """A value as JSON with its real characters (``"这个"``, not ``"\\u8fd9\\u4e2a"``): copy-pastable into Python
+    and JSON alike. Autoescaping still applies where it is shown."""
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _dollars(value: float | None) -> str:
@@ -54,7 +69,9 @@ def _json_block(value: Any) -> Markup:
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
-TEMPLATES.env.filters.update(when=_when, number=_number, json_block=_json_block, dollars=_dollars, duration=_duration)
+TEMPLATES.env.filters.update(
+    when=_when, number=_number, json_block=_json_block, dollars=_dollars, duration=_duration, literal=_literal
+)
 TEMPLATES.env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
 
 

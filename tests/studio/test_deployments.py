@@ -3,6 +3,10 @@ an alias move rolls it over with no failed request, it survives a studio restart
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -107,3 +111,55 @@ def test_deploy_call_roll_over_on_an_alias_move_restart_and_undeploy(world, nume
         assert restarted.get(f"{API}/deployments/{deployment_id}").status_code == 404
         assert port_is_free(port)
     again.state.services.deployments.close()
+
+
+def _oar(*args: str, home) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "OAR_HOME": str(home), "COLUMNS": "200"}
+    env.pop("OAR_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "oar.cli.main", *args], env=env, capture_output=True, text=True, timeout=180
+    )
+
+
+def test_stopping_the_studio_leaves_deployments_serving_and_stop_all_ends_them(world, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "OAR_HOME": str(world.home)}
+    env.pop("OAR_DATABASE_URL", None)
+    log = tmp_path / "studio.log"
+    with open(log, "w") as out:
+        studio = subprocess.Popen(
+            [sys.executable, "-m", "oar.cli.main", "studio", "--port", str(port)], env=env, stdout=out, stderr=out
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        alice = httpx.Client(base_url=base, headers={"authorization": f"Bearer {world.tokens['alice']}"}, timeout=30)
+        deadline = time.monotonic() + 120
+        while True:
+            assert studio.poll() is None and time.monotonic() < deadline, log.read_text()
+            try:
+                alice.get(f"{API}/health")
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        made = alice.post(f"{API}/deployments", json={"model": "sentiment:1"})
+        assert made.status_code == 201, made.text
+        endpoint = _wait(alice, made.json()["id"])["endpoint"]
+
+        stopped = _oar("studio", "stop", home=world.home)
+        assert stopped.returncode == 0, stopped.stderr
+        assert "stopped" in stopped.stderr and "1 deployment(s) keep serving" in stopped.stderr
+        assert studio.wait(30) is not None
+        assert httpx.get(f"{endpoint}/v2/health/ready", timeout=5).status_code == 200  # by design: still serving
+
+        everything = _oar("studio", "stop", "--all", home=world.home)
+        assert everything.returncode == 0, everything.stderr
+        assert "no studio is running" in everything.stderr and "1 deployment(s) stopped" in everything.stderr
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{endpoint}/v2/health/ready", timeout=5)
+        assert world.app.state.services.deployments.live_count() == 0  # the next start brings nothing back
+    finally:
+        if studio.poll() is None:
+            studio.terminate()
+            studio.wait(30)

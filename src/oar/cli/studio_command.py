@@ -55,6 +55,18 @@ def studio(
     run(config, announce=lambda text: console.print(text, soft_wrap=True, highlight=False))
 
 
+@studio_app.command("stop")
+def studio_stop(
+    ctx: typer.Context,
+    everything: bool = typer.Option(False, "--all", help="stop every deployment's server too, for good"),
+) -> None:
+    """Stop the studio running from this OAR_HOME. Its deployments keep serving (the next start adopts them)
+    unless --all, which stops them as well and marks them stopped."""
+    from oar.studio.server import stop
+
+    stop(_config(**ctx.obj), everything, announce=lambda text: console.print(text, soft_wrap=True, highlight=False))
+
+
 @admin_app.command("create")
 def admin_create(
     ctx: typer.Context,

@@ -8,12 +8,18 @@ sign-in link went to a terminal nobody could use. An admin who lost a link gets 
 from __future__ import annotations
 
 import errno
+import json
+import os
+import signal
 import socket
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from oar._core.errors import ConflictError, OarError
 from oar.studio.config import StudioConfig
 from oar.studio.services import Services
+from oar.supervise.procinfo import ProcessIdentity
 
 RESET_HINT = "a lost sign-in link is replaced with: oar studio admin reset-link {name}"
 
@@ -66,7 +72,63 @@ def run(config: StudioConfig, announce=print) -> None:  # type: ignore[no-untype
     server = uvicorn.Server(
         uvicorn.Config(app, host=config.host, port=config.port, log_level="warning", timeout_graceful_shutdown=10)
     )
-    server.run(sockets=[listener])
+    pid_file = _pid_file(config)
+    _write_pid(pid_file)
+    try:
+        server.run(sockets=[listener])
+    finally:
+        if _running_studio(pid_file) == os.getpid():
+            pid_file.unlink(missing_ok=True)
+
+
+def stop(config: StudioConfig, everything: bool = False, announce=print) -> None:  # type: ignore[no-untyped-def]
+    """Stop the studio started from ``config.home`` (its deployments keep serving, by design: the next start
+    adopts them); with ``everything``, stop every deployment's server as well and mark it stopped."""
+    pid_file = _pid_file(config)
+    pid = _running_studio(pid_file)
+    if pid is None:
+        announce("no studio is running from this home")
+    else:
+        os.kill(pid, signal.SIGTERM)  # uvicorn shuts down gracefully; the deployments are left running
+        deadline = time.monotonic() + 30
+        while _running_studio(pid_file) == pid and ProcessIdentity.of(pid) is not None:
+            if time.monotonic() > deadline:
+                raise OarError(f"the studio (pid {pid}) did not stop within 30 s")
+            time.sleep(0.1)
+        pid_file.unlink(missing_ok=True)
+        announce(f"studio (pid {pid}) stopped")
+    services = Services.build(config)
+    try:
+        if everything:
+            stopped = services.deployments.stop_all()
+            announce(f"{len(stopped)} deployment(s) stopped" + (f": {', '.join(stopped)}" if stopped else ""))
+        else:
+            live = services.deployments.live_count()
+            if live:
+                announce(f"{live} deployment(s) keep serving; 'oar studio stop --all' stops them too")
+    finally:
+        services.close()
+
+
+def _pid_file(config: StudioConfig) -> Path:
+    return Path(config.home) / "studio" / "studio.pid"
+
+
+def _write_pid(path: Path) -> None:
+    """The running studio's identity (pid + kernel start time): ``oar studio stop`` never signals a recycled pid."""
+    identity = ProcessIdentity.of(os.getpid())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(identity.__dict__ if identity else {"pid": os.getpid()}))
+
+
+def _running_studio(path: Path) -> int | None:
+    """The pid of the studio recorded in ``path`` if that very process still runs."""
+    try:
+        recorded = json.loads(path.read_text())
+        identity = ProcessIdentity(**recorded)
+    except (OSError, ValueError, TypeError):
+        return None
+    return identity.pid if identity.alive() else None
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -78,6 +78,11 @@ class DeploymentService:
             query = select(DeploymentRow).where(DeploymentRow.status != "stopped")
             return [_deployment(r) for r in session.scalars(query.order_by(DeploymentRow.created_at.desc()))]
 
+    def live_count(self) -> int:
+        """How many deployments are not stopped (their servers run, or will at the next start)."""
+        with self.hub.sessions() as session:
+            return len(session.scalars(select(DeploymentRow.id).where(DeploymentRow.status != "stopped")).all())
+
     def get(self, who: Principal | None, deployment_id: str) -> Deployment:
         require_signed_in(who)
         with self.hub.sessions() as session:
@@ -230,6 +235,20 @@ class DeploymentService:
                 self._running.clear()
             for _, served in running:
                 served.undeploy()
+
+    def stop_all(self) -> list[str]:
+        """Stop every live deployment's server and mark it stopped, so no later start brings it back
+        (``oar studio stop --all``, with the studio itself already stopped: nothing supervises them then)."""
+        with self.hub.sessions() as session:
+            rows = session.scalars(select(DeploymentRow).where(DeploymentRow.status != "stopped")).all()
+        for row in rows:
+            if row.state:
+                try:
+                    ServeDeployment.from_state(row.state).undeploy()
+                except OarError as exc:  # a malformed record: nothing to stop, the row still ends
+                    log.warning("deployment %s: %s", row.id, exc)
+            self._update(row.id, status="stopped", endpoint=None, port=None, message="stopped with the studio")
+        return [row.id for row in rows]
 
     # --- internals -------------------------------------------------------------------------------
     def _start(self, deployment_id: str, model: str, version: int) -> None:

@@ -132,3 +132,9 @@ def test_plotly_is_sent_gzip_compressed_with_an_etag_and_revalidates_to_304(worl
     assert css.status_code == 200 and css.headers["etag"] and css.headers["cache-control"] == "no-cache"
     assert client.get("/static/../app.py").status_code == 404
     assert client.get("/static/%2e%2e/app.py").status_code == 404
+
+
+def test_a_lineage_run_node_is_labelled_once(world):
+    graph = world.client("alice").get(f"{API}/models/sentiment/versions/2/lineage").json()
+    run = next(node for node in graph["nodes"] if node["kind"] == "run")
+    assert run["label"] == world.runs[1]

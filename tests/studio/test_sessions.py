@@ -123,7 +123,7 @@ def test_an_admin_signs_a_user_out_everywhere_from_the_users_page(world):
     alice_id = next(u["id"] for u in world.client("admin").get(f"{API}/users").json() if u["username"] == "alice")
     answer = _post_form(admin, f"/admin/users/{alice_id}/signout")
     assert answer.status_code == 303
-    assert "signed out everywhere (1 sessions ended)" in admin.get("/admin/users").text
+    assert "signed out everywhere (1 session ended)" in admin.get("/admin/users").text
     assert alice.get(f"{API}/me").status_code == 401
     assert admin.get(f"{API}/me").status_code == 200
 

@@ -79,7 +79,7 @@ class ModelService:
                 }
             )
         if run_id:
-            nodes.append({"id": f"run:{run_id}", "kind": "run", "label": f"run {run_id}", "url": f"/runs/{run_id}"})
+            nodes.append({"id": f"run:{run_id}", "kind": "run", "label": run_id, "url": f"/runs/{run_id}"})
             if dataset:
                 edges.append((ds_id, f"run:{run_id}"))
             edges.append((f"run:{run_id}", me))

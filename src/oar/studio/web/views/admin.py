@@ -59,5 +59,6 @@ async def sign_out_everywhere(user_id: int, request: Request):  # type: ignore[n
     await checked_form(request)
     accounts = services(request).accounts
     ended = accounts.sign_out_everywhere(user_id)
-    flash(request, f"user '{accounts.user(user_id).username}' signed out everywhere ({ended} sessions ended)")
+    ended_text = f"{ended} session{'' if ended == 1 else 's'} ended"
+    flash(request, f"user '{accounts.user(user_id).username}' signed out everywhere ({ended_text})")
     return RedirectResponse("/admin/users", 303)

@@ -41,3 +41,23 @@ def test_a_test_suite_chooses_cheap_hashing_in_the_configuration(tmp_path):
         assert services.accounts.authenticate("alice", "long enough password").id == user.id
     finally:
         services.close()
+
+
+def test_a_password_hashed_cheaply_earlier_is_rehashed_at_full_cost_on_sign_in(tmp_path):
+    cheap = Services.build(StudioConfig(home=tmp_path, argon2=profiles.CHEAPEST))
+    try:
+        cheap.accounts.create_user("alice", "member", "long enough password")
+    finally:
+        cheap.close()
+    services = Services.build(StudioConfig(home=tmp_path))
+    try:
+        assert services.accounts.authenticate("alice", "wrong password") is None
+        with services.hub.sessions() as db:
+            assert argon2.extract_parameters(db.scalar(select(UserRow.password_hash))).memory_cost == 8
+        assert services.accounts.authenticate("alice", "long enough password") is not None
+        with services.hub.sessions() as db:
+            stored = db.scalar(select(UserRow.password_hash))
+        assert argon2.extract_parameters(stored).memory_cost == profiles.RFC_9106_LOW_MEMORY.memory_cost
+        assert services.accounts.authenticate("alice", "long enough password") is not None
+    finally:
+        services.close()

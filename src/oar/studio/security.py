@@ -11,7 +11,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from argon2 import Parameters, PasswordHasher, profiles
+from argon2 import Parameters, PasswordHasher, extract_parameters, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from oar._core.errors import OarError
@@ -39,6 +39,15 @@ class SecretHasher:
             return self._hasher.verify(stored_hash, secret)
         except (VerificationError, InvalidHashError):
             return False
+
+    def weaker_than_configured(self, stored_hash: str) -> bool:
+        """A hash made at a lower cost than this studio's (say, under a test profile): worth redoing at the
+        next sign-in, when the password is at hand. Never the other way: a costlier hash is kept."""
+        try:
+            stored = extract_parameters(stored_hash)
+        except InvalidHashError:
+            return False
+        return stored.memory_cost < self.parameters.memory_cost or stored.time_cost < self.parameters.time_cost
 
 
 class TooManyAttemptsError(OarError):

@@ -145,7 +145,18 @@ class AccountService:
         if row is None or row.disabled or not row.password_hash:
             self._hasher.hash(password)  # the same work either way: timing does not tell which names exist
             return None
-        return _user(row).principal() if self._hasher.verify(row.password_hash, password) else None
+        if not self._hasher.verify(row.password_hash, password):
+            return None
+        if self._hasher.weaker_than_configured(row.password_hash):
+            self._rehash(row.id, password)
+        return _user(row).principal()
+
+    def _rehash(self, user_id: int, password: str) -> None:
+        with self._sessions() as session:
+            row = session.get(UserRow, user_id)
+            if row is not None:
+                row.password_hash = self._hasher.hash(password)
+                session.commit()
 
     def active_principal(self, user_id: int, via: str = "session") -> Principal | None:
         """The principal of a session's user, if that user still exists and is enabled."""

@@ -130,11 +130,14 @@ def test_an_admin_signs_a_user_out_everywhere_from_the_users_page(world):
 
 def test_an_expired_session_is_refused_and_deleted(world):
     alice = _signed_in(world, "alice")
+    _signed_in(world, "bob")  # a browser that never comes back
     with world.hub.sessions() as db:
         db.execute(update(SessionRow).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
         db.commit()
     assert alice.get(f"{API}/me").status_code == 401
-    assert _rows(world) == 0
+    assert _rows(world, "alice") == 0 and _rows(world, "bob") == 1
+    _signed_in(world, "vera")  # every new session sweeps the expired ones
+    assert _rows(world, "bob") == 0 and _rows(world) == 1
 
 
 def test_a_session_cookie_that_was_never_issued_signs_nobody_in(world):

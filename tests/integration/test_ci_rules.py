@@ -157,3 +157,17 @@ def test_the_text_rules_catch_what_they_are_for():
     assert MACHINE_PATH.search("(`/" + "work/shared/facts.md`)") and MACHINE_PATH.search("cd /" + "root/x")
     assert not MACHINE_PATH.search("~/.oar/work/ and src/oar/home/x")
     assert SCRATCH_PATH.search("tar -x -C /" + "tmp/oar-ref") and not SCRATCH_PATH.search("$TMPDIR/x")
+
+
+def test_every_benchmark_table_names_the_commit_it_measured():
+    """A figure without its commit cannot be told stale; docs/benchmarks.md puts it under each table."""
+    lines = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8").splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("|") and not lines[i - 1].startswith("|")]
+    unmarked = []
+    for start in starts:
+        end = start
+        while end + 1 < len(lines) and lines[end + 1].startswith("|"):
+            end += 1
+        if not re.fullmatch(r"_Measured at commit `[0-9a-f]{7,40}`\._", lines[end + 2] if end + 2 < len(lines) else ""):
+            unmarked.append(f"docs/benchmarks.md:{start + 1}: {lines[start][:60]}")
+    assert len(starts) > 30 and not unmarked, "\n".join(unmarked)

@@ -1,4 +1,4 @@
-"""The CLI of a core-only install (`pip install oar`: the serving machine) works without torch.
+"""The CLI of a core-only install (`pip install oar-platform`: the serving machine) works without torch.
 
 The venv is built like the export tests' torch-free venv (tests/export/lean_venv.py): oar's core
 dependencies linked from this test run, this checkout's oar package, and no torch.

@@ -78,6 +78,7 @@ def launcher_config(
         "available_node_types": types,
         "head_node_type": HEAD,
         # every node must see the same OAR_HOME (checkpoints) and hub database
+        # and installs this project's wheel, mounted from the folder beside the config (dependencies: the index)
         "file_mounts": {WHEELS_ON_NODE: str(wheel.resolve().parent)},
         "setup_commands": [f'pip install "{WHEELS_ON_NODE.replace("~", "$HOME")}/{wheel.name}[train,ray]"'],
         "head_start_ray_commands": [

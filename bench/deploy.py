@@ -6,6 +6,8 @@
 2. crash recovery: ``kill -9`` of a supervised server to ready again on the same port.
 3. rollover: ``--connections`` keep-alive connections POST to the same model id while the deployment
    rolls over to the next version and back; every answer is read and checked, every failure counted.
+   The baseline is the same load on the same server for as long, with no rollover: the offered rate of
+   both and their ratio are printed.
 
     python bench/deploy.py                                   # trains a small chnsenti model in a temp hub
     python bench/deploy.py --home ~/.oar --model chnsenti-cls   # the quickstart model
@@ -109,6 +111,8 @@ def bench_rollover(deployment, token: str, versions: tuple[int, int], connection
 
     body = json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [TEXT]}]}).encode()
     path = f"/v2/models/{deployment.model}/infer"
+    with LoadGenerator("127.0.0.1", deployment.port, path, body, connections, token, deployment.model) as steady:
+        time.sleep(3 * settle)
     rollovers = []
     with LoadGenerator("127.0.0.1", deployment.port, path, body, connections, token, deployment.model) as load:
         time.sleep(settle)
@@ -122,6 +126,7 @@ def bench_rollover(deployment, token: str, versions: tuple[int, int], connection
     result = load.result
     return {
         "offered_rps": result.requests_per_s,
+        "steady_rps": steady.result.requests_per_s,
         "sent": result.sent,
         "failed": result.failed,
         "reasons": dict(result.reasons),
@@ -173,7 +178,9 @@ def main() -> None:
     figures = rollover["figures"]
     print(
         f"rollover {first}->{second}->{first} under load ({args.connections} connections): "
-        f"offered {rollover['offered_rps']:.0f} req/s, {rollover['sent']} sent, {rollover['failed']} failed "
+        f"offered {rollover['offered_rps']:.0f} req/s (without a rollover {rollover['steady_rps']:.0f}, ratio "
+        f"{rollover['offered_rps'] / rollover['steady_rps']:.2f}x), {rollover['sent']} sent, "
+        f"{rollover['failed']} failed "
         f"{rollover['reasons'] or ''}; answers by version {rollover['versions']}; "
         f"rollovers took {', '.join(f'{s:.2f}' for s in rollover['rollover_s'])} s; server: "
         f"{figures['requests_per_s']:.0f} req/s, p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "

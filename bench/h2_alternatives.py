@@ -13,8 +13,8 @@ Then every flood of ``tests/serve/h2_floods.py`` runs for ``--flood-seconds`` ag
 grpcio client calls it; a family counts as handled when the stack closed the attacking connections
 (GOAWAY or close) and the client saw no failure and a p99 under 50 ms.
 
-    python bench/h2_alternatives.py --home /tmp/home --model chnsenti-cls --baseline-src /tmp/oar-main/src
-    python bench/h2_alternatives.py --home /tmp/home --model num-fp32 --numeric   # a tiny model: transport-bound
+    python bench/h2_alternatives.py --home ~/.oar --model chnsenti-cls --baseline-src ../oar-main/src
+    python bench/h2_alternatives.py --home ~/.oar --model num-fp32 --numeric   # a tiny model: transport-bound
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Trains both models into a fresh hub (a temporary ``OAR_HOME`` unless ``--home`` 
 ``oar quantize``'s own code (``quantize_registered``) for each method on the fp32 version, so the
 figures are exactly what the command reports and gates: model size, accuracy on the full test
 split, and p50 latency of ``session.run`` at batch 1 and 32, interleaved with fp32 in one process
-(ratios stay meaningful on a busy CPU; absolute times do not). Ends with the issue's goals for the
-MiniLM classifier: INT8 at most 30% of the fp32 size, at least 1.5x faster at batch 32, at most 1
+(ratios stay meaningful on a busy CPU; absolute times do not). Ends with the goals set for INT8 on
+the MiniLM classifier: at most 30% of the fp32 size, at least 1.5x faster at batch 32, at most 1
 accuracy point lost.
 
     python bench/quantize.py [--models quickstart,minilm] [--minilm-train-limit 3000] [--repeats 30]
@@ -67,7 +67,7 @@ def _quantize_all(hub: Hub, fp32: ModelVersion, repeats: int) -> list[QuantizeOu
 
 
 def _goals(outcomes: list[QuantizeOutcome]) -> list[str]:
-    """The issue's MiniLM goals for each INT8 method, met or missed, with the measured figure."""
+    """The MiniLM goals for each INT8 method, met or missed, with the measured figure."""
     lines = []
     for outcome in outcomes:
         report = outcome.report

@@ -15,15 +15,15 @@ protocol for ``--warmup`` seconds, then measures REST and gRPC back to back in
 alternating order (on a fresh server the second run measured came out faster,
 whichever it was), then the baseline. It prints req/s, p50/p90/p99/max, errors,
 oar's server-side split (queue, compute, batch size, from its /metrics), oar's
-ratio to the baseline, and the issue's targets with met / NOT met. gRPC against
+ratio to the baseline, and each serving target (``_print_targets``) with met / NOT met. gRPC against
 REST is judged on ``--pairs`` back-to-back pairs of short runs on one more warm
 server (the median of their ratios), with the per-round ratios shown beside it.
 
     python bench/serve.py                       # trains the quickstart-sized model in a temp OAR_HOME
     python bench/serve.py --home ~/.oar --model chnsenti-cls --duration 20 --connections 64 --overload
     python bench/serve.py --home ~/.oar --model chnsenti-cls --rate 3000   # open loop at 3000 req/s
-    git worktree add /tmp/oar-main-ref main
-    python bench/serve.py --home ~/.oar --reference /tmp/oar-main-ref --skip-grpc --pairs 0 --repeat 3
+    git worktree add ../oar-main-ref main
+    python bench/serve.py --home ~/.oar --reference ../oar-main-ref --skip-grpc --pairs 0 --repeat 3
 
 ``--reference DIR`` runs a second oar checkout's server (same Python, ``DIR/src`` first on its path) in
 the same rounds, order alternating, so old and new code are compared under the same noise. ``--overload``

@@ -77,28 +77,34 @@ def test_a_variant_slower_than_fp32_is_flagged_in_the_report(outcomes):
 
 
 def test_the_accuracy_gate_registers_within_the_allowed_drop_and_refuses_beyond_it(hub, smoke_copy):
-    # Activation ranges calibrated on one text clip real activations: the variant's accuracy moves a little,
-    # up or down depending on the machine's float kernels, so the gate is checked on both sides of the drop.
-    lenient = QuantizeOptions(
-        "int8-static", calibration_samples=1, max_accuracy_drop=100.0, latency_repeats=1, name="gate-int8"
-    )
-    accepted = quantize_registered(hub, smoke_copy.model_id, lenient)
-    report = accepted.report
-    drop = report.accuracy_drop_points
-    assert accepted.refused is None and accepted.registered is not None
-    assert report.refusal(drop) is None
-    message = report.refusal(drop - 0.01)
-    assert message is not None and "not registered" in message and "--max-accuracy-drop" in message
+    """Both sides of the gate run on every machine: its threshold is set from the drop just measured.
+
+    Activation ranges calibrated on a few texts move the variant's accuracy a little, up or down
+    depending on the machine's float kernels. A refusal needs a variant that loses accuracy, so the
+    calibration sizes are tried in turn until one does (each ran with a gate too lenient to refuse).
+    """
     before = [m.model_id for m in hub.models.list()]
+    for samples in range(1, 9):
+        lenient = QuantizeOptions(
+            "int8-static", calibration_samples=samples, max_accuracy_drop=100.0, latency_repeats=1, name="gate-int8"
+        )
+        accepted = quantize_registered(hub, smoke_copy.model_id, lenient)
+        assert accepted.refused is None and accepted.registered is not None
+        drop = accepted.report.accuracy_drop_points
+        if drop > 0:
+            break
+    assert drop > 0, "no calibration size from 1 to 8 texts lost accuracy: the refusal side cannot be exercised"
+    registered = [m.model_id for m in hub.models.list()]
 
-    strict = quantize_registered(hub, smoke_copy.model_id, dataclasses.replace(lenient, max_accuracy_drop=0.0))
+    refused = quantize_registered(hub, smoke_copy.model_id, dataclasses.replace(lenient, max_accuracy_drop=drop / 2))
+    at_the_drop = quantize_registered(hub, smoke_copy.model_id, dataclasses.replace(lenient, max_accuracy_drop=drop))
 
-    assert strict.report.accuracy_drop_points == pytest.approx(drop)  # the same calibration, the same model
-    if drop > 0:
-        assert strict.registered is None and "not registered" in strict.refused
-    else:
-        assert strict.refused is None and strict.registered.model_id == accepted.registered.model_id
-    assert [m.model_id for m in hub.models.list()] == before  # neither a refusal nor a repeat adds a version
+    assert refused.report.accuracy_drop_points == pytest.approx(drop)  # the same calibration, the same model
+    assert refused.registered is None and "not registered" in refused.refused
+    assert "--max-accuracy-drop" in refused.refused
+    assert at_the_drop.refused is None and at_the_drop.registered.model_id == accepted.registered.model_id
+    assert [m.model_id for m in hub.models.list()] == registered  # neither a refusal nor a repeat adds a version
+    assert len(registered) > len(before)
 
 
 def test_options_reject_bad_values_with_a_message_naming_the_flag():

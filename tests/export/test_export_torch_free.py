@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from importlib.metadata import requires
 from pathlib import Path
 
 import pytest
 from lean_venv import create_lean_venv
 
 import oar
+from oar._core.distribution import core_requirements
 from oar.edge import EDGE_REQUIREMENTS, pack_edge
 from oar.package import ModelPackage
 from oar.runtime import load_runtime
@@ -35,7 +35,7 @@ print(json.dumps({"labels": prediction.labels, "torch_loaded": "torch" in sys.mo
 
 def _core_requirements() -> list[str]:
     """oar's own dependencies without extras: what a serving machine installs."""
-    return [r.split("==")[0].split(";")[0].strip() for r in requires("oar") or [] if "extra ==" not in r]
+    return core_requirements()
 
 
 def _run(python: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""The CLI of a core-only install (`pip install oar`: the serving machine) works without torch.
+"""The CLI of a core-only install (`pip install oar-platform`: the serving machine) works without torch.
 
 The venv is built like the export tests' torch-free venv (tests/export/lean_venv.py): oar's core
 dependencies linked from this test run, this checkout's oar package, and no torch.
@@ -10,13 +10,13 @@ import json
 import os
 import subprocess
 import sys
-from importlib.metadata import requires
 from pathlib import Path
 
 import httpx
 import pytest
 
 import oar
+from oar._core.distribution import core_requirements
 from oar.runtime import load_runtime
 from oar.serve.process import ServerProcess
 
@@ -29,7 +29,7 @@ TEXTS = ["质量很好，非常满意", "太差了，再也不买了"]
 
 @pytest.fixture(scope="module")
 def lean_python(tmp_path_factory) -> Path:
-    core = [r.split("==")[0].split(";")[0].strip() for r in requires("oar") or [] if "extra ==" not in r]
+    core = core_requirements()
     assert "torch" not in core
     return create_lean_venv(tmp_path_factory.mktemp("lean") / "venv", core, [Path(oar.__file__).parent])
 
@@ -95,5 +95,5 @@ def test_commands_that_need_torch_name_the_extra_in_one_line(lean_python, oar_ho
     result = lean_oar(lean_python, *args, home=oar_home)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == (
-        f"error: oar {command} needs {module}, which is not installed: pip install 'oar[train]'"
+        f"error: oar {command} needs {module}, which is not installed: pip install 'oar-platform[train]'"
     )

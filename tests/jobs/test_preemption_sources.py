@@ -11,6 +11,7 @@ import json
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -172,11 +173,13 @@ def test_the_cluster_launcher_config_has_one_autoscaled_node_type_per_pool():
             "spot": Pool(node_type="m7i.large", node_cpus=2, spot=True, spot_discount=0.6, min_nodes=0, max_nodes=8),
         }
     )
-    config = launcher_config(pools, "aws", "eu-west-1")
+    wheel = Path("wheels/oar_platform-0.1.0-py3-none-any.whl")
+    config = launcher_config(pools, "aws", "eu-west-1", wheel=wheel)
     spot = config["available_node_types"]["spot"]
     assert spot["resources"] == {"CPU": 2, "pool:spot": 1} and (spot["min_workers"], spot["max_workers"]) == (0, 8)
     assert spot["node_config"]["InstanceMarketOptions"] == {"MarketType": "spot"}
     assert "InstanceMarketOptions" not in config["available_node_types"]["on-demand"]["node_config"]
     assert config["max_workers"] == 12 and config["provider"] == {"type": "aws", "region": "eu-west-1"}
-    gcp = launcher_config(pools, "gcp", "europe-west4")["available_node_types"]["spot"]["node_config"]
+    gcp = launcher_config(pools, "gcp", "europe-west4", wheel=wheel, project_id="p")["available_node_types"]["spot"]
+    gcp = gcp["node_config"]
     assert gcp["scheduling"]["provisioningModel"] == "SPOT"

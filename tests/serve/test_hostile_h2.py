@@ -4,7 +4,7 @@ Each flood (``h2_floods.py``, its own process) runs while a well-behaved gRPC cl
 REST client keep calling the same server; their p99 must stay under 50 ms with no failure, and the
 server's resident memory within a stated bound. The flood process runs at the lowest CPU priority, so
 that on one small machine its own CPU use does not stand in for the server's. ``OAR_H2_FLOOD_SECONDS``
-sets how long each flood runs (2 s here; ``OAR_H2_FLOOD_SECONDS=30`` for the long acceptance run).
+sets how long each flood runs (2 s in the suite; ``OAR_H2_FLOOD_SECONDS=30`` for the figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ import signal
 import stat
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import httpx
@@ -104,7 +106,7 @@ def test_reload_under_traffic_fails_no_request_and_a_broken_version_keeps_the_ol
                 if response.status_code == 200:
                     versions.append(response.json()["model_version"])
 
-    threads = [threading.Thread(target=traffic) for _ in range(4)]
+    threads = [_Background(traffic) for _ in range(4)]
     for thread in threads:
         thread.start()
     try:
@@ -116,6 +118,8 @@ def test_reload_under_traffic_fails_no_request_and_a_broken_version_keeps_the_ol
         stop.set()
         for thread in threads:
             thread.join()
+    errors = [repr(thread.error) for thread in threads if thread.error is not None]
+    assert not errors, errors  # a request that raised (reset, timeout) is a failure too, not a quiet thread
     assert len(statuses) > 20
     assert set(statuses) == {200}, f"{len(statuses) - statuses.count(200)} of {len(statuses)} failed"
     assert versions[0] == "1" and versions[-1] == "2"
@@ -186,20 +190,40 @@ def test_grpc_inference_needs_the_bearer_token(constrained) -> None:
         assert list(answer.outputs[0].shape) == [2, 3]
 
 
-def _in_background(call) -> tuple[threading.Thread, list]:
-    box: list = []
-    thread = threading.Thread(target=lambda: box.append(call()))
+class _Background(threading.Thread):
+    """Runs ``call`` and keeps its result or its exception: ``result()`` re-raises it in the test."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        super().__init__(daemon=True)
+        self._call = call
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.value = self._call()
+        except BaseException as exc:
+            self.error = exc
+
+    def result(self) -> Any:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def _in_background(call: Callable[[], Any]) -> _Background:
+    thread = _Background(call)
     thread.start()
     time.sleep(QUEUE_DELAY_S / 4)  # the first request is now waiting in the queue
-    return thread, box
+    return thread
 
 
 def test_a_full_queue_sheds_with_503_and_retry_after(constrained) -> None:
     url = f"{constrained.endpoint}/v2/models/num-fp32/infer"
-    thread, first = _in_background(lambda: httpx.post(url, content=_numeric_body(), headers=_auth(), timeout=10))
+    first = _in_background(lambda: httpx.post(url, content=_numeric_body(), headers=_auth(), timeout=10))
     shed = httpx.post(url, content=_numeric_body(), headers=_auth(), timeout=10)
-    thread.join()
-    assert first[0].status_code == 200
+    assert first.result().status_code == 200
     assert shed.status_code == 503 and shed.headers["retry-after"] == "1"
     assert "queued" in shed.json()["error"]
 
@@ -208,12 +232,12 @@ def test_a_full_queue_sheds_grpc_with_resource_exhausted(constrained) -> None:
     metadata = (("authorization", f"Bearer {INFERENCE_TOKEN}"),)
     with grpc.insecure_channel(constrained.grpc_address) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
-        thread, first = _in_background(lambda: stub.ModelInfer(_grpc_numeric(), metadata=metadata, timeout=10))
+        first = _in_background(lambda: stub.ModelInfer(_grpc_numeric(), metadata=metadata, timeout=10))
         with pytest.raises(grpc.RpcError) as failure:
             stub.ModelInfer(_grpc_numeric(), metadata=metadata, timeout=10)
-        thread.join()
+        answered = first.result()
     assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert list(first[0].outputs[0].shape) == [2, 3]
+    assert list(answered.outputs[0].shape) == [2, 3]
 
 
 def test_a_request_past_its_timeout_is_dropped_before_it_runs(constrained) -> None:
@@ -233,13 +257,13 @@ def test_sigterm_drains_in_flight_requests_before_exiting(numeric_models) -> Non
     args = ["--max-queue-delay-us", str(int(QUEUE_DELAY_S * 1e6))]
     with ServerProcess(["num-fp32:1"], extra_args=args) as server:
         url = f"{server.endpoint}/v2/models/num-fp32/infer"
-        thread, answer = _in_background(lambda: httpx.post(url, content=_numeric_body(), timeout=10))
+        answer = _in_background(lambda: httpx.post(url, content=_numeric_body(), timeout=10))
         assert server.process is not None
         _wait_until_in_flight(server)  # else SIGTERM can close the listener before the request connects
         server.process.send_signal(signal.SIGTERM)
-        thread.join()
+        drained = answer.result()
         server.process.wait(15)
-        assert answer[0].status_code == 200
+        assert drained.status_code == 200
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{server.endpoint}/v2/health/live", timeout=2)
 

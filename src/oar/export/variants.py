@@ -63,6 +63,7 @@ class QuantizeOutcome:
     report: VariantReport
     refused: str | None
     registered: ModelVersion | None
+    settings: dict[str, Any]  # what quantize_onnx did (method settings, ops, static quantization's pre-pass)
 
 
 def quantize_registered(hub: Hub, spec: str, options: QuantizeOptions) -> QuantizeOutcome:
@@ -105,7 +106,7 @@ def quantize_registered(hub: Hub, spec: str, options: QuantizeOptions) -> Quanti
         )
         refused = report.refusal(options.max_accuracy_drop)
         if refused is not None:
-            return QuantizeOutcome(parent, report, refused, None)
+            return QuantizeOutcome(parent, report, refused, None, settings)
         final = draft.model_copy(
             update={
                 "metrics": {"test_accuracy": report.variant.accuracy},
@@ -114,7 +115,7 @@ def quantize_registered(hub: Hub, spec: str, options: QuantizeOptions) -> Quanti
         )
         written = ModelPackage.write(staging, final)
         registered = _same_files(hub, name, written.manifest.files) or hub.register_model(staging, name)
-    return QuantizeOutcome(parent, report, None, registered)
+    return QuantizeOutcome(parent, report, None, registered, settings)
 
 
 def _same_files(hub: Hub, name: str, files: dict[str, str]) -> ModelVersion | None:

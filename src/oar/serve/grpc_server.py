@@ -1,9 +1,9 @@
 """gRPC over HTTP/2, served from ``asyncio`` with a small hand-written HTTP/2 layer.
 
-Why not grpcio's server: measured on one pinned core with ``h2load``, a
-``grpc.aio`` server answering a constant message reached 3,300 req/s and the
-sync one 5,300, before any model work; the ``h2`` library, 4,500. The REST
-front end answers 5,000 req/s *with* the model. gRPC's promise (cheaper than
+Why not grpcio's server: serving the same model on one pinned core,
+``grpc.aio`` spends about 4x the server CPU per request of this transport and
+the ``h2`` library about 4x as well (``bench/h2_alternatives.py``, figures in
+docs/benchmarks.md). gRPC's promise (cheaper than
 JSON) needs a transport that costs less than the model, so this one parses
 frames with ``struct``, decodes request headers with ``hpack`` (the HPACK
 library, stateful per connection), and sends only literal header fields, which

@@ -23,7 +23,7 @@ def plotly_js() -> Path:
     """plotly.min.js inside the installed plotly wheel."""
     spec = importlib.util.find_spec("plotly")
     if spec is None or not spec.submodule_search_locations:
-        raise NotFoundError("plotly is not installed (pip install 'oar[studio]')")
+        raise NotFoundError("plotly is not installed (pip install 'oar-platform[studio]')")
     return Path(next(iter(spec.submodule_search_locations))) / "package_data" / "plotly.min.js"
 
 

@@ -384,3 +384,112 @@ def test_a_client_that_pipelines_without_reading_is_paused_then_cut(hostile_serv
     assert stalls, f"sent {sent} bytes without the server ever pausing"
     assert isinstance(cut, (ConnectionResetError, BrokenPipeError)), cut
     assert sent < 64 * 2**20, sent
+
+
+# --- pressure across connections: many bodies at once, the connection cap reached ------------------------
+CROWD_CAP = 500
+CROWD_MAX_BODY = 8 << 20
+BODY_BUDGET = 32 << 20  # --max-buffered-body-bytes: request bytes all connections of the worker may hold
+BODY_FLOOD_GROWTH = 128 << 20  # what 300 partial 4 MiB bodies may add to the server's RSS while they are held
+AFTER_FLOOD_GROWTH = 48 << 20  # ... and once they are gone
+
+
+@pytest.fixture(scope="module")
+def crowded_server(numeric_models) -> Iterator:
+    """Default timeouts (header 10 s, body 30 s): an attack is not cut by its timeout within a test's seconds."""
+    from oar.serve.process import ServerProcess
+
+    args = ["--max-connections", str(CROWD_CAP), "--max-body-bytes", str(CROWD_MAX_BODY)]
+    args += ["--max-buffered-body-bytes", str(BODY_BUDGET), "--grpc-port", "0"]
+    with ServerProcess([MODEL], extra_args=args) as process:
+        with contextlib.suppress(PermissionError):
+            os.setpriority(os.PRIO_PROCESS, process.process.pid, -10)
+        yield process
+
+
+def partial_bodies(
+    server, connections: int, declared: int, send: int, seconds: float, sample=None
+) -> list[socket.socket]:
+    """Open ``connections`` sockets that each declare a ``declared``-byte body and send its first ``send`` bytes.
+
+    Sends for at most ``seconds`` (a server that stops reading, or drops the input, slows nobody down), calls
+    ``sample()`` between rounds, and returns the sockets still open, none of them closed: the caller holds them.
+    """
+    head = b"POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (
+        INFER.encode(),
+        declared,
+    )
+    chunk = b"[" + b"0," * 32767 + b"0"  # 64 KiB of what could be a tensor
+    socks = []
+    for _ in range(connections):
+        sock = connect(server)
+        sock.sendall(head)
+        sock.setblocking(False)
+        socks.append(sock)
+    left = {sock: send for sock in socks}
+    end = time.monotonic() + seconds
+    while left and time.monotonic() < end:
+        for sock, remaining in list(left.items()):
+            try:
+                sent = sock.send(chunk[: min(len(chunk), remaining)])
+            except BlockingIOError:
+                continue
+            except OSError:  # refused and closed by the server: done with this one
+                del left[sock]
+                continue
+            if remaining - sent <= 0:
+                del left[sock]
+            else:
+                left[sock] = remaining - sent
+        if sample is not None:
+            sample()
+    return socks
+
+
+def test_partial_bodies_on_many_connections_stay_within_the_body_budget(crowded_server) -> None:
+    """300 connections each hold most of a 4 MiB body: the worker's budget bounds what it buffers for all of
+    them together, the well-behaved client is served meanwhile, and the memory goes back once they are gone."""
+    before = rss(crowded_server)
+    peak = [before]
+    probe = Probe(crowded_server, ATTACK_S)
+
+    def sample() -> None:
+        peak[0] = max(peak[0], rss(crowded_server))
+
+    socks = partial_bodies(crowded_server, 300, declared=4 << 20, send=3 << 20, seconds=ATTACK_S, sample=sample)
+    deadline = time.monotonic() + ATTACK_S
+    while time.monotonic() < deadline:  # held: nothing more is sent, nothing is closed
+        sample()
+        time.sleep(0.1)
+    latencies, failures = probe.result()
+    sample()
+    for sock in socks:
+        sock.close()
+    time.sleep(3)  # the listener's sweep gives freed memory back
+    after = rss(crowded_server)
+    assert not failures, failures[:5]
+    assert len(latencies) > ATTACK_S * 10, len(latencies)
+    assert peak[0] - before < BODY_FLOOD_GROWTH, f"RSS grew {(peak[0] - before) >> 20} MiB while bodies were held"
+    assert after - before < AFTER_FLOOD_GROWTH, f"RSS still {(after - before) >> 20} MiB over its start"
+
+
+def test_a_half_header_flood_at_the_cap_does_not_lock_out_a_new_client(crowded_server) -> None:
+    """The cap is full of connections that sent half a head: a new client is still answered within 1 s (the
+    oldest waiting connections make room), and a keep-alive client in use is not among those closed."""
+    with well_behaved_client_unharmed(crowded_server) as seen:
+        flood = []
+        for _ in range(CROWD_CAP):
+            with contextlib.suppress(OSError):
+                sock = connect(crowded_server)
+                sock.sendall(b"POST %s HTTP/1.1\r\nHost: t\r\nX-Slow: " % INFER.encode())
+                flood.append(sock)
+        time.sleep(0.5)  # every one of them is established and counted
+        started = time.monotonic()
+        reply = exchange(crowded_server, b"GET /v2/health/live HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        waited = time.monotonic() - started
+        seen["peak_rss"] = rss(crowded_server)
+        time.sleep(max(0.0, ATTACK_S - 1))
+        for sock in flood:
+            sock.close()
+    assert status_of(reply) == 200, reply[:200]
+    assert waited < 1.0, waited

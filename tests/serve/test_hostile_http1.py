@@ -252,7 +252,7 @@ def _send_while_reading(server, head: bytes, chunk: bytes, total: int) -> bytes:
 
 
 # --- attacks, with a well-behaved client beside them ---------------------------------------------------
-def test_an_idle_socket_flood_up_to_the_cap_leaves_established_clients_alone(hostile_server) -> None:
+def test_an_idle_socket_flood_past_the_cap_leaves_established_clients_alone(hostile_server) -> None:
     refused, lifetimes = 0, []
     with well_behaved_client_unharmed(hostile_server) as seen:
         selector = selectors.DefaultSelector()
@@ -275,8 +275,11 @@ def test_an_idle_socket_flood_up_to_the_cap_leaves_established_clients_alone(hos
         seen["peak_rss"] = rss(hostile_server)
         for key in list(selector.get_map().values()):
             key.fileobj.close()  # type: ignore[union-attr]
-    assert refused > 0, "no connection was refused at the cap"
-    assert lifetimes and max(lifetimes) < 2.5, "idle connections outlived --header-timeout 1"
+    # At the cap a new connection takes the place of the oldest idle one (closed without a word) rather than
+    # being refused; only a connection made while every slot is still being set up may get a 503.
+    assert lifetimes and min(lifetimes) < 0.9, "no idle connection was closed before --header-timeout 1"
+    assert refused < len(lifetimes) // 10, (refused, len(lifetimes))
+    assert max(lifetimes) < 2.5, "idle connections outlived --header-timeout 1"
     assert status_of(exchange(hostile_server, b"GET /v2/health/live HTTP/1.1\r\nConnection: close\r\n\r\n")) == 200
 
 

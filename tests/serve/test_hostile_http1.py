@@ -140,6 +140,17 @@ def read_all(sock: socket.socket, limit: float = 5.0) -> bytes:
     return b"".join(chunks)
 
 
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    """Whether the server closes ``sock`` (end of stream or reset) within ``within`` seconds, sending nothing."""
+    sock.settimeout(within)
+    try:
+        return sock.recv(4096) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
 def exchange(server, data: bytes, limit: float = 5.0) -> bytes:
     with connect(server) as sock:
         sock.sendall(data)
@@ -466,19 +477,28 @@ def test_partial_bodies_on_many_connections_stay_within_the_body_budget(crowded_
         time.sleep(0.1)
     latencies, failures = probe.result()
     sample()
+    shed = 0
     for sock in socks:
+        with contextlib.suppress(OSError):  # nothing to read (BlockingIOError): still held
+            reply = sock.recv(4096)
+            shed += reply.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in reply and b"retry later" in reply
         sock.close()
     time.sleep(3)  # the listener's sweep gives freed memory back
     after = rss(crowded_server)
     assert not failures, failures[:5]
     assert len(latencies) > ATTACK_S * 10, len(latencies)
+    assert shed > 0, "no body was answered 503 + Retry-After past the budget"
     assert peak[0] - before < BODY_FLOOD_GROWTH, f"RSS grew {(peak[0] - before) >> 20} MiB while bodies were held"
     assert after - before < AFTER_FLOOD_GROWTH, f"RSS still {(after - before) >> 20} MiB over its start"
 
 
 def test_a_half_header_flood_at_the_cap_does_not_lock_out_a_new_client(crowded_server) -> None:
     """The cap is full of connections that sent half a head: a new client is still answered within 1 s (the
-    oldest waiting connections make room), and a keep-alive client in use is not among those closed."""
+    oldest waiting connections make room: first a keep-alive connection left idle since its one request), and
+    a keep-alive client in use is not among those closed."""
+    idle = connect(crowded_server)
+    idle.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert status_of(idle.recv(4096)) == 200
     with well_behaved_client_unharmed(crowded_server) as seen:
         flood = []
         for _ in range(CROWD_CAP):
@@ -491,8 +511,11 @@ def test_a_half_header_flood_at_the_cap_does_not_lock_out_a_new_client(crowded_s
         reply = exchange(crowded_server, b"GET /v2/health/live HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         waited = time.monotonic() - started
         seen["peak_rss"] = rss(crowded_server)
+        idle_closed = closed_by_server(idle, within=1.0)
+        idle.close()
         time.sleep(max(0.0, ATTACK_S - 1))
         for sock in flood:
             sock.close()
     assert status_of(reply) == 200, reply[:200]
     assert waited < 1.0, waited
+    assert idle_closed, "the idle keep-alive connection was kept while the cap was full"

@@ -316,8 +316,6 @@ class HttpProtocol(asyncio.Protocol):
 
     # --- responses --------------------------------------------------------------------------------------
     def _flush(self, _done: object = None) -> None:
-        if not self.pending and self.transport is not None:  # nothing to answer: waiting on the client again
-            self.server.wait_on(self)
         while self.pending and self.pending[0][0].done():
             answer, after = self.pending.popleft()
             transport = self.transport
@@ -329,6 +327,8 @@ class HttpProtocol(asyncio.Protocol):
                 return
         if self.read_paused:
             self._pace()
+        if not self.pending and self.transport is not None:  # all answered: waiting on the client again
+            self.server.wait_on(self)
         if not self.pending and not self.in_message and self.transport is not None:
             if self.closing:
                 self.transport.close()

@@ -434,7 +434,11 @@ class HttpServer(Listener):
         """Over the body budget: answer 503 to the connections holding the largest unfinished bodies until
         the total is under its low-water mark. False when ``current`` is one of them (its caller refuses it)."""
         budget = self.budget
-        holders = [c for c in self.connections if c.size and not c.lingering]  # type: ignore[attr-defined]
+        holders = [
+            c
+            for c in self.connections
+            if c.size and not c.lingering and c.transport is not None  # type: ignore[attr-defined]
+        ]
         holders.sort(key=lambda c: c.size, reverse=True)
         for holder in holders:
             if budget.used <= budget.low_water:

@@ -1009,7 +1009,7 @@ class GrpcProtocol(asyncio.Protocol):
         if self.closing:
             self._close()
         elif self.transport is not None:
-            self.server.wait_on(self)
+            self.server.wait_on(self, answered=True)
 
     def _close(self) -> None:
         """Close after the last frames are flushed, or abort if the peer does not read them in time."""

@@ -328,7 +328,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.read_paused:
             self._pace()
         if not self.pending and self.transport is not None:  # all answered: waiting on the client again
-            self.server.wait_on(self)
+            self.server.wait_on(self, answered=True)
         if not self.pending and not self.in_message and self.transport is not None:
             if self.closing:
                 self.transport.close()

@@ -11,13 +11,15 @@ calls it once the deadline has passed. One sweep for all connections costs far l
 per request, and ``now`` (the loop clock as of the last sweep) is cheap to read on the hot path.
 
 Under connection pressure it sheds the connections that cost the most and do the least, as Envoy's
-overload manager does: connections that wait on their client (a new one that has not sent a whole
-request, an idle keep-alive one, one sending its request) are kept in the order they began waiting
-(``wait_on``; ``busy`` takes one out while a request of it is handled). At the cap a new connection
-takes the place of the oldest waiting one instead of being refused, and over ``PRESSURE`` of the cap the
-sweep closes those that have waited ``pressure_timeout_s``. A flood of idle or half-sent connections then
-holds the cap for no longer than the flood keeps up its rate, not for a whole header timeout, and a
-keep-alive client in use (it waits a few milliseconds between requests) is the last to be chosen.
+overload manager does. Connections that wait on their client are kept in the order they began waiting
+(``wait_on``; ``busy`` takes one out while a request of it is handled), in two lines: those that have
+not had a request answered yet (new ones, half-sent heads, slow bodies: what a flood is made of) and those
+that have and now wait for the next one (keep-alive). At the cap a new connection takes the place of the
+oldest of the first line, or else of the second, instead of being refused; over ``PRESSURE`` of the cap
+the sweep closes those of either line that have waited ``pressure_timeout_s``. A flood of idle or half-sent
+connections then holds the cap for no longer than the flood keeps up its rate, not for a whole header
+timeout, and a keep-alive client in use (it waits milliseconds between requests) is not chosen: however
+fast the flood turns the first line over, the second is only touched once the first is empty.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class _Connections(set):
     """The established connections; ``add`` (from ``connection_made``) also ends the accepted-not-made state,
     and ``discard`` the waiting one."""
 
-    def __init__(self, opening: dict[object, float], waiting: dict[object, float]) -> None:
+    def __init__(self, opening: dict[object, float], *waiting: dict[object, float]) -> None:
         super().__init__()
         self._opening = opening
         self._waiting = waiting
@@ -63,7 +65,8 @@ class _Connections(set):
 
     def discard(self, connection: object) -> None:
         self._opening.pop(connection, None)
-        self._waiting.pop(connection, None)
+        for line in self._waiting:
+            line.pop(connection, None)
         super().discard(connection)
 
 
@@ -89,8 +92,9 @@ class Listener:
         # they count against the cap, and leave when made, lost, or older than the handshake timeout.
         self._opening: dict[object, float] = {}
         # Connections waiting on their client, oldest first (a dict keeps insertion order): loop time since.
-        self.waiting: dict[object, float] = {}
-        self.connections: set[Connection] = _Connections(self._opening, self.waiting)
+        self.unproven: dict[object, float] = {}  # no request of theirs answered yet
+        self.idle: dict[object, float] = {}  # answered, waiting for the next request
+        self.connections: set[Connection] = _Connections(self._opening, self.unproven, self.idle)
         self.refused = 0  # connections turned away at the cap
         self.evicted = 0  # waiting connections closed to make room (at the cap, or under pressure)
         self.now = 0.0
@@ -117,14 +121,17 @@ class Listener:
         """Bytes a connection over the cap gets before it is closed (a subclass speaks its protocol)."""
         return b""
 
-    def wait_on(self, connection: object) -> None:
-        """``connection`` now waits on its client (keeps its place if it already did)."""
-        if connection not in self.waiting:
-            self.waiting[connection] = self.now
+    def wait_on(self, connection: object, answered: bool = False) -> None:
+        """``connection`` now waits on its client, having had a request ``answered`` or not (a connection
+        already waiting keeps its place)."""
+        line = self.idle if answered else self.unproven
+        if connection not in line:
+            line[connection] = self.now
 
     def busy(self, connection: object) -> None:
         """A request of ``connection`` is being handled: it is not to be evicted."""
-        self.waiting.pop(connection, None)
+        self.unproven.pop(connection, None)
+        self.idle.pop(connection, None)
 
     def swept(self) -> None:
         """Called at the end of every sweep (a subclass gives memory back, for one)."""
@@ -142,13 +149,15 @@ class Listener:
                 connection.transport.abort()
 
     def _evict_oldest(self) -> bool:
-        """Close the connection that has waited on its client longest; False when none waits."""
-        while self.waiting:
-            connection = next(iter(self.waiting))
-            if connection in self.connections:
-                self._evict(connection)  # type: ignore[arg-type]
-                return True
-            del self.waiting[connection]  # already gone
+        """Close the connection that has waited on its client longest, one never answered first; False when
+        none waits."""
+        for line in (self.unproven, self.idle):
+            while line:
+                connection = next(iter(line))
+                if connection in self.connections:
+                    self._evict(connection)  # type: ignore[arg-type]
+                    return True
+                del line[connection]  # already gone
         return False
 
     def _accept(self) -> asyncio.Protocol:
@@ -204,14 +213,15 @@ class Listener:
 
     def _shed(self, cutoff: float) -> None:
         """Under pressure: close the connections that have waited on their client since before ``cutoff``."""
-        while self.waiting:
-            connection, since = next(iter(self.waiting.items()))
-            if since > cutoff:
-                return
-            if connection in self.connections:
-                self._evict(connection)  # type: ignore[arg-type]
-            else:
-                del self.waiting[connection]
+        for line in (self.unproven, self.idle):
+            while line:
+                connection, since = next(iter(line.items()))
+                if since > cutoff:
+                    break
+                if connection in self.connections:
+                    self._evict(connection)  # type: ignore[arg-type]
+                else:
+                    del line[connection]
 
     async def shutdown(self, grace: float) -> None:
         if self._server is not None:

@@ -6,7 +6,9 @@ must stay within ``RSS_GROWTH`` of what it was before. Attacks last ``OAR_HOSTIL
 30 s for the long run: ``OAR_HOSTILE_SECONDS=30 pytest tests/serve/test_hostile_http1.py``).
 
 The server runs with short timeouts (header 1 s, body 2 s, keep-alive 3 s, send 2 s, linger 1 s) and a
-cap of ``CAP`` connections, so each limit is reached within a test's seconds.
+cap of ``CAP`` connections, so each limit is reached within a test's seconds. The attacks on limits across
+connections (many partial bodies at once, a half-header flood at the cap) use a second server with the
+default timeouts, a cap of ``CROWD_CAP`` and a ``BODY_BUDGET`` of buffered bodies.
 """
 
 from __future__ import annotations

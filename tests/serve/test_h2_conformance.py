@@ -206,6 +206,21 @@ STREAM_ERRORS: dict[str, tuple[Callable[[H2Client], None], str]] = {
         ),
         "PROTOCOL_ERROR",
     ),
+    "5.3.1 HEADERS split over CONTINUATION depending on its own stream": (
+        lambda c: c.send(
+            frame(HEADERS, END_STREAM | PRIORITY_FLAG, 1, u32(1) + b"\x10" + c.encoder.encode(request_headers()))
+            + frame(CONTINUATION, END_HEADERS, 1, b"")
+        ),
+        "PROTOCOL_ERROR",
+    ),
+    "5.3.1 PRIORITY making an idle stream depend on itself": (
+        lambda c: c.send(frame(PRIORITY, 0, 1, u32(1) + b"\x10")),
+        "PROTOCOL_ERROR",
+    ),
+    "5.3.1 PRIORITY making an open stream depend on itself": (
+        lambda c: (open_stream(c, 1), c.send(frame(PRIORITY, 0, 1, u32(0x80000001) + b"\x10"))),
+        "PROTOCOL_ERROR",
+    ),
     "6.3 PRIORITY of 4 bytes": (lambda c: c.send(frame(PRIORITY, 0, 1, b"\0\0\0\x03")), "FRAME_SIZE_ERROR"),
     "6.9 a zero stream WINDOW_UPDATE": (
         lambda c: (open_stream(c, 1), c.send(frame(WINDOW_UPDATE, 0, 1, u32(0)))),

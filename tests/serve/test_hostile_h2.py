@@ -306,3 +306,30 @@ def test_settings_advertise_every_limit(server) -> None:
     keys = {int.from_bytes(payload[i : i + 2], "big") for i in range(0, len(payload), 6)}
     assert {SETTINGS_MAX_CONCURRENT_STREAMS, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_HEADER_LIST_SIZE} <= keys
     client.close()
+
+
+@pytest.mark.timeout(180)
+def test_at_the_connection_cap_the_longest_idle_connection_makes_room(numeric_models) -> None:
+    """Connections that finished their handshake and opened no stream fill the cap: a new client is answered
+    at once, the one idle longest gets GOAWAY NO_ERROR to make room, and the others keep theirs."""
+    cap = 20
+    with ServerProcess(["num-fp32:1"], extra_args=["--max-connections", str(cap)]) as server:
+        idle = []
+        for _ in range(cap):
+            client = H2Client(server.grpc_address)
+            client.handshake()
+            idle.append(client)
+        time.sleep(0.3)  # all of them established and counted
+        started = time.monotonic()
+        newcomer = H2Client(server.grpc_address)
+        newcomer.handshake()
+        newcomer.call(1)
+        assert newcomer.response(1)[b"grpc-status"] == b"0"
+        waited = time.monotonic() - started
+        _, code, _ = idle[0].goaway(timeout=2.0)
+        idle[1].call(1)
+        assert idle[1].response(1)[b"grpc-status"] == b"0"
+        for client in [*idle, newcomer]:
+            client.close()
+    assert code == NO_ERROR
+    assert waited < 1.0, waited

@@ -67,6 +67,18 @@ def serve(
     max_headers: int = typer.Option(100, help="header fields per request; more: 431"),
     max_url_bytes: int = typer.Option(8 * 1024, help="request target length; more: 414"),
     write_buffer_bytes: int = typer.Option(256 * 1024, help="unsent reply bytes before a connection stops reading"),
+    max_buffered_body_bytes: int = typer.Option(
+        64 * 1024 * 1024,
+        min=64 * 1024,
+        help="REST body bytes all connections of a worker hold at once (at least 2x --max-body-bytes); "
+        "past it the largest unfinished bodies get 503",
+    ),
+    pressure_timeout: float = typer.Option(
+        2.0,
+        min=0.01,
+        help="seconds a connection may wait on its client once over 3/4 of --max-connections are open; "
+        "at the cap the longest-waiting one makes room for a new one",
+    ),
     threads: int = typer.Option(0, help="ONNX Runtime intra-op threads per model (0 = its default)"),
     token: str = typer.Option(None, envvar="OAR_SERVE_TOKEN", help="require 'Authorization: Bearer TOKEN'"),
     auth_token_file: Annotated[
@@ -133,6 +145,8 @@ def serve(
             max_headers=max_headers,
             max_url_bytes=max_url_bytes,
             write_buffer_bytes=write_buffer_bytes,
+            max_buffered_body_bytes=max_buffered_body_bytes,
+            pressure_timeout_s=pressure_timeout,
         ),
         tls_cert=tls_cert,
         tls_key=tls_key,

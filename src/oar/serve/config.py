@@ -127,3 +127,15 @@ class ConnectionLimits(BaseModel):
     write_buffer_bytes: int = Field(
         256 * 1024, ge=1024, description="unsent reply bytes per connection before it stops reading requests"
     )
+    max_buffered_body_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=64 * 1024,
+        description="REST request body bytes all connections of a worker may hold at once (raised to two whole "
+        "bodies of --max-body-bytes if lower); past it the largest unfinished bodies are answered 503",
+    )
+    pressure_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="over 3/4 of max_connections open, a connection waiting on its client this long is closed "
+        "(oldest first); at the cap the oldest waiting one makes room for a new one",
+    )

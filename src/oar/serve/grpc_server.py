@@ -293,6 +293,7 @@ class GrpcProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.server.connections.add(self)
+        self.server.wait_on(self)  # until it opens a stream, and whenever it has none open
         high = self.limits.write_high_water
         with contextlib.suppress(NotImplementedError):  # an in-memory transport (bench/serve_overhead.py)
             self.transport.set_write_buffer_limits(high=high, low=high // 4)
@@ -549,6 +550,7 @@ class GrpcProtocol(asyncio.Protocol):
         stream = _Stream(stream_id, self.peer_window, self.window)
         self.active = True
         self.streams[stream_id] = stream
+        self.server.busy(self)
         self._start(stream, head)
         if flags & END_STREAM and not stream.closed:
             self._on_remote_end(stream)
@@ -1002,8 +1004,12 @@ class GrpcProtocol(asyncio.Protocol):
         self._close()
 
     def _close_if_idle(self) -> None:
-        if self.closing and not self.streams:
+        if self.streams:
+            return
+        if self.closing:
             self._close()
+        elif self.transport is not None:
+            self.server.wait_on(self, answered=True)
 
     def _close(self) -> None:
         """Close after the last frames are flushed, or abort if the peer does not read them in time."""
@@ -1012,6 +1018,11 @@ class GrpcProtocol(asyncio.Protocol):
         if transport is not None:
             transport.close()
             self.loop.call_later(_CLOSE_GRACE, transport.abort)
+
+    def evict(self) -> None:
+        """GOAWAY and close (no stream is open): the listener makes room for other clients."""
+        if self.transport is not None:
+            self._go_away(NO_ERROR, "server under connection pressure")
 
     def shutdown(self) -> None:
         """GOAWAY: no new streams; the open ones finish; then the connection closes."""

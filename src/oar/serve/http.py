@@ -21,7 +21,11 @@ Hostile clients are bounded (``ConnectionLimits``; the table is in docs/serving.
   down, and the client's input read and dropped for ``linger_s``, so a client still sending its body reads
   the answer instead of a connection reset;
 - back-pressure: reading stops while ``write_buffer_bytes`` of replies are unsent (or 64 answers are
-  pending), so a client that pipelines without reading holds a bounded buffer, not the server's memory.
+  pending), so a client that pipelines without reading holds a bounded buffer, not the server's memory;
+- across connections: request bodies held by all of them together are bounded by
+  ``max_buffered_body_bytes`` (``oar.serve.memory.BodyBudget``; past it the largest unfinished bodies get
+  503 + ``Retry-After``), and under connection pressure the connections waiting longest on their client
+  are closed first (``oar.serve.listener``).
 """
 
 from __future__ import annotations
@@ -35,10 +39,11 @@ from http import HTTPStatus
 import httptools
 import orjson
 
-from oar._core.errors import InvalidInputError, OarError, PayloadTooLargeError
+from oar._core.errors import InvalidInputError, OarError, OverloadedError, PayloadTooLargeError
 from oar.serve.batching import current_flow
 from oar.serve.config import ConnectionLimits
 from oar.serve.listener import Listener
+from oar.serve.memory import BodyBudget
 from oar.serve.rest import Headers, Response, RestApp
 
 log = logging.getLogger(__name__)
@@ -149,6 +154,7 @@ class HttpProtocol(asyncio.Protocol):
         self.client = str(peer[0]) if peer else "?"
         self.deadline = self.server.now + self.limits.header_timeout_s
         self.server.connections.add(self)
+        self.server.wait_on(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -156,6 +162,7 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = 0.0
         for answer, _ in self.pending:  # nobody will read these: take them out of the model's queue
             answer.cancel()
+        self._drop_body()
         # The parser holds this protocol's bound callbacks: break the cycle, so a closed connection and what
         # it buffered (a URL, headers, a body) go at once, not at the next (rare) run of the cycle collector.
         self._reset()
@@ -253,10 +260,20 @@ class HttpProtocol(asyncio.Protocol):
                 self.transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
-        self.size += len(body)
-        if self.size > self.app.max_body_bytes:
+        size = len(body)
+        if self.size + size > self.app.max_body_bytes:
             raise _Refusal(PayloadTooLargeError(f"request body is over the {self.app.max_body_bytes}-byte limit"))
+        self.size += size
         self.body.append(body)
+        if not self.server.budget.charge(size) and not self.server.make_room(self):
+            raise _Refusal(self.server.over_budget())
+
+    def _drop_body(self) -> None:
+        """Forget an unfinished body (refused, or its connection is gone): its bytes leave the budget."""
+        if self.size:
+            self.server.budget.release(self.size)
+            self.size = 0
+        self.body = []
 
     def on_message_complete(self) -> None:
         self.in_message = False
@@ -264,10 +281,12 @@ class HttpProtocol(asyncio.Protocol):
         self.in_head = True
         self.head_bytes = 0
         self.deadline = 0.0  # being answered: the model's queue has its own timeout
+        self.server.busy(self)
         after = _KEEP if self.parser.should_keep_alive() and not self.closing else _CLOSE
         method = self.parser.get_method().decode("latin-1")
         path = self.url.split(b"?", 1)[0].decode("latin-1")
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        held, self.size, self.body = self.size, 0, []  # the request holds the body now, until it is answered
         request = (method, path, self.headers, body, self.client)
         if self.running < _MAX_RUNNING:
             answer: asyncio.Future[Response] = self._start(request)
@@ -275,6 +294,8 @@ class HttpProtocol(asyncio.Protocol):
             answer = asyncio.get_running_loop().create_future()
             answer.add_done_callback(self._flush)
             self.parked.append((answer, request))
+        if held:
+            answer.add_done_callback(lambda _answer, budget=self.server.budget: budget.release(held))
         self.pending.append((answer, after))
         if len(self.pending) >= _MAX_PIPELINED:
             self._pace()
@@ -306,6 +327,8 @@ class HttpProtocol(asyncio.Protocol):
                 return
         if self.read_paused:
             self._pace()
+        if not self.pending and self.transport is not None:  # all answered: waiting on the client again
+            self.server.wait_on(self, answered=True)
         if not self.pending and not self.in_message and self.transport is not None:
             if self.closing:
                 self.transport.close()
@@ -317,6 +340,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.transport is None or self.lingering:
             return
         self.lingering = True  # from now on input is dropped
+        self._drop_body()
         answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         answer.set_result(_error_response(exc))
         self.pending.append((answer, _LINGER))
@@ -378,6 +402,16 @@ class HttpProtocol(asyncio.Protocol):
         elif not self.pending:
             transport.close()  # an idle keep-alive connection, or a new one that never sent a request
 
+    def evict(self) -> None:
+        """Close now (no answer is owed): the listener makes room for other clients."""
+        self.deadline = 0.0
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        for answer, _ in self.pending:
+            answer.cancel()
+        self._drop_body()
+
     def shutdown(self) -> None:
         """Finish what is in flight, then close; idle connections close now."""
         self.closing = True
@@ -393,6 +427,32 @@ class HttpServer(Listener):
     ) -> None:
         super().__init__(ssl_context, limits)
         self.app = app
+        # At least two whole bodies of the app's limit, so no valid request waits on a budget it cannot fit.
+        self.budget = BodyBudget(max(self.limits.max_buffered_body_bytes, 2 * app.max_body_bytes))
+
+    def make_room(self, current: HttpProtocol) -> bool:
+        """Over the body budget: answer 503 to the connections holding the largest unfinished bodies until
+        the total is under its low-water mark. False when ``current`` is one of them (its caller refuses it)."""
+        budget = self.budget
+        holders = [
+            c
+            for c in self.connections
+            if c.size and not c.lingering and c.transport is not None  # type: ignore[attr-defined]
+        ]
+        holders.sort(key=lambda c: c.size, reverse=True)
+        for holder in holders:
+            if budget.used <= budget.low_water:
+                break
+            if holder is current:
+                return False
+            holder._refuse(self.over_budget())
+        return budget.used <= budget.limit
+
+    def over_budget(self) -> OverloadedError:
+        return OverloadedError(f"server holds its limit of {self.budget.limit} bytes of request bodies; retry later")
+
+    def swept(self) -> None:
+        self.budget.trim_if_due()
 
     def new_connection(self) -> HttpProtocol:
         return HttpProtocol(self.app, self)

@@ -138,8 +138,10 @@ class CustomOp:
         op_type = self.onnx.op_type
         names = [arg.name for arg in self.overload._schema.arguments]
 
+        node = onnxscript.values.Op(opset, op_type, op_schema=_onnx_schema(self.onnx, names))
+
         def translate(*inputs: Any) -> Any:
-            return getattr(opset, op_type)(*inputs)
+            return node(*inputs)
 
         translate.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
@@ -204,6 +206,23 @@ def op_for_domain(domain: str) -> CustomOp | None:
     for module in BUILTIN_OPS.values():
         __import__(module)
     return next((op for op in _REGISTRY.values() if op.onnx and op.onnx.domain == domain), None)
+
+
+def _onnx_schema(spec: OnnxSpec, names: list[str]) -> Any:
+    """An ONNX schema for the node (any tensor type per input, one output): what the exporter builds it from."""
+    import onnx
+
+    types = [f"tensor({t})" for t in ("float", "double", "float16", "bfloat16", "int64", "int32", "bool")]
+    param = onnx.defs.OpSchema.FormalParameter
+    constraints = [(f"T{i}", types, "") for i in range(len(names) + 1)]
+    return onnx.defs.OpSchema(
+        spec.op_type,
+        spec.domain,
+        1,
+        inputs=[param(name, f"T{i}") for i, name in enumerate(names)],
+        outputs=[param("output", f"T{len(names)}")],
+        type_constraints=constraints,
+    )
 
 
 BUILTIN_OPS = {"oar_dlrm::bag_interact": "oar.ops.dlrm"}

@@ -126,9 +126,9 @@ def test_a_package_whose_op_library_is_missing_does_not_load(package, tmp_path):
     copy = shutil.copytree(package.path, tmp_path / "package")
     (copy / "ops" / "oar.dlrm.so").unlink()
 
-    with pytest.raises(IntegrityError, match="lacks ops/oar.dlrm.so"):
+    with pytest.raises(IntegrityError, match=r"lacks ops/oar\.dlrm\.so"):
         load_runtime(copy)
-    with pytest.raises(OarError, match="needs the custom-op library ops/oar.dlrm.so .* but it is missing"):
+    with pytest.raises(OarError, match=r"needs the custom-op library ops/oar\.dlrm\.so .* but it is missing"):
         load_runtime(ModelPackage.open(copy, verify=False))
 
 

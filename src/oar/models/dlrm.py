@@ -8,6 +8,7 @@ Same parameters, same answers: ``load_state_dict`` moves weights between the two
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -77,7 +78,7 @@ def pack(dense: Tensor, ids: Tensor) -> Tensor:
 
 def _mlp(sizes: Sequence[int], last_relu: bool) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2 or last_relu:
             layers.append(nn.ReLU())

@@ -126,7 +126,8 @@ class CustomOp:
             raise OarError(f"{self.name} has no ONNX kernel; call register_onnx(domain, op_type, ort_source)")
         import onnxruntime
 
-        return build_ort_library(f"{self.onnx.domain}.{self.onnx.op_type}", self.onnx.ort_source, onnxruntime.__version__)
+        name = f"{self.onnx.domain}.{self.onnx.op_type}"
+        return build_ort_library(name, self.onnx.ort_source, onnxruntime.__version__)
 
     def onnx_translation(self) -> Callable[..., Any]:
         """The exporter's translation: one node of the op's own domain, inputs in schema order."""

@@ -98,7 +98,8 @@ def _samples(dtype: torch.dtype, generator: torch.Generator) -> list[tuple[Tenso
     """Random shapes: batch 1-9, 1-6 features, bags of 1-5 with ~30% padding, dims 1-12, ragged tables."""
     out = []
     for _ in range(4):
-        b, f, bag, d = (int(torch.randint(lo, hi, (1,), generator=generator)) for lo, hi in ((1, 10), (1, 7), (1, 6), (1, 13)))
+        ranges = ((1, 10), (1, 7), (1, 6), (1, 13))
+        b, f, bag, d = (int(torch.randint(lo, hi, (1,), generator=generator)) for lo, hi in ranges)
         sizes = torch.randint(1, 20, (f,), generator=generator)
         offsets = torch.cat([torch.zeros(1, dtype=torch.int64), sizes.cumsum(0)[:-1]])
         ids = (torch.rand((b, f, bag), generator=generator) * sizes.view(1, -1, 1)).long()
@@ -112,6 +113,4 @@ def _samples(dtype: torch.dtype, generator: torch.Generator) -> list[tuple[Tenso
 bag_interact.register_kernel(
     "cpu", cpp_source=CppSource((_KERNELS / "bag_interact_torch.cpp",), headers=(_CORE,)), function="bag_interact"
 )
-bag_interact.register_onnx(
-    "oar.dlrm", "BagInteract", CppSource((_KERNELS / "bag_interact_ort.cpp",), headers=(_CORE,))
-)
+bag_interact.register_onnx("oar.dlrm", "BagInteract", CppSource((_KERNELS / "bag_interact_ort.cpp",), headers=(_CORE,)))

@@ -5,4 +5,12 @@ from oar.package.package import MANIFEST_FILE, ModelPackage
 
 __all__ = [
     "MANIFEST_FILE",
-    "CustomOpLibrary", "Lineage", "Manifest", "ModelPackage", "Padding", "Parity", "RuntimeSpec", "TensorSpec"]
+    "CustomOpLibrary",
+    "Lineage",
+    "Manifest",
+    "ModelPackage",
+    "Padding",
+    "Parity",
+    "RuntimeSpec",
+    "TensorSpec",
+]

@@ -11,8 +11,8 @@ import numpy as np
 
 from oar._core.errors import InvalidInputError, OarError
 from oar.package import ModelPackage
-from oar.runtime.generic import checked_tensor, run_checked
 from oar.runtime.custom_ops import op_libraries
+from oar.runtime.generic import checked_tensor, run_checked
 from oar.runtime.session import create_session
 
 

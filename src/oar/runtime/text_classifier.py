@@ -14,8 +14,8 @@ from tokenizers import Tokenizer
 
 from oar._core.errors import InvalidInputError, OarError
 from oar.package import ModelPackage
-from oar.runtime.padding import TokenBatchRunner, _length_groups, effective_padding
 from oar.runtime.custom_ops import op_libraries
+from oar.runtime.padding import TokenBatchRunner, _length_groups, effective_padding
 from oar.runtime.session import create_session
 from oar.runtime.text_encoder import TextEncoder
 

@@ -1,0 +1,125 @@
+"""The recommender with the fused custom op vs the same model from generic torch ops, in one run.
+
+Single-request inference at batch 128 on one CPU core (the process is pinned to one core and
+both runtimes use one thread): eager PyTorch (fused C++ kernel vs generic ops) and ONNX Runtime
+(the ``oar.dlrm::BagInteract`` node with oar's ORT kernel vs the plain-ONNX generic graph). Both
+models hold the same weights; both packages are written by ``export_module`` (parity-checked).
+The four paths are timed interleaved, round after round, so a busy machine slows them alike:
+compare the ratios; absolute times are only as good as the machine was quiet.
+
+    python bench/custom_op.py [--batch 128] [--rounds 30] [--calls 50] [--core 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from oar.data.synthetic_ctr import criteo_like
+from oar.export.module_package import export_module
+from oar.export.onnx import InputSpec
+from oar.models.dlrm import DLRM, ClickProbability
+from oar.package import ModelPackage
+from oar.runtime.custom_ops import op_libraries
+from oar.runtime.session import create_session
+
+GOAL_SPEEDUP, GOAL_P50_MS = 1.4, 0.8
+
+
+def _models(cardinalities: tuple[int, ...]) -> tuple[ClickProbability, ClickProbability]:
+    torch.manual_seed(0)
+    fused = DLRM(cardinalities, fused=True)
+    generic = DLRM(cardinalities, fused=False)
+    generic.load_state_dict(fused.state_dict())
+    return ClickProbability(fused).eval(), ClickProbability(generic).eval()
+
+
+def _package(model: ClickProbability, root: Path, name: str, sample: tuple[torch.Tensor, ...]) -> ModelPackage:
+    specs = [InputSpec([None, 13], "float32", "dense"), InputSpec([None, 26, 4], "int64", "ids", value_range=(-1, 2))]
+    return export_module(
+        model, specs, root / name, name=name, output_names=["click_probability"], sample_inputs=[sample]
+    )
+
+
+def _ort_call(package: ModelPackage, feeds: dict[str, np.ndarray]) -> Callable[[], object]:
+    session = create_session(package.file("model.onnx"), 1, 1, op_libraries(package))
+    return lambda: session.run(None, feeds)
+
+
+def _time(calls: dict[str, Callable[[], object]], rounds: int, per_round: int) -> dict[str, list[float]]:
+    """Per-call seconds of every path, interleaved round by round."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for fn in calls.values():
+        for _ in range(20):
+            fn()
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            for _ in range(per_round):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--calls", type=int, default=50, help="calls per path per round")
+    parser.add_argument("--core", type=int, default=0)
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {args.core})
+    torch.set_num_threads(1)
+
+    data = criteo_like(args.batch * 4, seed=0)
+    dense, ids = torch.from_numpy(data.dense[: args.batch]), torch.from_numpy(data.ids[: args.batch])
+    fused, generic = _models(data.cardinalities)
+    with tempfile.TemporaryDirectory() as tmp:
+        fused_pkg = _package(fused, Path(tmp), "ctr-fused", (dense, ids))
+        generic_pkg = _package(generic, Path(tmp), "ctr-generic", (dense, ids))
+        feeds = {"dense": data.dense[: args.batch], "ids": data.ids[: args.batch]}
+        ort_fused, ort_generic = _ort_call(fused_pkg, feeds), _ort_call(generic_pkg, feeds)
+        np.testing.assert_allclose(ort_fused()[0], ort_generic()[0], atol=1e-5)  # type: ignore[index]
+
+        def eager(model: ClickProbability) -> Callable[[], object]:
+            def call() -> object:
+                with torch.inference_mode():
+                    return model(dense, ids)
+
+            return call
+
+        times = _time(
+            {
+                "eager generic": eager(generic),
+                "eager fused": eager(fused),
+                "onnxruntime generic": ort_generic,
+                "onnxruntime fused": ort_fused,
+            },
+            args.rounds,
+            args.calls,
+        )
+    p50 = {name: statistics.median(t) * 1e3 for name, t in times.items()}
+    print(f"batch {args.batch}, one core (core {args.core}), 1 thread; {args.rounds} rounds x {args.calls} calls")
+    print(f"{'path':<22}{'p50 ms':>9}{'p90 ms':>9}")
+    for name, t in times.items():
+        print(f"{name:<22}{p50[name]:>9.3f}{np.percentile(t, 90) * 1e3:>9.3f}")
+    eager_ratio = p50["eager generic"] / p50["eager fused"]
+    ort_ratio = p50["onnxruntime generic"] / p50["onnxruntime fused"]
+    print(f"fused vs generic, eager PyTorch: {eager_ratio:.2f}x; ONNX Runtime: {ort_ratio:.2f}x")
+    print(
+        f"goal: >= {GOAL_SPEEDUP}x and p50 <= {GOAL_P50_MS} ms on the fused ONNX Runtime path: "
+        f"{'met' if ort_ratio >= GOAL_SPEEDUP and p50['onnxruntime fused'] <= GOAL_P50_MS else 'NOT met'} "
+        f"({ort_ratio:.2f}x, {p50['onnxruntime fused']:.3f} ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -113,4 +113,16 @@ def _samples(dtype: torch.dtype, generator: torch.Generator) -> list[tuple[Tenso
 bag_interact.register_kernel(
     "cpu", cpp_source=CppSource((_KERNELS / "bag_interact_torch.cpp",), headers=(_CORE,)), function="bag_interact"
 )
+
+
+def _cuda_kernel(ids: Tensor, offsets: Tensor, weight: Tensor, dense: Tensor) -> Tensor:
+    """The Triton kernel for float32 (imported on first CUDA call); other dtypes run the reference."""
+    if dense.dtype != torch.float32:
+        return bag_interact.reference(ids, offsets, weight, dense)
+    from oar.ops._dlrm_triton import bag_interact_cuda
+
+    return bag_interact_cuda(ids, offsets, weight, dense)
+
+
+bag_interact.register_kernel("cuda", triton=_cuda_kernel)
 bag_interact.register_onnx("oar.dlrm", "BagInteract", CppSource((_KERNELS / "bag_interact_ort.cpp",), headers=(_CORE,)))

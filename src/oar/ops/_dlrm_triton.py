@@ -43,7 +43,9 @@ def _bag_interact_kernel(
     tl.store(out_ptr + b * width + D + i * (i - 1) // 2 + j, products, mask=(j < i) & (i <= F))
 
 
-def bag_interact_cuda(ids: torch.Tensor, offsets: torch.Tensor, weight: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+def bag_interact_cuda(
+    ids: torch.Tensor, offsets: torch.Tensor, weight: torch.Tensor, dense: torch.Tensor
+) -> torch.Tensor:
     """Launch one program per row; ids outside their table are refused first (the kernel cannot raise)."""
     ends = torch.cat([offsets[1:], offsets.new_tensor([weight.shape[0]])])
     if bool(((ids >= 0) & (ids + offsets.view(1, -1, 1) >= ends.view(1, -1, 1))).any()):

@@ -7,14 +7,23 @@ models hold the same weights; both packages are written by ``export_module`` (pa
 The four paths are timed interleaved, round after round, so a busy machine slows them alike:
 compare the ratios; absolute times are only as good as the machine was quiet.
 
-    python bench/custom_op.py [--batch 128] [--rounds 30] [--calls 50] [--core 0]
+With ``--serve-seconds N`` (default 10; 0 skips it) both packages are then served by ``oar serve``
+(``--model-dir``, one ONNX Runtime thread, the server pinned to ``--core``, ``wrk`` on the other core),
+one server at a time, alternating for ``--serve-rounds``, shedding by queue length only: req/s at
+``--connections`` (64) connections, each request one Open Inference Protocol JSON body of ``--batch`` rows.
+
+    python bench/custom_op.py [--batch 128] [--rounds 30] [--calls 50] [--core 0] [--serve-seconds 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,6 +39,7 @@ from oar.models.dlrm import DLRM, ClickProbability
 from oar.package import ModelPackage
 from oar.runtime.custom_ops import op_libraries
 from oar.runtime.session import create_session
+from oar.serve.process import ServerProcess
 
 GOAL_SPEEDUP, GOAL_P50_MS = 1.4, 0.8
 
@@ -75,7 +85,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--calls", type=int, default=50, help="calls per path per round")
     parser.add_argument("--core", type=int, default=0)
+    parser.add_argument("--serve-seconds", type=int, default=10)
+    parser.add_argument("--serve-rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
+    args.cores = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {args.core})
     torch.set_num_threads(1)
 
@@ -96,6 +110,7 @@ def main() -> None:
 
             return call
 
+        served = _serve_load(args, Path(tmp), [fused_pkg, generic_pkg], feeds) if args.serve_seconds else {}
         times = _time(
             {
                 "eager generic": eager(generic),
@@ -114,11 +129,60 @@ def main() -> None:
     eager_ratio = p50["eager generic"] / p50["eager fused"]
     ort_ratio = p50["onnxruntime generic"] / p50["onnxruntime fused"]
     print(f"fused vs generic, eager PyTorch: {eager_ratio:.2f}x; ONNX Runtime: {ort_ratio:.2f}x")
+    if served:
+        rates = {name: statistics.median(r) for name, r in served.items()}
+        runs = ", ".join(f"{name}: {' / '.join(f'{x:.0f}' for x in r)}" for name, r in served.items())
+        print(f"oar serve, {args.connections} connections, {args.batch} rows a request: req/s per run: {runs}")
+        print(f"oar serve fused vs generic: {rates['ctr-fused'] / rates['ctr-generic']:.2f}x req/s (medians)")
     print(
         f"goal: >= {GOAL_SPEEDUP}x and p50 <= {GOAL_P50_MS} ms on the fused ONNX Runtime path: "
         f"{'met' if ort_ratio >= GOAL_SPEEDUP and p50['onnxruntime fused'] <= GOAL_P50_MS else 'NOT met'} "
         f"({ort_ratio:.2f}x, {p50['onnxruntime fused']:.3f} ms)"
     )
+
+
+def _serve_load(
+    args: argparse.Namespace, root: Path, packages: list[ModelPackage], feeds: dict[str, np.ndarray]
+) -> dict[str, list[float]]:
+    """req/s of ``oar serve`` for each package under wrk, one server at a time, alternating."""
+    if not shutil.which("wrk"):
+        print("wrk not found (apt-get install wrk): skipping the oar serve measurement")
+        return {}
+    repo = root / "repo"
+    for package in packages:
+        shutil.copytree(package.path, repo / package.manifest.name / "1")
+    body = {
+        "inputs": [
+            {"name": k, "datatype": "FP32" if v.dtype == np.float32 else "INT64", "shape": list(v.shape),
+             "data": v.ravel().tolist()}
+            for k, v in feeds.items()
+        ]
+    }  # fmt: skip
+    script = root / "body.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = [==[{json.dumps(body)}]==]\n"
+    )
+    other_core = min(args.cores - {args.core} or {args.core})
+    extra = ["--model-dir", str(repo), "--threads", "1", "--max-batch-size", str(args.batch)]
+    extra += ["--max-queue-wait-us", "0"]  # shed by queue length only: measure throughput, not admission
+    rates: dict[str, list[float]] = {p.manifest.name: [] for p in packages}
+    for _ in range(args.serve_rounds):
+        for package in packages:
+            name = package.manifest.name
+            with ServerProcess([name], extra_args=extra, grpc_port=0) as server:
+                os.sched_setaffinity(server.process.pid, {args.core})  # type: ignore[union-attr]
+                url = f"{server.endpoint}/v2/models/{name}/infer"
+                load = ["taskset", "-c", str(other_core), "wrk", "-t1", f"-c{args.connections}"]
+                subprocess.run([*load, "-d2s", "-s", str(script), url], capture_output=True, check=True)  # warm-up
+                done = subprocess.run(
+                    [*load, f"-d{args.serve_seconds}s", "-s", str(script), url],
+                    capture_output=True, text=True, check=True,
+                )  # fmt: skip
+                if "Non-2xx" in done.stdout:
+                    raise SystemExit(f"{name}: errors under load:\n{done.stdout}")
+                rates[name].append(float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout).group(1)))  # type: ignore[union-attr]
+    return rates
 
 
 if __name__ == "__main__":

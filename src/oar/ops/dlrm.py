@@ -81,7 +81,8 @@ def _backward(ctx: Any, grad: Tensor) -> tuple[None, None, Tensor, Tensor]:
     li, lj = torch.tril_indices(n, n, offset=-1, device=dense.device)
     pair_grad = grad.new_zeros((grad.shape[0], n, n))
     pair_grad = pair_grad.index_put((torch.arange(grad.shape[0], device=grad.device)[:, None], li, lj), grad[:, d:])
-    vector_grad = torch.bmm(pair_grad + pair_grad.transpose(1, 2), vectors)
+    symmetric = (pair_grad + pair_grad.transpose(1, 2)).contiguous()  # a strided input sends bmm to a slow path
+    vector_grad = torch.bmm(symmetric, vectors)
     dense_grad = grad[:, :d] + vector_grad[:, 0]
     counts = valid.sum(-1, keepdim=True).clamp(min=1).to(weight.dtype)
     slot_grad = (vector_grad[:, 1:] / counts).unsqueeze(2) * valid.unsqueeze(-1).to(weight.dtype)  # [B, F, L, D]

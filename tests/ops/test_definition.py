@@ -102,3 +102,29 @@ def test_no_cpp_compiler_is_a_clear_error(tmp_path, monkeypatch):
 
     with pytest.raises(OarError, match=r"no C\+\+ compiler found \(tried CXX=.*no-such-compiler\)"):
         twice(torch.ones(2))
+
+
+def test_a_model_whose_op_kernel_disagrees_with_the_reference_is_not_exported(tmp_path):
+    from torch import nn
+
+    from oar.export.module_package import export_module
+    from oar.export.onnx import InputSpec
+
+    @oar.ops.custom_op("oartest_ops::halve")
+    def halve(x: torch.Tensor) -> torch.Tensor:
+        return x / 2
+
+    halve.register_kernel("cpu", lambda x: x / 2 + (x > 1.5).to(x.dtype))  # wrong above 1.5
+    halve.register_samples(lambda dtype, generator: [(torch.arange(4.0, dtype=dtype).view(2, 2),)])
+    halve.register_fake(lambda x: torch.empty_like(x))
+    halve.register_onnx("oartest.halve", "Halve", CppSource((tmp_path / "never_built.cpp",)))
+
+    class UsesHalve(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return halve(x) + 1
+
+    with pytest.raises(
+        OarError, match=r"oartest_ops::halve's kernel disagrees with its reference.*first mismatch at \[1, 0\]"
+    ):
+        export_module(UsesHalve(), [InputSpec([None, 2], "float32", "x")], tmp_path / "package", name="halve")
+    assert not (tmp_path / "package").exists()

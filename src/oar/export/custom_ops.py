@@ -1,7 +1,9 @@
 """Custom-domain nodes in an exported graph -> the ONNX Runtime libraries that run them, in the package.
 
-Each custom domain must belong to an op defined with ``oar.ops`` (``register_onnx``): its C++
-kernel is built for the installed onnxruntime and copied to ``ops/<domain>.so`` inside the
+Each custom domain must belong to an op defined with ``oar.ops`` (``register_onnx``), whose
+kernel must agree with its reference on the op's samples (the export's parity check compares the
+graph with the PyTorch model, which runs the same kernel, so it could not see a kernel that is wrong
+in both); its C++ kernel is built for the installed onnxruntime and copied to ``ops/<domain>.so`` inside the
 package, and the manifest lists it so ``oar.runtime`` registers it before loading the graph.
 """
 
@@ -33,6 +35,7 @@ def custom_domains(onnx_path: Path) -> dict[str, list[str]]:
 def package_op_libraries(onnx_path: Path, staging: Path) -> list[CustomOpLibrary]:
     """Build and copy the library of every custom domain in the graph; the manifest entries for them."""
     from oar.ops import op_for_domain
+    from oar.ops._check import check_forward
 
     libraries = []
     for domain, ops in custom_domains(onnx_path).items():
@@ -41,6 +44,11 @@ def package_op_libraries(onnx_path: Path, staging: Path) -> list[CustomOpLibrary
             raise OarError(
                 f"the exported graph has nodes of ONNX domain '{domain}' ({', '.join(ops)}) but no oar.ops op "
                 "registers that domain; define the op with oar.ops and register_onnx, and import it before export"
+            )
+        agreed = check_forward(op)
+        if not agreed.passed:
+            raise OarError(
+                f"{op.name}'s kernel disagrees with its reference, so the model is not exported: {agreed.detail}"
             )
         rel = f"ops/{domain}.so"
         (staging / "ops").mkdir(exist_ok=True)

@@ -77,6 +77,14 @@ def check(op: CustomOp | str, *, timing: bool = False, seed: int = 0) -> CheckRe
     return report
 
 
+def check_forward(op: CustomOp, seed: int = 0) -> CheckResult:
+    """Only the ``forward`` check (kernel == reference on the op's samples): what export gates on."""
+    if op.samples is None:
+        return CheckResult("forward", True, "no samples registered: not checked")
+    samples = {dtype: op.samples(dtype, torch.Generator().manual_seed(seed)) for dtype in TOLERANCES}
+    return _guarded("forward", lambda: _check_forward(op, samples))
+
+
 def _guarded(name: str, run: Callable[[], CheckResult]) -> CheckResult:
     try:
         return run()

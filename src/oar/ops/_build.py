@@ -15,6 +15,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,7 @@ def load_torch_kernel(name: str, source: CppSource, functions: list[str]) -> Mod
     if built.exists():
         return _import_extension(module_name, built)
     compiler = find_compiler()
+    _ensure_ninja()
     from torch.utils import cpp_extension
 
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -125,6 +127,17 @@ def build_ort_library(name: str, source: CppSource, onnxruntime_version: str) ->
         raise OarError(f"building the ONNX Runtime kernel of {name} failed: {_last_lines(done.stderr)}")
     partial.replace(target)
     return target
+
+
+def _ensure_ninja() -> None:
+    """torch's extension builder runs ``ninja`` from PATH; the ``ninja`` wheel puts it beside the interpreter."""
+    if shutil.which("ninja"):
+        return
+    beside = Path(sys.executable).parent
+    if (beside / "ninja").exists():
+        os.environ["PATH"] = f"{beside}{os.pathsep}{os.environ.get('PATH', '')}"
+        return
+    raise OarError("ninja not found: C++ kernels are built with it; pip install 'oar-platform[train]' (or ninja)")
 
 
 def _import_extension(module_name: str, path: Path) -> ModuleType:

@@ -167,3 +167,16 @@ def test_the_generic_model_gives_the_fused_models_answers(scorer, data):
 
     with torch.no_grad():
         torch.testing.assert_close(ClickProbability(generic)(dense, ids), scorer(dense, ids), atol=1e-6, rtol=1e-5)
+
+
+def test_an_edge_pack_refuses_a_package_that_needs_custom_op_libraries(package, tmp_path):
+    from oar.edge.pack import pack_edge
+
+    copy = shutil.copytree(package.path, tmp_path / "package")
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    manifest["task"] = "text-classification"  # the only task an edge pack takes
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+    with pytest.raises(OarError, match=r"needs custom-op libraries \(oar\.dlrm\), which an edge pack cannot carry"):
+        pack_edge(ModelPackage.open(copy, verify=False), tmp_path / "edge")
+    assert not (tmp_path / "edge").exists()

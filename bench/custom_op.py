@@ -10,7 +10,8 @@ compare the ratios; absolute times are only as good as the machine was quiet.
 With ``--serve-seconds N`` (default 10; 0 skips it) both packages are then served by ``oar serve``
 (``--model-dir``, one ONNX Runtime thread, the server pinned to ``--core``, ``wrk`` on the other core),
 one server at a time, alternating for ``--serve-rounds``, shedding by queue length only: req/s at
-``--connections`` (64) connections, each request one Open Inference Protocol JSON body of ``--batch`` rows.
+``--connections`` (64) connections, each request ``--batch`` rows in the Open Inference Protocol's
+binary tensor extension (``--json``: as JSON numbers).
 
     python bench/custom_op.py [--batch 128] [--rounds 30] [--calls 50] [--core 0] [--serve-seconds 10]
 """
@@ -88,6 +89,7 @@ def main() -> None:
     parser.add_argument("--serve-seconds", type=int, default=10)
     parser.add_argument("--serve-rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--json", dest="binary", action="store_false", help="JSON numbers, not binary tensors")
     args = parser.parse_args()
     args.cores = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {args.core})
@@ -132,13 +134,38 @@ def main() -> None:
     if served:
         rates = {name: statistics.median(r) for name, r in served.items()}
         runs = ", ".join(f"{name}: {' / '.join(f'{x:.0f}' for x in r)}" for name, r in served.items())
-        print(f"oar serve, {args.connections} connections, {args.batch} rows a request: req/s per run: {runs}")
+        encoding = "binary tensors" if args.binary else "JSON"
+        print(f"oar serve, {args.connections} connections, {args.batch} rows a request ({encoding}): req/s: {runs}")
         print(f"oar serve fused vs generic: {rates['ctr-fused'] / rates['ctr-generic']:.2f}x req/s (medians)")
     print(
         f"goal: >= {GOAL_SPEEDUP}x and p50 <= {GOAL_P50_MS} ms on the fused ONNX Runtime path: "
         f"{'met' if ort_ratio >= GOAL_SPEEDUP and p50['onnxruntime fused'] <= GOAL_P50_MS else 'NOT met'} "
         f"({ort_ratio:.2f}x, {p50['onnxruntime fused']:.3f} ms)"
     )
+
+
+def _wrk_script(root: Path, feeds: dict[str, np.ndarray], binary: bool) -> Path:
+    """A wrk script POSTing one inference request: JSON numbers, or the binary tensor extension."""
+    datatype = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
+    tensors = [{"name": k, "datatype": datatype[v.dtype], "shape": list(v.shape)} for k, v in feeds.items()]
+    if binary:
+        for tensor, array in zip(tensors, feeds.values(), strict=True):
+            tensor["parameters"] = {"binary_data_size": array.nbytes}
+        header = json.dumps({"inputs": tensors}).encode()
+        body = header + b"".join(np.ascontiguousarray(a).tobytes() for a in feeds.values())
+        headers = f'wrk.headers["Inference-Header-Content-Length"] = "{len(header)}"\n'
+        content_type = "application/octet-stream"
+    else:
+        for tensor, array in zip(tensors, feeds.values(), strict=True):
+            tensor["data"] = array.ravel().tolist()
+        body, headers, content_type = json.dumps({"inputs": tensors}).encode(), "", "application/json"
+    (root / "body.bin").write_bytes(body)
+    script = root / "body.lua"
+    script.write_text(
+        f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "{content_type}"\n{headers}'
+        f'local f = io.open("{root / "body.bin"}", "rb")\nwrk.body = f:read("*all")\nf:close()\n'
+    )
+    return script
 
 
 def _serve_load(
@@ -151,18 +178,7 @@ def _serve_load(
     repo = root / "repo"
     for package in packages:
         shutil.copytree(package.path, repo / package.manifest.name / "1")
-    body = {
-        "inputs": [
-            {"name": k, "datatype": "FP32" if v.dtype == np.float32 else "INT64", "shape": list(v.shape),
-             "data": v.ravel().tolist()}
-            for k, v in feeds.items()
-        ]
-    }  # fmt: skip
-    script = root / "body.lua"
-    script.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = [==[{json.dumps(body)}]==]\n"
-    )
+    script = _wrk_script(root, feeds, args.binary)
     other_core = min(args.cores - {args.core} or {args.core})
     extra = ["--model-dir", str(repo), "--threads", "1", "--max-batch-size", str(args.batch)]
     extra += ["--max-queue-wait-us", "0"]  # shed by queue length only: measure throughput, not admission

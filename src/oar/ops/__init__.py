@@ -4,8 +4,8 @@
 >>> @oar.ops.custom_op("myproj::scale2")
 ... def scale2(x: torch.Tensor) -> torch.Tensor:
 ...     return x * 2
->>> oar.ops.check(scale2).passed
-True
+>>> scale2.register_samples(lambda dtype, gen: [(torch.randn(3, 4, dtype=dtype, generator=gen),)])
+>>> print("\n".join(oar.ops.check(scale2).lines()))     # or: oar ops check myproj::scale2 --module ...
 
 See docs/custom_ops.md for the whole path: reference -> C++ kernel -> checks -> ONNX -> served.
 """

@@ -25,6 +25,9 @@ def pack_edge(package: ModelPackage, out: Path, archive: bool = False) -> Path:
     manifest = package.manifest
     if manifest.task != "text-classification" or manifest.runtime.engine != "onnxruntime":
         raise OarError(f"an edge pack runs ONNX text classifiers; {package.model_id} is not one")
+    if manifest.runtime.custom_ops:
+        domains = ", ".join(lib.domain for lib in manifest.runtime.custom_ops)
+        raise OarError(f"{package.model_id} needs custom-op libraries ({domains}), which an edge pack cannot carry")
     if out.exists():
         raise OarError(f"{out} already exists; choose a new directory for the pack")
     files = [manifest.runtime.model_file, manifest.runtime.tokenizer_file or "tokenizer.json"]

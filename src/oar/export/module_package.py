@@ -24,6 +24,7 @@ from torch import nn
 
 from oar import __version__
 from oar._core.errors import OarError, ParityError
+from oar.export.custom_ops import package_op_libraries
 from oar.export.graph_signature import graph_signature
 from oar.export.onnx import InputSpec, export_onnx, onnx_opset
 from oar.export.parity import DEFAULT_TOLERANCE
@@ -84,7 +85,9 @@ def export_module(
     target = Path(path)
     with staged_package(target) as staging:
         onnx_path, exporter = export_onnx(model, staging / "model.onnx", specs, names)
-        parity = check_tensor_parity(model, onnx_path, batches, tolerance, described)
+        libraries = package_op_libraries(onnx_path, staging)
+        op_files = [staging / lib.file for lib in libraries]
+        parity = check_tensor_parity(model, onnx_path, batches, tolerance, described, op_files)
         if not parity.passed:
             raise ParityError(
                 f"exported graph disagrees with PyTorch: max abs diff {parity.max_abs_diff:.2e} (tolerance "
@@ -106,6 +109,7 @@ def export_module(
                 graph_inputs=graph_in,
                 graph_outputs=graph_out,
                 output_activation=_activation(model, batches) if labels else "softmax",
+                custom_ops=libraries,
             ),
             metrics=dict(metrics or {}),
             parity=parity,
@@ -143,10 +147,15 @@ def _outputs(model: nn.Module, batch: Batch) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def check_tensor_parity(
-    model: nn.Module, onnx_path: Path, batches: list[Batch], tolerance: float, described: str
+    model: nn.Module,
+    onnx_path: Path,
+    batches: list[Batch],
+    tolerance: float,
+    described: str,
+    custom_op_libraries: Sequence[Path] = (),
 ) -> Parity:
     """Every output of the graph against the module's on every batch; argmax agreement on 2-D float outputs."""
-    session = create_session(onnx_path)
+    session = create_session(onnx_path, custom_op_libraries=custom_op_libraries)
     worst, agree, rows, samples = 0.0, 0, 0, 0
     for batch in batches:
         expected = [t.detach().numpy() for t in _outputs(model, batch)]

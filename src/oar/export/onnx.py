@@ -116,6 +116,13 @@ def _oar_error_in(exc: BaseException | None) -> OarError | None:
     return None
 
 
+def _custom_op_translations() -> dict:
+    """Every ``oar.ops`` op with an ONNX node: exported as that one custom-domain node."""
+    from oar.ops import defined_ops
+
+    return {op.overload: op.onnx_translation() for op in defined_ops() if op.onnx is not None}
+
+
 def onnx_opset(path: Path) -> int:
     model = onnx.load(str(path), load_external_data=False)
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
@@ -137,6 +144,7 @@ def _export_dynamo(
             dynamo=True,
             external_data=False,
             verbose=False,
+            custom_translation_table=_custom_op_translations(),
         )
     if program is None:
         raise RuntimeError("the dynamo exporter returned no program")

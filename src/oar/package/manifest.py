@@ -44,6 +44,22 @@ class Padding(BaseModel):
     samples: int = 0  # texts the invariance check ran
 
 
+class CustomOpLibrary(BaseModel):
+    """A native ONNX Runtime custom-op library shipped in the package for the graph's custom-domain nodes.
+
+    It is machine code built for one onnxruntime version (``onnxruntime``) and one platform: the
+    runtime refuses to load it under another (``oar.runtime.custom_ops``), never runs the graph without it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    domain: str  # the ONNX domain whose nodes it implements, e.g. "oar.dlrm"
+    ops: list[str]  # the op types of that domain in the graph
+    file: str  # relative path inside the package, e.g. "ops/oar.dlrm.so"
+    onnxruntime: str  # the onnxruntime version it was built for
+    platform: str  # e.g. "linux-x86_64"
+
+
 class RuntimeSpec(BaseModel):
     """How to execute the package: which engine, which files, which graph inputs/outputs."""
 
@@ -59,6 +75,8 @@ class RuntimeSpec(BaseModel):
     padding: Padding | None = None  # text models; None (older packages): ``longest``
     # Classifiers: "softmax" when the graph returns logits, "none" when it already returns probabilities.
     output_activation: Literal["softmax", "none"] = "softmax"
+    # Libraries ONNX Runtime must register before it can load the graph (custom-domain nodes).
+    custom_ops: list[CustomOpLibrary] = Field(default_factory=list)
 
 
 class Parity(BaseModel):

@@ -14,6 +14,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 from oar._core.errors import InvalidInputError
 from oar.package import ModelPackage, TensorSpec
 from oar.protocol.datatypes import numpy_dtype
+from oar.runtime.custom_ops import op_libraries
 from oar.runtime.session import create_session
 
 
@@ -25,7 +26,9 @@ class GenericOnnxRuntime:
         self.package = package
         self.inputs: list[TensorSpec] = list(manifest.runtime.graph_inputs)
         self.outputs: list[TensorSpec] = list(manifest.runtime.graph_outputs)
-        self.session = create_session(package.file(manifest.runtime.model_file), intra_op_threads)
+        self.session = create_session(
+            package.file(manifest.runtime.model_file), intra_op_threads, custom_op_libraries=op_libraries(package)
+        )
         self._output_names = [o.name for o in self.outputs]
         self._output_dtypes = [numpy_dtype(o.datatype) for o in self.outputs]
         self._expected = {spec.name for spec in self.inputs}

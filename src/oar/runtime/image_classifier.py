@@ -11,6 +11,7 @@ import numpy as np
 
 from oar._core.errors import InvalidInputError, OarError
 from oar.package import ModelPackage
+from oar.runtime.custom_ops import op_libraries
 from oar.runtime.generic import checked_tensor, run_checked
 from oar.runtime.session import create_session
 
@@ -26,7 +27,9 @@ class ImageClassifierRuntime:
         self.labels = manifest.labels
         self.input = manifest.runtime.graph_inputs[0]
         self._label_array = np.array([label.encode() for label in manifest.labels], dtype=object)
-        self.session = create_session(package.file(manifest.runtime.model_file), intra_op_threads)
+        self.session = create_session(
+            package.file(manifest.runtime.model_file), intra_op_threads, custom_op_libraries=op_libraries(package)
+        )
         self._output_name = manifest.runtime.graph_outputs[0].name
         self._activation = manifest.runtime.output_activation
 

@@ -14,6 +14,7 @@ from tokenizers import Tokenizer
 
 from oar._core.errors import InvalidInputError, OarError
 from oar.package import ModelPackage
+from oar.runtime.custom_ops import op_libraries
 from oar.runtime.padding import TokenBatchRunner, _length_groups, effective_padding
 from oar.runtime.session import create_session
 from oar.runtime.text_encoder import TextEncoder
@@ -43,7 +44,9 @@ class TextClassifierRuntime:
         self._label_array = np.array([label.encode() for label in manifest.labels], dtype=object)
         self.tokenizer = Tokenizer.from_file(str(package.file(manifest.runtime.tokenizer_file)))
         self.encoder = TextEncoder(self.tokenizer)
-        self.session = create_session(package.file(manifest.runtime.model_file), intra_op_threads)
+        self.session = create_session(
+            package.file(manifest.runtime.model_file), intra_op_threads, custom_op_libraries=op_libraries(package)
+        )
         pad_id = int(self.tokenizer.padding["pad_id"]) if self.tokenizer.padding else 0
         self.padding = effective_padding(self.session, manifest.runtime.padding, pad_id)
         self.runner = TokenBatchRunner(self.session, self.padding)

@@ -34,10 +34,11 @@ class ModelService:
         require_visible(who, entry.visibility, "model", name)
         return entry
 
-    def versions(self, who: Principal | None, name: str, limit: int = 50, offset: int = 0) -> Page:
+    def versions(
+        self, who: Principal | None, name: str, limit: int = 50, offset: int = 0, cursor: str | None = None
+    ) -> Page:
         self.get(who, name)
-        items, total = self.hub.models.versions(name, limit, offset)
-        return Page(items, total, limit, offset)
+        return self.hub.models.versions(name, limit, offset, cursor)
 
     def version(self, who: Principal | None, name: str, version: int) -> ModelVersion:
         self.get(who, name)

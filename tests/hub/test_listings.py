@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from oar._core.errors import InvalidInputError
-from oar.hub import Hub
+from oar.hub import Hub, name_search
 from oar.hub.orm import ModelRow, ModelTagRow, RegisteredModelRow
 
 pytestmark = pytest.mark.timeout(120)
@@ -116,27 +116,27 @@ def test_a_bad_cursor_is_a_clear_error(hub, cursor):
         hub.model_catalog.search(cursor=hub.model_catalog.search(limit=1).next_cursor, offset=1)
 
 
-def test_name_search_through_the_index_finds_exactly_what_a_scan_finds(hub):
+@pytest.mark.parametrize("window", [name_search.WINDOW, 3], ids=["newest-first", "through-the-index"])
+def test_name_search_finds_exactly_what_a_scan_finds(hub, window, monkeypatch):
+    monkeypatch.setattr(name_search, "WINDOW", window)  # a small window sends every search to the index
     rng = random.Random(7)
     parts = ["bert", "BERT", "res", "net", "zh", "en", "v1", "v2", "tiny", "x_y", "a.b", "q-8"]
     names = sorted({"-".join(rng.sample(parts, rng.randint(1, 3))) + f"-{i}" for i in range(300)})
     _bulk(hub, names)
     queries = ["bert", "Bert", "res-net", "net-zh", "x_y", "x_", "_", "a.b", "q-8", "-1", "1", "v", "zz", "nothing"]
     queries += ['"', "%", "tiny-BERT-v", "e"]
+    newest_first = (RegisteredModelRow.updated_at.desc(), RegisteredModelRow.name.desc())
     with hub.engine.connect() as connection:
         for q in queries:
-            scanned = connection.scalars(
-                sa.select(RegisteredModelRow.name).where(
-                    sa.func.instr(sa.func.lower(RegisteredModelRow.name), q.lower()) > 0
-                )
-                if hub.engine.dialect.name == "sqlite"
-                else sa.select(RegisteredModelRow.name).where(
-                    sa.func.strpos(sa.func.lower(RegisteredModelRow.name), q.lower()) > 0
-                )
-            ).all()
+            position = sa.func.instr if hub.engine.dialect.name == "sqlite" else sa.func.strpos
+            contains = position(sa.func.lower(RegisteredModelRow.name), q.lower()) > 0
+            scanned = connection.scalars(sa.select(RegisteredModelRow.name).where(contains).order_by(*newest_first))
+            scanned = scanned.all()
             found = [m.name for m in hub.model_catalog.search(q=q, limit=200).items]
-            assert sorted(found) == sorted(scanned), q
+            assert found == scanned, q
+            assert [m.name for m in hub.model_catalog.search(q=q, limit=7, offset=7).items] == scanned[7:14], q
             assert hub.model_catalog.search(q=q, limit=1).total == len(scanned), q
+            assert _walk(hub, 9, q=q) == scanned, q
 
 
 def test_the_name_index_follows_deletes(hub):

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, Select, String, delete, func, literal, select, text, tuple_
+from sqlalchemy import Select, delete, func, literal, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from oar._core.errors import InvalidInputError, NotFoundError
+from oar.hub import name_search
 from oar.hub.entities import Page, RegisteredDataset, RegisteredModel
 from oar.hub.listing import capped_count, counted, decode_cursor, encode_cursor
 from oar.hub.orm import (
@@ -57,21 +58,28 @@ class ModelCatalog:
         """Registered models matching every given filter, most recently updated first.
 
         A page starts at ``offset`` or, for deep pages, after ``cursor`` (the previous page's
-        ``next_cursor``); each filter reads an index in the listing order, and the total is a
-        maintained counter (one filter or none) or a count capped at ``COUNT_CAP``.
+        ``next_cursor``); each filter reads an index in the listing order, ``q`` goes through
+        :mod:`oar.hub.name_search`, and the total is a maintained counter (one filter or none) or a
+        count capped at ``COUNT_CAP``.
         """
         check_page(limit, offset)
         if cursor and offset:
             raise InvalidInputError("bad page: give an offset or a cursor, not both")
-        order = (RegisteredModelRow.updated_at.desc(), RegisteredModelRow.name.desc())
         with self._sessions() as session:
-            query = _filtered(session, select(RegisteredModelRow), task, q, tag, owner, public_only)
-            total, exact = _total(session, query, task, q, tag, owner, public_only)
+            query = _filtered(select(RegisteredModelRow), task, tag, owner, public_only)
+            if q:
+                total, exact = name_search.count(session, query, q)
+            else:
+                total, exact = _total(session, query, task, tag, owner, public_only)
             if cursor:
                 after = decode_cursor(cursor, datetime, str)
                 key = tuple_(RegisteredModelRow.updated_at, RegisteredModelRow.name)
                 query = query.where(key < tuple_(literal(after[0], RegisteredModelRow.updated_at.type), after[1]))
-            rows = session.scalars(query.order_by(*order).limit(limit).offset(offset)).all()
+            if q:
+                rows = name_search.page(session, query, q, limit, offset)
+            else:
+                order = (RegisteredModelRow.updated_at.desc(), RegisteredModelRow.name.desc())
+                rows = session.scalars(query.order_by(*order).limit(limit).offset(offset)).all()
             tags = self._tags(session, [r.name for r in rows])
             following = encode_cursor(rows[-1].updated_at, rows[-1].name) if len(rows) == limit else None
             return Page([_model(r, tags.get(r.name, ())) for r in rows], total, limit, offset, following, exact)
@@ -198,19 +206,9 @@ class DatasetCatalog:
         return self.get(name)
 
 
-def _filtered(
-    session: Session,
-    query: Select,
-    task: str | None,
-    q: str | None,
-    tag: str | None,
-    owner: str | None,
-    public_only: bool,
-) -> Select:
+def _filtered(query: Select, task: str | None, tag: str | None, owner: str | None, public_only: bool) -> Select:
     if task:
         query = query.where(RegisteredModelRow.task == task)
-    if q:
-        query = query.where(_name_contains(session, q))
     if tag:
         tagged = select(ModelTagRow.name).where(ModelTagRow.name == RegisteredModelRow.name, ModelTagRow.tag == tag)
         query = query.where(tagged.exists())
@@ -221,31 +219,14 @@ def _filtered(
     return query
 
 
-def _name_contains(session: Session, q: str) -> ColumnElement[bool]:
-    """``name`` contains ``q`` (case-insensitive), answered by the name index where there is one:
-    the FTS5 trigram table on SQLite (a phrase of 3+ characters is a substring match), the trigram
-    GIN index behind ``ILIKE`` on PostgreSQL. Shorter text on SQLite falls back to a scan."""
-    if session.get_bind().dialect.name == "sqlite" and len(q) >= 3:
-        phrase = '"' + q.replace('"', '""') + '"'
-        names = text("SELECT name FROM registered_models_fts WHERE registered_models_fts MATCH :phrase")
-        return RegisteredModelRow.name.in_(names.bindparams(phrase=phrase).columns(name=String))
-    return RegisteredModelRow.name.ilike(f"%{_escape_like(q)}%", escape="\\")
-
-
 def _total(
-    session: Session,
-    query: Select,
-    task: str | None,
-    q: str | None,
-    tag: str | None,
-    owner: str | None,
-    public_only: bool,
+    session: Session, query: Select, task: str | None, tag: str | None, owner: str | None, public_only: bool
 ) -> tuple[int, bool]:
     """The number of matches and whether it is exact: a counter for no filter or one, else a capped count."""
     single = [f"{k}:{v}" for k, v in (("task", task), ("tag", tag), ("owner", owner)) if v]
     if public_only:
         single.append("visibility:public")
-    if not q and len(single) <= 1:
+    if len(single) <= 1:
         return counted(session, single[0] if single else "*"), True
     return capped_count(session, query.with_only_columns(RegisteredModelRow.name))
 

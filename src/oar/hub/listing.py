@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from oar._core.errors import InvalidInputError
 from oar.hub.orm import CatalogCountRow
 
-COUNT_CAP = 10_000  # a search or a combination of filters is counted up to here, then "10,000+"
+COUNT_CAP = 1_000  # a combination of filters is counted up to here, then "1,000+"
 
 
 def encode_cursor(*key: Any) -> str:

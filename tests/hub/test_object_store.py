@@ -3,7 +3,6 @@ different OAR_HOME directories share one hub through the object store and a data
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -15,8 +14,8 @@ import pytest
 
 from oar._core.errors import IntegrityError, NotFoundError, OarError
 from oar.hub import Hub
-from oar.package import ModelPackage
-from oar.package.manifest import Lineage, Manifest, RuntimeSpec, TensorSpec
+
+from .packages import small_package as _package
 
 pytest.importorskip("boto3")
 pytestmark = pytest.mark.timeout(120)
@@ -61,26 +60,6 @@ def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtur
     bucket = "hub-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
     client.create_bucket(Bucket=bucket)
     return client, bucket
-
-
-def _package(where: Path, size: int = 1000, seed: int = 0) -> Path:
-    where.mkdir(parents=True)
-    (where / "model.onnx").write_bytes(
-        os.urandom(size) if seed is None else bytes((i * 7 + seed) % 251 for i in range(size))
-    )
-    (where / "extra").mkdir()
-    (where / "extra" / "labels.txt").write_text("neg\npos\n")
-    x, y = TensorSpec(name="x", datatype="FP32", shape=[-1, 4]), TensorSpec(name="y", datatype="FP32", shape=[-1, 3])
-    manifest = Manifest(
-        name="pkg",
-        task="generic",
-        inputs=[x],
-        outputs=[y],
-        runtime=RuntimeSpec(tokenizer_file=None, graph_inputs=[x], graph_outputs=[y]),
-        lineage=Lineage(oar_version="test"),
-    )
-    ModelPackage.write(where, manifest)
-    return where
 
 
 def _machines(tmp_path: Path, bucket: str) -> tuple[Hub, Hub]:

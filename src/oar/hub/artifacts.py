@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from oar._core.digest import sha256_tree
@@ -59,6 +60,9 @@ class ArtifactStore:
         for path in (self.root / "packages").iterdir():
             if path.is_dir():
                 yield f"sha256:{path.name}"
+
+    def stored_at(self, digest: str) -> datetime:
+        return datetime.fromtimestamp(self.package_path(digest).stat().st_mtime, UTC)
 
     def size(self, digest: str) -> int:
         return sum(p.stat().st_size for p in self.package_path(digest).rglob("*") if p.is_file())

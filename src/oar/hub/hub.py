@@ -73,6 +73,7 @@ class Hub:
             shutil.copytree(source.path, staged, dirs_exist_ok=True)
             manifest = source.manifest.model_copy(update={"name": name, "version": version})
             ModelPackage.write(staged, manifest)
+            size = sum(p.stat().st_size for p in staged.rglob("*") if p.is_file())
             try:
                 digest, _ = self.artifacts.commit_package(staged)
             except BaseException:  # a failed upload registers nothing and leaves nothing staged
@@ -86,6 +87,7 @@ class Hub:
                 run_id=manifest.lineage.run_id,
                 parent=manifest.lineage.parent,
                 manifest=manifest.model_dump(mode="json"),
+                size=size,
             )
             registered = self.models.insert(row, owner=owner)
             if registered is not None:

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -114,6 +115,10 @@ class ObjectArtifactStore(ArtifactStore):
                 hex_digest = common["Prefix"].rstrip("/").rsplit("/", 1)[-1]
                 if self._has(f"sha256:{hex_digest}"):
                     yield f"sha256:{hex_digest}"
+
+    def stored_at(self, digest: str) -> datetime:
+        """When the upload finished (its index was written)."""
+        return self._s3.head_object(Bucket=self.bucket, Key=self._key(digest, INDEX))["LastModified"]
 
     def size(self, digest: str) -> int:
         return sum(int(e["size"]) for e in self._index(digest)["files"].values())

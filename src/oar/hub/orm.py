@@ -65,6 +65,7 @@ class ModelRow(Base):
     parent: Mapped[str | None] = mapped_column(String(220), nullable=True)
     manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # package bytes (None: registered before)
 
 
 class RegisteredModelRow(Base):

@@ -143,6 +143,18 @@ def list_models(
     return page_out(page, model_out)
 
 
+class StorageOut(BaseModel):
+    owner: str | None
+    versions: int
+    bytes: int
+
+
+@router.get("/storage", response_model=list[StorageOut])
+def storage(studio: Studio, who: Caller) -> list[StorageOut]:
+    """Model versions and package bytes per owner (an admin sees every owner, a member their own)."""
+    return [StorageOut(owner=f.owner, versions=f.versions, bytes=f.bytes) for f in studio.models.storage(who)]
+
+
 @router.get("/resolve", response_model=VersionSummary)
 def resolve(ref: str, studio: Studio, who: Caller) -> VersionSummary:
     """``name``, ``name:version`` or ``name@alias`` -> the version it names now."""

@@ -8,7 +8,8 @@ from typing import Any
 
 from oar._core.errors import ConflictError, ForbiddenError
 from oar.hub import AliasEvent, Hub, ModelVersion, Page, RegisteredModel, parse_model_ref
-from oar.studio.services.access import Principal, require_owner, require_visible
+from oar.hub.housekeeping import OwnerStorage, storage_by_owner
+from oar.studio.services.access import Principal, require_owner, require_signed_in, require_visible
 
 AliasListener = Callable[[str, str, int], None]  # (model, alias, new version)
 
@@ -25,6 +26,12 @@ class ModelService:
         self.hub = hub
         self.alias_listeners: list[AliasListener] = []
         self.in_use: Callable[[str], list[str]] = lambda name: []  # deployments of a model (set by the studio)
+
+    def storage(self, who: Principal | None) -> list[OwnerStorage]:
+        """Versions and package bytes per owner: every owner for an admin, a member's own otherwise."""
+        me = require_signed_in(who)
+        figures = storage_by_owner(self.hub)
+        return figures if me.is_admin else [f for f in figures if f.owner == me.username]
 
     def search(self, who: Principal | None, **filters: Any) -> Page:
         return self.hub.model_catalog.search(public_only=who is None, **filters)

@@ -3,6 +3,7 @@
 - one index per filter ending in the listing order ``(updated_at, name)``, so a page or a cursor's next
   page reads a page of index entries (the single-column indexes they replace are dropped);
 - ``catalog_counts``: how many entries match each single filter, kept by triggers, so totals are one read;
+- ``models.size``: the bytes of each version's package, for per-owner storage figures;
 - name search through an index: an FTS5 trigram table on SQLite, a ``pg_trgm`` GIN index on PostgreSQL
   (skipped with a warning where the server does not offer ``pg_trgm``: search then scans, still correct).
 
@@ -42,6 +43,7 @@ _UPSERT = "INSERT INTO catalog_counts (key, n) {rows} ON CONFLICT (key) DO UPDAT
 
 
 def upgrade() -> None:
+    op.add_column("models", sa.Column("size", sa.BigInteger, nullable=True))  # package bytes, for storage figures
     for name in _OLD_INDEXES:
         op.drop_index(name, table_name="registered_models")
     for name, columns in _INDEXES.items():
@@ -79,6 +81,8 @@ def downgrade() -> None:
         op.drop_index(name, table_name="registered_models")
     for name, columns in _OLD_INDEXES.items():
         op.create_index(name, "registered_models", columns)
+    with op.batch_alter_table("models") as batch:
+        batch.drop_column("size")
 
 
 def _sqlite_counters() -> None:

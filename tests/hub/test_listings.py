@@ -166,3 +166,37 @@ def test_kept_totals_follow_inserts_updates_tags_and_deletes(hub):
     with hub.engine.connect() as connection:
         kept = connection.execute(sa.text("SELECT n FROM catalog_counts WHERE key = '*'")).scalar()
         assert kept == connection.execute(sa.select(sa.func.count()).select_from(RegisteredModelRow)).scalar() == 30
+
+
+def test_the_api_pages_by_cursor_and_gives_storage_per_owner(hub, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from oar.studio.app import create_app
+    from oar.studio.config import StudioConfig
+
+    monkeypatch.setenv("OAR_ARGON2_PROFILE", "cheapest")
+    _bulk(hub, [f"m-{i:02d}" for i in range(12)])
+    _register(hub, "solo", owner="alice")
+    app = create_app(StudioConfig(home=tmp_path / "home", database_url=hub.url, deployments_enabled=False), hub)
+    accounts = app.state.services.accounts
+    users = (("alice", "member"), ("root", "admin"))
+    tokens = {u: accounts.issue_token(accounts.create_user(u, r).id, "t") for u, r in users}
+    try:
+        client = TestClient(app, headers={"authorization": f"Bearer {tokens['alice']}"})
+        seen, params = [], {"limit": 5}
+        while True:
+            body = client.get("/api/v1/models", params=params).json()
+            seen += [m["name"] for m in body["items"]]
+            assert body["total"] == 13 and body["total_exact"]
+            if body["next_cursor"] is None:
+                break
+            params = {"limit": 5, "cursor": body["next_cursor"]}
+        assert seen == [m.name for m in hub.model_catalog.search(limit=50).items] and len(seen) == 13
+        assert client.get("/api/v1/models", params={"cursor": "nonsense"}).status_code == 422
+        assert client.get("/api/v1/models/solo/versions", params={"limit": 1}).json()["next_cursor"] is None
+        assert client.get("/api/v1/models/storage").json() == [{"owner": "alice", "versions": 1, "bytes": 0}]
+        admin = TestClient(app, headers={"authorization": f"Bearer {tokens['root']}"})
+        assert {s["owner"] for s in admin.get("/api/v1/models/storage").json()} == {"alice"}
+        assert TestClient(app).get("/api/v1/models/storage").status_code == 401
+    finally:
+        app.state.services.close()

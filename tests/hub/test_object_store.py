@@ -3,10 +3,6 @@ different OAR_HOME directories share one hub through the object store and a data
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +12,7 @@ from oar._core.errors import IntegrityError, NotFoundError, OarError
 from oar.hub import Hub
 
 from .packages import small_package as _package
+from .s3_server import moto_server
 
 pytest.importorskip("boto3")
 pytestmark = pytest.mark.timeout(120)
@@ -23,25 +20,8 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    yield endpoint
-    server.terminate()
-    server.wait(30)
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture()

@@ -75,13 +75,14 @@ class ModelCatalog:
                 after = decode_cursor(cursor, datetime, str)
                 key = tuple_(RegisteredModelRow.updated_at, RegisteredModelRow.name)
                 query = query.where(key < tuple_(literal(after[0], RegisteredModelRow.updated_at.type), after[1]))
-            if q:
-                rows = name_search.page(session, query, q, limit, offset)
+            if q:  # one row more than the page: whether another page follows
+                rows = list(name_search.page(session, query, q, limit + 1, offset))
             else:
                 order = (RegisteredModelRow.updated_at.desc(), RegisteredModelRow.name.desc())
-                rows = session.scalars(query.order_by(*order).limit(limit).offset(offset)).all()
+                rows = list(session.scalars(query.order_by(*order).limit(limit + 1).offset(offset)).all())
+            more, rows = len(rows) > limit, rows[:limit]
             tags = self._tags(session, [r.name for r in rows])
-            following = encode_cursor(rows[-1].updated_at, rows[-1].name) if len(rows) == limit else None
+            following = encode_cursor(rows[-1].updated_at, rows[-1].name) if more else None
             return Page([_model(r, tags.get(r.name, ())) for r in rows], total, limit, offset, following, exact)
 
     def get(self, name: str) -> RegisteredModel:

@@ -254,8 +254,9 @@ class ModelStore:
             query = query.where(ModelRow.version < decode_cursor(cursor, int)[0])
         with self._sessions() as session:
             total = session.scalar(select(func.count()).select_from(ModelRow).where(ModelRow.name == name)) or 0
-            rows = session.scalars(query.order_by(ModelRow.version.desc()).limit(limit).offset(offset)).all()
-            following = encode_cursor(rows[-1].version) if len(rows) == limit else None
+            rows = list(session.scalars(query.order_by(ModelRow.version.desc()).limit(limit + 1).offset(offset)).all())
+            more, rows = len(rows) > limit, rows[:limit]
+            following = encode_cursor(rows[-1].version) if more else None
             return Page([self._model(r) for r in rows], total, limit, offset, following)
 
     def derived_from(self, model_id: str) -> list[ModelVersion]:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from oar._core.errors import ConflictError, ForbiddenError
+from oar._core.errors import ConflictError, ForbiddenError, NotFoundError
 from oar.hub import AliasEvent, Hub, ModelVersion, Page, RegisteredModel, parse_model_ref
 from oar.hub.housekeeping import OwnerStorage, storage_by_owner
 from oar.studio.services.access import Principal, require_owner, require_signed_in, require_visible
@@ -57,12 +57,17 @@ class ModelService:
         return self.hub.models.resolve(parsed)
 
     def files(self, model: ModelVersion) -> list[FileEntry]:
-        """The package's files as the manifest lists them, with their sizes on disk."""
+        """The package's files as the manifest lists them, with their sizes on disk (fetched from the
+        artifact store into this machine's cache when the hub keeps packages on an object store)."""
+        try:
+            root = self.hub.artifacts.fetch(model.digest)
+        except NotFoundError:  # files gone from the store: the listing still shows what the manifest names
+            root = model.path
         out = []
         for path, digest in sorted(model.manifest.get("files", {}).items()):
-            file = model.path / path
+            file = root / path
             out.append(FileEntry(path, file.stat().st_size if file.is_file() else 0, digest))
-        manifest = model.path / "manifest.json"
+        manifest = root / "manifest.json"
         if manifest.is_file():
             out.append(FileEntry("manifest.json", manifest.stat().st_size, ""))
         return out

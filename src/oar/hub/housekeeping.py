@@ -2,9 +2,10 @@
 
 A package becomes garbage when the last version naming its digest goes without its files (deleting a
 whole model from the studio keeps them, since another name may hold the same content) or when a
-registration stopped between the upload and the database row. ``oar hub gc`` lists such packages first and removes them only
-when asked; a package younger than the grace period is never touched (a registration may be between
-its upload and its row), and the caller names what running deployments and jobs hold.
+registration stopped between the upload and the database row. ``oar hub gc`` lists such packages first
+and removes them only when asked; a package younger than the grace period is never touched (a
+registration may be between its upload and its row), and the caller names what running deployments
+and jobs hold.
 """
 
 from __future__ import annotations

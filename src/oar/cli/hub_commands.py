@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from oar._core.errors import InvalidInputError, OarError
+from oar._core.errors import InvalidInputError, NotFoundError, OarError
 from oar._core.settings import oar_home
 from oar.cli.served import servers_holding
 from oar.cli.studio_remote import studio_hub
@@ -342,3 +342,81 @@ def models_aliases(name: str) -> None:
             for e in Hub().aliases.history(name)
         ]
     _table(f"aliases of {name}", ["when", "alias", "from", "to", "by"], rows)
+
+
+hub_app = typer.Typer(help="The hub itself: storage per owner, unreferenced packages.", no_args_is_help=True)
+
+
+def _held_by_live_work(hub: Hub) -> set[str]:
+    """Digests that running deployments serve. Raises if one serves a version the hub no longer has
+    (its files cannot be told apart from garbage), or while jobs run (one may be registering a package)."""
+    from sqlalchemy import select
+
+    from oar.jobs.entities import ACTIVE
+    from oar.jobs.store import JobStore
+    from oar.studio.orm import DeploymentRow
+
+    running = JobStore.open(hub).list(states=ACTIVE)
+    if running:
+        raise OarError(f"{len(running)} job(s) running; a job may hold a package no version names yet: gc after them")
+    held = set()
+    with hub.sessions() as session:
+        live = session.execute(
+            select(DeploymentRow.id, DeploymentRow.model, DeploymentRow.version).where(
+                DeploymentRow.status.in_(("starting", "running", "backoff", "rolling"))
+            )
+        ).all()
+    for deployment, model, version in live:
+        if version is None:
+            continue
+        try:
+            held.add(hub.models.get(model, version).digest)
+        except NotFoundError:
+            raise OarError(
+                f"deployment {deployment} serves {model}:{version}, which the hub no longer has: "
+                "stop it before collecting garbage"
+            ) from None
+    return held
+
+
+@hub_app.command("gc")
+def hub_gc(
+    apply: bool = typer.Option(False, "--apply", help="remove them (default: only list what would go)"),
+    grace_hours: float = typer.Option(24.0, help="never remove a package stored less than this long ago"),
+    json_out: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """List (then, with --apply, remove) packages that no model version references."""
+    from datetime import timedelta
+
+    from oar.hub import housekeeping
+
+    if grace_hours < 0:
+        raise InvalidInputError("bad --grace-hours: use 0 or more")
+    hub = Hub()
+    held = _held_by_live_work(hub)
+    garbage = housekeeping.unreferenced(hub, timedelta(hours=grace_hours), keep=held)
+    removed = housekeeping.remove(hub, garbage, keep=held) if apply else []
+    if json_out:
+        items = [{"digest": g.digest, "bytes": g.size, "stored_at": g.stored_at} for g in garbage]
+        _json({"store": hub.artifacts.location, "unreferenced": items, "removed": [r.digest for r in removed]})
+        return
+    rows = [[g.digest[:23], g.size, g.stored_at.isoformat(timespec="seconds")] for g in garbage]
+    _table(f"unreferenced packages in {hub.artifacts.location}", ["digest", "bytes", "stored"], rows)
+    total = sum(g.size for g in garbage)
+    if apply:
+        console.print(f"removed {len(removed)} package(s), {sum(r.size for r in removed):,} bytes")
+    else:
+        console.print(f"{len(garbage)} package(s), {total:,} bytes would go: run again with --apply to remove them")
+
+
+@hub_app.command("storage")
+def hub_storage(json_out: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Model versions and package bytes per owner."""
+    from oar.hub import housekeeping
+
+    figures = housekeeping.storage_by_owner(Hub())
+    if json_out:
+        _json([{"owner": f.owner, "versions": f.versions, "bytes": f.bytes} for f in figures])
+        return
+    rows = [[f.owner or "-", f.versions, f.bytes] for f in figures]
+    _table("storage per owner", ["owner", "versions", "bytes"], rows)

@@ -1,18 +1,21 @@
 """The catalog: model and dataset names with owner, visibility and tags, listed a page at a time.
 
-Listings filter in the database (task, name search, tag, owner, visibility) and count the matches,
-so a page of 50 stays fast however many versions are registered (``bench/studio_api.py``).
+Listings filter in the database (task, name search, tag, owner, visibility) through indexes in the
+listing order, page by offset or by cursor, and take totals from maintained counters, so a page of 50
+stays fast with a million versions registered (``bench/studio_api.py``, docs/hub.md).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, func, literal, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from oar._core.errors import InvalidInputError, NotFoundError
+from oar.hub import name_search
 from oar.hub.entities import Page, RegisteredDataset, RegisteredModel
+from oar.hub.listing import capped_count, counted, decode_cursor, encode_cursor
 from oar.hub.orm import (
     AliasEventRow,
     AliasRow,
@@ -50,29 +53,37 @@ class ModelCatalog:
         public_only: bool = False,
         limit: int = 50,
         offset: int = 0,
+        cursor: str | None = None,
     ) -> Page:
-        """Registered models matching every given filter, most recently updated first."""
+        """Registered models matching every given filter, most recently updated first.
+
+        A page starts at ``offset`` or, for deep pages, after ``cursor`` (the previous page's
+        ``next_cursor``); each filter reads an index in the listing order, ``q`` goes through
+        :mod:`oar.hub.name_search`, and the total is a maintained counter (one filter or none) or a
+        count capped at ``COUNT_CAP``.
+        """
         check_page(limit, offset)
-        query: Select = select(RegisteredModelRow)
-        if task:
-            query = query.where(RegisteredModelRow.task == task)
-        if q:
-            query = query.where(RegisteredModelRow.name.ilike(f"%{_escape_like(q)}%", escape="\\"))
-        if tag:
-            query = query.where(RegisteredModelRow.name.in_(select(ModelTagRow.name).where(ModelTagRow.tag == tag)))
-        if owner:
-            query = query.where(RegisteredModelRow.owner == owner)
-        if public_only:
-            query = query.where(RegisteredModelRow.visibility == "public")
+        if cursor and offset:
+            raise InvalidInputError("bad page: give an offset or a cursor, not both")
         with self._sessions() as session:
-            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            rows = session.scalars(
-                query.order_by(RegisteredModelRow.updated_at.desc(), RegisteredModelRow.name)
-                .limit(limit)
-                .offset(offset)
-            ).all()
+            query = _filtered(select(RegisteredModelRow), task, tag, owner, public_only)
+            if q:
+                total, exact = name_search.count(session, query, q)
+            else:
+                total, exact = _total(session, query, task, tag, owner, public_only)
+            if cursor:
+                after = decode_cursor(cursor, datetime, str)
+                key = tuple_(RegisteredModelRow.updated_at, RegisteredModelRow.name)
+                query = query.where(key < tuple_(literal(after[0], RegisteredModelRow.updated_at.type), after[1]))
+            if q:  # one row more than the page: whether another page follows
+                rows = list(name_search.page(session, query, q, limit + 1, offset))
+            else:
+                order = (RegisteredModelRow.updated_at.desc(), RegisteredModelRow.name.desc())
+                rows = list(session.scalars(query.order_by(*order).limit(limit + 1).offset(offset)).all())
+            more, rows = len(rows) > limit, rows[:limit]
             tags = self._tags(session, [r.name for r in rows])
-            return Page([_model(r, tags.get(r.name, ())) for r in rows], total, limit, offset)
+            following = encode_cursor(rows[-1].updated_at, rows[-1].name) if more else None
+            return Page([_model(r, tags.get(r.name, ())) for r in rows], total, limit, offset, following, exact)
 
     def get(self, name: str) -> RegisteredModel:
         with self._sessions() as session:
@@ -194,6 +205,31 @@ class DatasetCatalog:
             row.updated_at = datetime.now(UTC)
             session.commit()
         return self.get(name)
+
+
+def _filtered(query: Select, task: str | None, tag: str | None, owner: str | None, public_only: bool) -> Select:
+    if task:
+        query = query.where(RegisteredModelRow.task == task)
+    if tag:
+        tagged = select(ModelTagRow.name).where(ModelTagRow.name == RegisteredModelRow.name, ModelTagRow.tag == tag)
+        query = query.where(tagged.exists())
+    if owner:
+        query = query.where(RegisteredModelRow.owner == owner)
+    if public_only:
+        query = query.where(RegisteredModelRow.visibility == "public")
+    return query
+
+
+def _total(
+    session: Session, query: Select, task: str | None, tag: str | None, owner: str | None, public_only: bool
+) -> tuple[int, bool]:
+    """The number of matches and whether it is exact: a counter for no filter or one, else a capped count."""
+    single = [f"{k}:{v}" for k, v in (("task", task), ("tag", tag), ("owner", owner)) if v]
+    if public_only:
+        single.append("visibility:public")
+    if len(single) <= 1:
+        return counted(session, single[0] if single else "*"), True
+    return capped_count(session, query.with_only_columns(RegisteredModelRow.name))
 
 
 def _model(row: RegisteredModelRow, tags: tuple[str, ...]) -> RegisteredModel:

@@ -103,9 +103,15 @@ class AliasEvent:
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a listing and the total number of matches."""
+    """One page of a listing and the total number of matches.
+
+    ``next_cursor`` continues the listing after this page's last item (``None`` on the last page);
+    ``total_exact`` is false when the total was counted only up to a cap (a search or combined filters).
+    """
 
     items: list[Any]
     total: int
     limit: int
     offset: int
+    next_cursor: str | None = None
+    total_exact: bool = True

@@ -12,7 +12,7 @@ from oar._core.errors import OarError
 from oar._core.settings import database_url, oar_home
 from oar.data.dataset import Dataset
 from oar.hub.aliases import AliasStore
-from oar.hub.artifacts import ArtifactStore
+from oar.hub.artifacts import open_artifact_store
 from oar.hub.catalog import DatasetCatalog, ModelCatalog
 from oar.hub.entities import DatasetVersion, ModelVersion
 from oar.hub.orm import ModelRow
@@ -31,7 +31,9 @@ class Hub:
     'chnsenti-cls:1'
     """
 
-    def __init__(self, home: str | Path | None = None, url: str | None = None) -> None:
+    def __init__(
+        self, home: str | Path | None = None, url: str | None = None, artifacts_url: str | None = None
+    ) -> None:
         self.home = Path(home) if home else oar_home()
         self.home.mkdir(parents=True, exist_ok=True)
         if url is None:
@@ -44,7 +46,7 @@ class Hub:
             self.engine = create_engine(url, pool_pre_ping=True)
         migrate(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self.artifacts = ArtifactStore(self.home / "artifacts")
+        self.artifacts = open_artifact_store(self.home / "artifacts", artifacts_url)
         self.datasets = DatasetStore(self.sessions)
         self.runs = RunStore(self.sessions)
         self.models = ModelStore(self.sessions, self.artifacts.package_path)
@@ -71,7 +73,12 @@ class Hub:
             shutil.copytree(source.path, staged, dirs_exist_ok=True)
             manifest = source.manifest.model_copy(update={"name": name, "version": version})
             ModelPackage.write(staged, manifest)
-            digest, _ = self.artifacts.commit_package(staged)
+            size = sum(p.stat().st_size for p in staged.rglob("*") if p.is_file())
+            try:
+                digest, _ = self.artifacts.commit_package(staged)
+            except BaseException:  # a failed upload registers nothing and leaves nothing staged
+                shutil.rmtree(staged, ignore_errors=True)
+                raise
             row = ModelRow(
                 name=name,
                 version=version,
@@ -80,6 +87,7 @@ class Hub:
                 run_id=manifest.lineage.run_id,
                 parent=manifest.lineage.parent,
                 manifest=manifest.model_dump(mode="json"),
+                size=size,
             )
             registered = self.models.insert(row, owner=owner)
             if registered is not None:
@@ -94,11 +102,12 @@ class Hub:
         """
         removed = self.models.delete(name, version)
         if not self.models.uses_digest(removed.digest):
-            shutil.rmtree(removed.path, ignore_errors=True)
+            self.artifacts.remove(removed.digest)
         return removed
 
     def open_package(self, name: str, version: int | None = None) -> ModelPackage:
-        return ModelPackage.open(self.models.get(name, version).path)
+        """The package of ``name:version``, fetched from the artifact store into this machine's cache if needed."""
+        return ModelPackage.open(self.artifacts.fetch(self.models.get(name, version).digest))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -65,21 +65,32 @@ class ModelRow(Base):
     parent: Mapped[str | None] = mapped_column(String(220), nullable=True)
     manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # package bytes (None: registered before)
 
 
 class RegisteredModelRow(Base):
-    """One entry per model name: who owns it, who may see it, and a summary of its latest version."""
+    """One entry per model name: who owns it, who may see it, and a summary of its latest version.
+
+    Listings run newest first, ``(updated_at, name)`` descending: each filter has an index that ends in
+    that order, so a page (or a cursor's next page) reads 50 index entries whatever the table's size.
+    """
 
     __tablename__ = "registered_models"
+    __table_args__ = (
+        Index("ix_registered_models_recent", "updated_at", "name"),
+        Index("ix_registered_models_task_recent", "task", "updated_at", "name"),
+        Index("ix_registered_models_owner_recent", "owner", "updated_at", "name"),
+        Index("ix_registered_models_visibility_recent", "visibility", "updated_at", "name"),
+    )
 
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    owner: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
+    owner: Mapped[str | None] = mapped_column(String(80), nullable=True)
     visibility: Mapped[str] = mapped_column(String(10), default="private")  # private | public
     description: Mapped[str] = mapped_column(Text, default="")
-    task: Mapped[str] = mapped_column(String(60), index=True)
+    task: Mapped[str] = mapped_column(String(60))
     latest_version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
 class ModelTagRow(Base):
@@ -87,6 +98,28 @@ class ModelTagRow(Base):
 
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class CatalogCountRow(Base):
+    """How many catalog entries match one filter (``*``, ``task:T``, ``owner:O``, ``tag:T``, ``public``).
+
+    Kept by database triggers (migration 0004) on every insert, update and delete of the catalog, so
+    a listing's total is one primary-key read instead of a count over the table.
+    """
+
+    __tablename__ = "catalog_counts"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
+# Built by migration 0004 outside this metadata (a full-text virtual table and its shadow tables on
+# SQLite, a trigram index on PostgreSQL): schema comparisons leave them out.
+SEARCH_INDEX_NAMES = ("registered_models_fts", "ix_registered_models_name_trgm")
+
+
+def outside_metadata(name: str | None) -> bool:
+    return name is not None and name.startswith(SEARCH_INDEX_NAMES)
 
 
 class RegisteredDatasetRow(Base):

@@ -17,8 +17,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from oar._core.errors import ModelNotFoundError, NotFoundError, OarError
-from oar.hub.entities import DatasetVersion, ModelVersion, Run
+from oar._core.errors import InvalidInputError, ModelNotFoundError, NotFoundError, OarError
+from oar.hub.entities import DatasetVersion, ModelVersion, Page, Run
+from oar.hub.listing import decode_cursor, encode_cursor
 from oar.hub.orm import AliasRow, DatasetRow, ModelRow, RegisteredDatasetRow, RegisteredModelRow, RunRow
 from oar.hub.specs import ModelRef, parse_model_ref
 
@@ -242,18 +243,21 @@ class ModelStore:
                 )
         return self.get(ref.name, version)
 
-    def versions(self, name: str, limit: int = 50, offset: int = 0) -> tuple[list[ModelVersion], int]:
-        """A page of ``name``'s versions, newest first, and how many there are."""
+    def versions(self, name: str, limit: int = 50, offset: int = 0, cursor: str | None = None) -> Page:
+        """A page of ``name``'s versions, newest first (after ``cursor`` for deep pages), and how many there are.
+
+        Both read the ``(name, version)`` index: the cost is one model's versions, not the table's."""
+        if cursor and offset:
+            raise InvalidInputError("bad page: give an offset or a cursor, not both")
+        query = select(ModelRow).where(ModelRow.name == name)
+        if cursor:
+            query = query.where(ModelRow.version < decode_cursor(cursor, int)[0])
         with self._sessions() as session:
             total = session.scalar(select(func.count()).select_from(ModelRow).where(ModelRow.name == name)) or 0
-            rows = session.scalars(
-                select(ModelRow)
-                .where(ModelRow.name == name)
-                .order_by(ModelRow.version.desc())
-                .limit(limit)
-                .offset(offset)
-            ).all()
-            return [self._model(r) for r in rows], total
+            rows = list(session.scalars(query.order_by(ModelRow.version.desc()).limit(limit + 1).offset(offset)).all())
+            more, rows = len(rows) > limit, rows[:limit]
+            following = encode_cursor(rows[-1].version) if more else None
+            return Page([self._model(r) for r in rows], total, limit, offset, following)
 
     def derived_from(self, model_id: str) -> list[ModelVersion]:
         """Versions whose lineage names ``model_id`` (``name:version``) as their parent."""
@@ -281,8 +285,9 @@ class ModelStore:
             if versions:
                 listed = ", ".join(str(v) for v in sorted(versions))
                 raise ModelNotFoundError(f"model '{name}' has no version {version}; versions: {listed}")
-            known = sorted(set(session.scalars(select(ModelRow.name)).all()))
-            raise ModelNotFoundError(f"no model '{name}'; registered: {', '.join(known) or 'none'}")
+            known = session.scalars(select(RegisteredModelRow.name).order_by(RegisteredModelRow.name).limit(21)).all()
+            listed = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
+            raise ModelNotFoundError(f"no model '{name}'; registered: {listed or 'none'}")
 
     def delete(self, name: str, version: int) -> ModelVersion:
         """Remove one version's row (the caller removes its files); ``ModelNotFoundError`` lists what exists."""

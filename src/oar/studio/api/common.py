@@ -42,12 +42,24 @@ class ErrorBody(BaseModel):
     message: str
 
 
+Cursor = Annotated[str | None, Query(max_length=500, description="the next_cursor of the previous page")]
+
+
 class PageOut(BaseModel, Generic[T]):
     items: list[T]
     total: int
     limit: int
     offset: int
+    next_cursor: str | None = None  # where a listing that pages by cursor goes on
+    total_exact: bool = True  # false: ``total`` is a lower bound (a search counted up to a cap)
 
 
 def page_out(page: Any, convert: Any) -> dict[str, Any]:
-    return {"items": [convert(i) for i in page.items], "total": page.total, "limit": page.limit, "offset": page.offset}
+    return {
+        "items": [convert(i) for i in page.items],
+        "total": page.total,
+        "limit": page.limit,
+        "offset": page.offset,
+        "next_cursor": getattr(page, "next_cursor", None),
+        "total_exact": getattr(page, "total_exact", True),
+    }

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from oar.hub import Alias, AliasEvent, ModelVersion, RegisteredModel
-from oar.studio.api.common import ERRORS, Caller, Limit, Offset, PageOut, Studio, Timestamp, page_out
+from oar.studio.api.common import ERRORS, Caller, Cursor, Limit, Offset, PageOut, Studio, Timestamp, page_out
 
 router = APIRouter(prefix="/models", tags=["models"], responses={**ERRORS, 409: {"description": "conflict"}})
 
@@ -135,9 +135,23 @@ def list_models(
     owner: str | None = Query(None, max_length=80),
     limit: Limit = 50,
     offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
-    page = studio.models.search(who, task=task, q=q, tag=tag, owner=owner, limit=limit, offset=offset)
+    """Newest first; deep pages go on from ``next_cursor`` (an offset pages too, at a cost that grows with it)."""
+    page = studio.models.search(who, task=task, q=q, tag=tag, owner=owner, limit=limit, offset=offset, cursor=cursor)
     return page_out(page, model_out)
+
+
+class StorageOut(BaseModel):
+    owner: str | None
+    versions: int
+    bytes: int
+
+
+@router.get("/storage", response_model=list[StorageOut])
+def storage(studio: Studio, who: Caller) -> list[StorageOut]:
+    """Model versions and package bytes per owner (an admin sees every owner, a member their own)."""
+    return [StorageOut(owner=f.owner, versions=f.versions, bytes=f.bytes) for f in studio.models.storage(who)]
 
 
 @router.get("/resolve", response_model=VersionSummary)
@@ -165,8 +179,10 @@ def delete_model(name: str, studio: Studio, who: Caller) -> Response:
 
 
 @router.get("/{name}/versions", response_model=PageOut[VersionSummary])
-def list_versions(name: str, studio: Studio, who: Caller, limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
-    return page_out(studio.models.versions(who, name, limit, offset), summary)
+def list_versions(
+    name: str, studio: Studio, who: Caller, limit: Limit = 50, offset: Offset = 0, cursor: Cursor = None
+) -> dict[str, Any]:
+    return page_out(studio.models.versions(who, name, limit, offset, cursor), summary)
 
 
 @router.get("/{name}/versions/{version}", response_model=VersionOut)

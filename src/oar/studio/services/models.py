@@ -6,9 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from oar._core.errors import ConflictError, ForbiddenError
+from oar._core.errors import ConflictError, ForbiddenError, NotFoundError
 from oar.hub import AliasEvent, Hub, ModelVersion, Page, RegisteredModel, parse_model_ref
-from oar.studio.services.access import Principal, require_owner, require_visible
+from oar.hub.housekeeping import OwnerStorage, storage_by_owner
+from oar.studio.services.access import Principal, require_owner, require_signed_in, require_visible
 
 AliasListener = Callable[[str, str, int], None]  # (model, alias, new version)
 
@@ -26,6 +27,12 @@ class ModelService:
         self.alias_listeners: list[AliasListener] = []
         self.in_use: Callable[[str], list[str]] = lambda name: []  # deployments of a model (set by the studio)
 
+    def storage(self, who: Principal | None) -> list[OwnerStorage]:
+        """Versions and package bytes per owner: every owner for an admin, a member's own otherwise."""
+        me = require_signed_in(who)
+        figures = storage_by_owner(self.hub)
+        return figures if me.is_admin else [f for f in figures if f.owner == me.username]
+
     def search(self, who: Principal | None, **filters: Any) -> Page:
         return self.hub.model_catalog.search(public_only=who is None, **filters)
 
@@ -34,10 +41,11 @@ class ModelService:
         require_visible(who, entry.visibility, "model", name)
         return entry
 
-    def versions(self, who: Principal | None, name: str, limit: int = 50, offset: int = 0) -> Page:
+    def versions(
+        self, who: Principal | None, name: str, limit: int = 50, offset: int = 0, cursor: str | None = None
+    ) -> Page:
         self.get(who, name)
-        items, total = self.hub.models.versions(name, limit, offset)
-        return Page(items, total, limit, offset)
+        return self.hub.models.versions(name, limit, offset, cursor)
 
     def version(self, who: Principal | None, name: str, version: int) -> ModelVersion:
         self.get(who, name)
@@ -49,12 +57,17 @@ class ModelService:
         return self.hub.models.resolve(parsed)
 
     def files(self, model: ModelVersion) -> list[FileEntry]:
-        """The package's files as the manifest lists them, with their sizes on disk."""
+        """The package's files as the manifest lists them, with their sizes on disk (fetched from the
+        artifact store into this machine's cache when the hub keeps packages on an object store)."""
+        try:
+            root = self.hub.artifacts.fetch(model.digest)
+        except NotFoundError:  # files gone from the store: the listing still shows what the manifest names
+            root = model.path
         out = []
         for path, digest in sorted(model.manifest.get("files", {}).items()):
-            file = model.path / path
+            file = root / path
             out.append(FileEntry(path, file.stat().st_size if file.is_file() else 0, digest))
-        manifest = model.path / "manifest.json"
+        manifest = root / "manifest.json"
         if manifest.is_file():
             out.append(FileEntry("manifest.json", manifest.stat().st_size, ""))
         return out

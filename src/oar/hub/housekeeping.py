@@ -1,0 +1,77 @@
+"""Housekeeping of the artifact store: packages no version references, and how much each owner stores.
+
+A package becomes garbage when the last version naming its digest goes without its files (deleting a
+whole model from the studio keeps them, since another name may hold the same content) or when a
+registration stopped between the upload and the database row. ``oar hub gc`` lists such packages first
+and removes them only when asked; a package younger than the grace period is never touched (a
+registration may be between its upload and its row), and the caller names what running deployments
+and jobs hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from oar.hub.hub import Hub
+from oar.hub.orm import ModelRow, RegisteredModelRow
+
+
+@dataclass(frozen=True)
+class Unreferenced:
+    digest: str
+    size: int
+    stored_at: datetime
+
+
+@dataclass(frozen=True)
+class OwnerStorage:
+    owner: str | None
+    versions: int
+    bytes: int  # package bytes of those versions (versions registered before sizes were kept count 0)
+
+
+def referenced(hub: Hub) -> set[str]:
+    with hub.sessions() as session:
+        return set(session.scalars(select(ModelRow.digest).distinct()).all())
+
+
+def unreferenced(hub: Hub, grace: timedelta, keep: Iterable[str] = ()) -> list[Unreferenced]:
+    """Packages in the store that no version references, older than ``grace`` and not in ``keep``."""
+    held = referenced(hub) | set(keep)
+    cutoff = datetime.now(UTC) - grace
+    found = []
+    for digest in hub.artifacts.digests():
+        if digest in held:
+            continue
+        stored_at = hub.artifacts.stored_at(digest)
+        if stored_at <= cutoff:
+            found.append(Unreferenced(digest, hub.artifacts.size(digest), stored_at))
+    return sorted(found, key=lambda u: u.stored_at)
+
+
+def remove(hub: Hub, garbage: Iterable[Unreferenced], keep: Iterable[str] = ()) -> list[Unreferenced]:
+    """Remove what :func:`unreferenced` listed, checking each digest again just before: a version may have
+    been registered with the same content meanwhile."""
+    removed, held = [], set(keep)
+    for item in garbage:
+        with hub.sessions() as session:
+            if item.digest in held or session.scalar(select(ModelRow.id).where(ModelRow.digest == item.digest)):
+                continue
+        hub.artifacts.remove(item.digest)
+        removed.append(item)
+    return removed
+
+
+def storage_by_owner(hub: Hub) -> list[OwnerStorage]:
+    """Versions and package bytes per catalog owner, largest first (a scan: for reports, not listings)."""
+    with hub.sessions() as session:
+        rows = session.execute(
+            select(RegisteredModelRow.owner, func.count(ModelRow.id), func.coalesce(func.sum(ModelRow.size), 0))
+            .join(ModelRow, ModelRow.name == RegisteredModelRow.name)
+            .group_by(RegisteredModelRow.owner)
+        ).all()
+    return sorted((OwnerStorage(o, int(n), int(b)) for o, n, b in rows), key=lambda s: (-s.bytes, s.owner or ""))

@@ -7,8 +7,8 @@
 - name search through an index: an FTS5 trigram table on SQLite, a ``pg_trgm`` GIN index on PostgreSQL
   (skipped with a warning where the server does not offer ``pg_trgm``: search then scans, still correct).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations

@@ -220,7 +220,7 @@ class Scheduler:
             self.store.transition(job.id, {RUNNING}, REQUEUED, f"{where} stopped at checkpoint step {last} to resize")
         elif outcome in ("preempted", "killed", "lost"):
             lost = f", {last - checkpoint} steps since checkpoint {checkpoint} lost" if outcome != "preempted" else ""
-            how = {"preempted": "checkpointed and exited 75", "killed": "killed with its node", "lost": "vanished"}
+            how = {"preempted": _preempted_how(code), "killed": "killed with its node", "lost": "vanished"}
             moved = self.store.transition(
                 job.id,
                 {RUNNING},
@@ -418,6 +418,13 @@ class Scheduler:
             total_steps=latest.get("total_steps"),
             seconds_per_step=seconds / steps if steps else None,
         )
+
+
+def _preempted_how(code: int | None) -> str:
+    """What a preempted attempt did, by its real exit code (143: stopped before training could checkpoint)."""
+    if code == EXIT_PREEMPTED:
+        return f"checkpointed and exited {EXIT_PREEMPTED}"
+    return f"was stopped while starting (exit {code}), before it had anything to checkpoint"
 
 
 def _aware(moment: Any) -> Any:

@@ -65,6 +65,7 @@ def submit(
     cluster: Annotated[str, typer.Option(help="'local', or a Ray address such as ray://head:10001")] = "local",
     start_scheduler: Annotated[bool, typer.Option(help="start a background scheduler if none runs")] = True,
     pools_file: PoolsOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the job id (for scripts)")] = False,
 ) -> None:
     """Queue a training job; a scheduler places it, resumes it after preemptions and records its cost."""
     from oar.jobs.daemon import ensure_running, spans_nodes
@@ -83,12 +84,13 @@ def submit(
         "deadline": deadline,
     }
     job = submit_job(config, hub, load_pools(pools_file), overrides, cluster, spans_nodes(cluster))
-    console.print(
-        f"job [bold]{job.id}[/] queued on {job.pool} (run {job.run_id}); follow it: oar jobs logs {job.id} -f"
-    )
+    say = (lambda _text: None) if quiet else console.print
+    say(f"job [bold]{job.id}[/] queued on {job.pool} (run {job.run_id}); follow it: oar jobs logs {job.id} -f")
+    if quiet:
+        sys.stdout.write(job.id + "\n")
     pools_path = str(Path(pools_file).resolve()) if pools_file else None
     if start_scheduler and ensure_running(hub, cluster, pools_path=pools_path):
-        console.print(f"started a scheduler for {cluster} (log: {hub.home / 'jobs' / 'scheduler.log'})")
+        say(f"started a scheduler for {cluster} (log: {hub.home / 'jobs' / 'scheduler.log'})")
 
 
 def reason_line(reason: str) -> str:

@@ -1,0 +1,198 @@
+"""Operating jobs: where notices come from, one-line messages, what `show` and `list` say, one scheduler."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import yaml
+from jobs_helpers import JOB, write_job
+
+import oar.jobs  # noqa: F401
+from oar._core.errors import InvalidInputError
+from oar.cli.jobs_commands import _failures, reason_line
+from oar.hub import Hub
+from oar.jobs.executors.base import NodeView
+from oar.jobs.notices import CombinedNotices, HostCloudNotices, NoticeInbox, preemption_source, send_notice
+from oar.jobs.pools import Pools, default_pools
+from oar.jobs.preemption import PoissonPreemptions
+from oar.jobs.scheduler import _preempted_how
+from oar.jobs.service import submit
+from oar.jobs.store import JobStore
+
+pytestmark = pytest.mark.timeout(120)
+DOCS_POOLS = {  # the pools file of docs/jobs.md
+    "pools": {
+        "on-demand": {"node_type": "m7i.large", "node_cpus": 2, "price_per_hour": 0.1008, "min_nodes": 1},
+        "spot": {
+            "node_type": "m7i.large",
+            "node_cpus": 2,
+            "price_per_hour": 0.1008,
+            "spot": True,
+            "spot_discount": 0.65,
+            "notice_s": 120,
+            "preemptions_per_hour": 0.05,
+            "min_nodes": 0,
+            "max_nodes": 8,
+        },
+    }
+}
+
+
+def test_a_preempted_attempt_that_exited_143_is_not_said_to_have_checkpointed():
+    assert _preempted_how(75) == "checkpointed and exited 75"
+    assert "exit 143" in _preempted_how(143) and "checkpointed" not in _preempted_how(143)
+
+
+def test_retries_are_shown_as_used_of_allowed_not_failures_over_retries():
+    assert _failures(0, 0) == "retries 0 of 0 used"
+    assert _failures(1, 0) == "retries 0 of 0 used, 1 crash with none left"
+    assert _failures(2, 3) == "retries 2 of 3 used"
+
+
+def test_list_shows_the_error_line_of_a_failure_not_just_log_tail():
+    reason = "attempt 1 on od-1 failed with exit code 1; log tail:\nTraceback\n  File x\nValueError: bad lr\n\n"
+    assert reason_line(reason) == "attempt 1 on od-1 failed with exit code 1: ValueError: bad lr"
+    assert reason_line("requeued on spot") == "requeued on spot"
+
+
+def test_a_model_level_resources_error_names_resources_not_an_empty_path(tmp_path):
+    with pytest.raises(InvalidInputError) as caught:
+        submit(write_job(tmp_path, workers=[3, 1]), Hub(tmp_path), default_pools())
+    assert "resources: workers must be" in str(caught.value) and "resources.:" not in str(caught.value)
+
+
+def test_invalid_yaml_is_one_line_with_its_position(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\ndata: [unclosed\n")
+    with pytest.raises(InvalidInputError) as caught:
+        submit(broken, Hub(tmp_path), default_pools())
+    message = str(caught.value)
+    assert "\n" not in message and "is not valid YAML: line 3, column 1:" in message
+
+
+def test_a_deadline_in_the_past_is_refused_and_a_future_one_accepted(tmp_path):
+    hub = Hub(tmp_path)
+    with pytest.raises(InvalidInputError, match=r"resources\.deadline .* is already past"):
+        submit(write_job(tmp_path, pool="spot", deadline="2026-12-03T18:00:00Z"), hub, default_pools())
+    assert JobStore.open(hub).list() == []
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    assert submit(write_job(tmp_path, pool="spot", deadline=future), hub, default_pools()).deadline is not None
+
+
+def test_the_readme_command_fits_the_default_pools(tmp_path):
+    """`oar jobs submit job.yaml --pool spot --workers 2` with no pools file."""
+    job = submit(write_job(tmp_path), Hub(tmp_path), default_pools(), {"pool": "spot", "workers": (2, 2)})
+    assert (job.pool, job.workers_min, job.workers_max) == ("spot", 2, 2)
+
+
+def test_oar_train_accepts_a_job_file_with_resources(tmp_path):
+    from oar.train.job import load_job
+
+    path = write_job(tmp_path, pool="spot", workers=[1, 2], max_preemptions=3)
+    assert load_job(path).name == JOB["name"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**JOB, "resources": [1, 2]}))
+    with pytest.raises(InvalidInputError, match="resources must be a mapping"):
+        load_job(bad)
+
+
+def test_simulated_notices_have_a_floor_so_a_checkpoint_fits(tmp_path):
+    """The docs' pools at the docs' speed-up: 120 s / 3600 would be 33 ms, every preemption a hard kill."""
+    pools = Pools.model_validate(DOCS_POOLS)
+    source = preemption_source("simulate", pools, tmp_path, "local", speedup=3600, seed=1)
+    assert isinstance(source, CombinedNotices)
+    simulator = source.sources[0]
+    assert isinstance(simulator, PoissonPreemptions)
+    clock = [0.0]
+    simulator.clock, simulator._last = (lambda: clock[0]), 0.0
+    notices = []
+    for _ in range(200):
+        clock[0] += 1.0
+        notices += simulator.poll([NodeView("spot-1", "spot", 2)])
+    assert notices and all(n.notice_s >= 10.0 for n in notices)
+
+
+def test_the_mode_is_checked_and_cloud_needs_a_provider(tmp_path):
+    pools = default_pools()
+    with pytest.raises(InvalidInputError, match="needs --simulate-preemptions"):
+        preemption_source("simulate", pools, tmp_path, "local")
+    with pytest.raises(InvalidInputError, match="needs --cloud, one of: aws, gcp, azure"):
+        preemption_source("cloud", pools, tmp_path, "local")
+    cloud = preemption_source("cloud", pools, tmp_path, "local", provider="gcp", endpoint="http://127.0.0.1:9")
+    assert isinstance(cloud.sources[0], HostCloudNotices) and isinstance(cloud.sources[1], NoticeInbox)
+    assert isinstance(preemption_source("manual", pools, tmp_path, "local"), NoticeInbox)
+
+
+def test_an_operator_notice_is_read_once_by_the_scheduler_of_its_cluster(tmp_path):
+    send_notice(tmp_path, "local", "spot-1", 30.0, "preempted by operator")
+    assert NoticeInbox(tmp_path, "ray://head:10001").poll([]) == []
+    inbox = NoticeInbox(tmp_path, "local")
+    [notice] = inbox.poll([])
+    assert (notice.node_id, notice.notice_s, notice.reason) == ("spot-1", 30.0, "preempted by operator")
+    assert inbox.poll([]) == []
+
+
+def _oar(home, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OAR_HOME": str(home), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "oar.cli.main", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_preempt_names_what_it_cannot_preempt(tmp_path):
+    missing = _oar(tmp_path, "jobs", "preempt", "nope")
+    assert missing.returncode == 1 and "'nope' is neither a node nor a job" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    job = submit(write_job(tmp_path), Hub(tmp_path), default_pools())
+    waiting = _oar(tmp_path, "jobs", "preempt", job.id)
+    assert waiting.returncode == 1 and f"job {job.id} is queued: it holds no node to preempt" in waiting.stderr
+
+
+def test_the_pools_option_exists_where_the_docs_name_it(tmp_path):
+    path = tmp_path / "pools.yaml"
+    path.write_text(yaml.safe_dump(DOCS_POOLS))
+    shown = _oar(tmp_path, "jobs", "pools", "--pools", str(path))
+    assert shown.returncode == 0 and "m7i.large" in shown.stdout and "0-8" in shown.stdout
+
+
+def _daemon(home, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "OAR_HOME": str(home)}
+    command = [sys.executable, "-m", "oar.jobs.daemon", *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_lock(home) -> None:
+    lock = home / "jobs" / "scheduler-local.lock"
+    deadline = time.monotonic() + 60
+    while not (lock.exists() and lock.read_text().strip()):
+        assert time.monotonic() < deadline, "no scheduler took the lock"
+        time.sleep(0.2)
+
+
+def test_a_foreground_scheduler_takes_over_from_the_background_one_and_a_second_is_refused(tmp_path):
+    Hub(tmp_path)
+    background = _daemon(tmp_path, "--idle-exit", "120", "--background")
+    try:
+        _wait_for_lock(tmp_path)
+        foreground = _daemon(tmp_path, "--preemptions", "manual", "--idle-exit", "20")
+        deadline = time.monotonic() + 60
+        while (tmp_path / "jobs" / "scheduler-local.lock").read_text().strip() != str(foreground.pid):
+            assert time.monotonic() < deadline, "the foreground scheduler did not take over"
+            time.sleep(0.2)
+        assert background.wait(timeout=30) == 0
+        second = _daemon(tmp_path, "--idle-exit", "1")
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 1
+        assert f"already runs on {tmp_path} (pid {foreground.pid})" in err and f"kill {foreground.pid}" in err
+        foreground.terminate()
+        out, _ = foreground.communicate(timeout=30)
+        assert foreground.returncode == 0 and f"stopped the background scheduler (pid {background.pid})" in out
+    finally:
+        for process in (background, locals().get("foreground")):
+            if process is not None and process.poll() is None:
+                process.kill()

@@ -225,7 +225,7 @@ class Scheduler:
                 job.id,
                 {RUNNING},
                 PREEMPTED,
-                f"{where} {how[outcome]} at step {last}{lost}",
+                f"{where} {how[outcome]}" + (f" at step {last}" if code != _SIGTERM_DEATH else "") + lost,
                 preemptions=job.preemptions + 1,
             )
             if moved is not None:
@@ -421,10 +421,10 @@ class Scheduler:
 
 
 def _preempted_how(code: int | None) -> str:
-    """What a preempted attempt did, by its real exit code (143: stopped before training could checkpoint)."""
+    """What a preempted attempt did, by its real exit code (143: SIGTERM came outside the training loop)."""
     if code == EXIT_PREEMPTED:
         return f"checkpointed and exited {EXIT_PREEMPTED}"
-    return f"was stopped while starting (exit {code}), before it had anything to checkpoint"
+    return f"was ended by SIGTERM (exit {code}) outside the training loop; its last checkpoint stands"
 
 
 def _aware(moment: Any) -> Any:

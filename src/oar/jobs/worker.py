@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ class ProgressRecorder(train_job.HubRecorder):
     def on_fit_start(self, trainer: Trainer, record: dict[str, Any]) -> None:
         step = int(record.get("step") or 0)
         total = record.get("total_steps")
-        self._write(start_step=step, step=step, checkpoint_step=step, total_steps=total)
+        self._write(start_step=step, step=step, checkpoint_step=step, total_steps=total, fit_started_at=time.time())
         _say(f"training from step {step} of {total}" + (" (resumed from its checkpoint)" if step else ""))
 
     def on_step_end(self, trainer: Trainer, record: dict[str, Any]) -> None:

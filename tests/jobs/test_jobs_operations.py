@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -196,3 +197,91 @@ def test_a_foreground_scheduler_takes_over_from_the_background_one_and_a_second_
         for process in (background, locals().get("foreground")):
             if process is not None and process.poll() is None:
                 process.kill()
+
+
+def _spot_job(tmp_path, preemptions: int, **spec):
+    store = JobStore.open(Hub(tmp_path))
+    job = store.submit(name="j", user="ana", pool="spot", run_id="r", spec=spec)
+    return replace(job, preemptions=preemptions)
+
+
+def test_restarts_that_waste_more_than_the_spot_discount_move_the_job_to_on_demand(tmp_path):
+    """The measured short-job case: restarts of about 6 s each, at a rate that eats the 65% discount."""
+    from oar.jobs.policy import Progress, next_pool, restart_waste
+
+    pools = default_pools()  # spot at 35% of the price
+    moment = datetime.now(UTC)
+    # 8 preemptions in 60 s on spot, 6 s of start-up each: 80% of the spot time went to start-ups
+    costly = Progress(step=20, total_steps=32, seconds_per_step=0.5, startup_s=6.0, spot_seconds=60.0)
+    assert restart_waste(8, costly) == pytest.approx(0.8)
+    pool, why = next_pool(_spot_job(tmp_path, 8), pools, costly, moment)
+    assert pool == "on-demand"
+    assert why == (
+        "moved to on-demand: restarts waste 80% of its spot time (8 preemptions in 60 s, 6.0 s lost each: "
+        "start-up 6.0 s), more than the 65% spot discount"
+    )
+    # the same restarts over 10 minutes of spot: 8% wasted, spot still far cheaper
+    cheap = replace(costly, spot_seconds=600.0)
+    assert next_pool(_spot_job(tmp_path, 8), pools, cheap, moment) == ("spot", None)
+    # steps redone after hard losses count as waste too: 3 x (2 s + 40 s / 3) over 60 s
+    redone = Progress(startup_s=2.0, spot_seconds=60.0, redone_seconds=40.0)
+    assert restart_waste(3, redone) == pytest.approx(3 / 60 * (2.0 + 40.0 / 3))
+    assert next_pool(_spot_job(tmp_path, 3), pools, redone, moment)[0] == "on-demand"
+
+
+def test_too_few_preemptions_or_no_measured_start_up_never_move_a_job(tmp_path):
+    from oar.jobs.policy import Progress, next_pool
+
+    pools, moment = default_pools(), datetime.now(UTC)
+    two = Progress(startup_s=30.0, spot_seconds=40.0)  # would be 150% waste, but two preemptions are no rate
+    assert next_pool(_spot_job(tmp_path, 2), pools, two, moment) == ("spot", None)
+    unmeasured = Progress(startup_s=None, spot_seconds=40.0)
+    assert next_pool(_spot_job(tmp_path, 5), pools, unmeasured, moment) == ("spot", None)
+    off = Progress(startup_s=30.0, spot_seconds=40.0)
+    assert next_pool(_spot_job(tmp_path, 5, restart_waste_policy=False), pools, off, moment) == ("spot", None)
+
+
+def test_start_up_per_attempt_is_measured_from_the_attempts_history(tmp_path):
+    import json
+
+    from oar.jobs.entities import Attempt
+    from oar.jobs.scheduler import job_dir, restart_history
+
+    hub = Hub(tmp_path)
+    begun = datetime(2026, 12, 6, 1, 0, 0, tzinfo=UTC)
+    attempts = []
+    for number, (startup, seconds, redone) in enumerate([(5.0, 20.0, 0), (7.0, 30.0, 4)], start=1):
+        started = begun + timedelta(minutes=number)
+        folder = job_dir(hub, "job1") / f"attempt-{number}"
+        folder.mkdir(parents=True)
+        (folder / "progress.json").write_text(json.dumps({"fit_started_at": started.timestamp() + startup}))
+        attempts.append(_attempt(Attempt, number, started, seconds, redone))
+    job = _spot_job(tmp_path, 2)
+    history = restart_history(hub, replace(job, id="job1"), attempts, default_pools(), 0.5)
+    assert history == {"startup_s": pytest.approx(6.0), "spot_seconds": pytest.approx(50.0), "redone_seconds": 2.0}
+
+
+def _attempt(cls, number, started, seconds, redone):
+    return cls(
+        id=f"job1-{number}",
+        job_id="job1",
+        number=number,
+        state="ended",
+        pool="spot",
+        nodes=("spot-1",),
+        workers=1,
+        cpus=1,
+        node_share=1.0,
+        price_per_hour=0.035,
+        handle={},
+        outcome="preempted",
+        exit_code=75,
+        start_step=0,
+        last_step=10,
+        checkpoint_step=10,
+        steps_redone=redone,
+        checkpoint_seconds=0.0,
+        started_at=started,
+        ended_at=started + timedelta(seconds=seconds),
+    )
+

@@ -20,7 +20,7 @@ from oar.jobs.entities import Job
 from oar.jobs.pools import Pool, Pools
 
 DEADLINE_MARGIN = 1.5  # the work left is multiplied by this: slack for a restart and a slower node
-MIN_PREEMPTIONS_FOR_RATE = 2  # one early preemption says little about the rate
+MIN_PREEMPTIONS_FOR_RATE = 3  # one or two early preemptions say little about the rate
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,8 @@ DOCS_POOLS = {  # the pools file of docs/jobs.md
 
 def test_a_preempted_attempt_that_exited_143_is_not_said_to_have_checkpointed():
     assert _preempted_how(75) == "checkpointed and exited 75"
-    assert "exit 143" in _preempted_how(143) and "its last checkpoint stands" in _preempted_how(143) and "checkpointed" not in _preempted_how(143)
+    said = _preempted_how(143)
+    assert "exit 143" in said and "its last checkpoint stands" in said and "checkpointed" not in said
 
 
 def test_retries_are_shown_as_used_of_allowed_not_failures_over_retries():
@@ -284,4 +285,3 @@ def _attempt(cls, number, started, seconds, redone):
         started_at=started,
         ended_at=started + timedelta(seconds=seconds),
     )
-

@@ -153,17 +153,28 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not args.background and (stopped := take_over(hub, args.cluster)) is not None:
-        print(f"stopped the background scheduler (pid {stopped}) that `oar jobs submit` started; this one takes over")
+    for attempt in range(3):  # a background scheduler that just took the lock may not have marked itself yet
+        if not args.background and (stopped := take_over(hub, args.cluster)) is not None:
+            print(f"stopped the background scheduler (pid {stopped}) that `oar jobs submit` started; taking over")
+        if _serve(hub, args, pools, source, mode):
+            return 0
+        if args.background:
+            break
+        time.sleep(0.5 * (attempt + 1))
+    holder = _lock_holder(hub, args.cluster)
+    print(
+        f"error: a scheduler for {args.cluster} already runs on {hub.home} (pid {holder}); only one runs per "
+        f"hub and cluster: stop it first (kill {holder}), then start this one again",
+        file=sys.stderr,
+    )
+    return 0 if args.background else 1
+
+
+def _serve(hub: Hub, args: argparse.Namespace, pools: Pools, source: PreemptionSource, mode: str) -> bool:
+    """Run the scheduler under the lock until idle or SIGTERM; False if another scheduler holds the lock."""
     with scheduler_lock(hub, args.cluster) as mine:
         if not mine:
-            holder = _lock_holder(hub, args.cluster)
-            print(
-                f"error: a scheduler for {args.cluster} already runs on {hub.home} (pid {holder}); only one runs per "
-                f"hub and cluster: stop it first (kill {holder}), then start this one again",
-                file=sys.stderr,
-            )
-            return 1
+            return False
         marker = _background_marker(hub, args.cluster)
         if args.background:
             marker.write_text(str(os.getpid()))
@@ -175,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             "scheduler for %s on %s (pid %d), preemptions: %s", args.cluster, hub.home, os.getpid(), mode
         )
         build(hub, args.cluster, pools, source).run(until_idle_s=args.idle_exit, stop=stop)
-    return 0
+    return True
 
 
 if __name__ == "__main__":

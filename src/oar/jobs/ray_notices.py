@@ -27,7 +27,7 @@ _COLLECT_TIMEOUT_S = 0.5
 log = logging.getLogger("oar.jobs")
 
 
-@ray.remote(num_cpus=0, max_restarts=-1)
+@ray.remote(num_cpus=0, max_restarts=0)
 class NoticeForwarder:
     """Polls this node's metadata endpoint and keeps the notices until the scheduler collects them."""
 

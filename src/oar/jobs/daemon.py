@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from oar._core.errors import InvalidInputError
+from oar._core.settings import oar_home
 from oar.hub import Hub
 from oar.jobs.cloud import PROVIDERS
 from oar.jobs.notices import MIN_NOTICE_S, MODES, preemption_source
@@ -134,15 +135,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    hub = Hub()
-    try:
+    try:  # settings first: a mistake is one line, before the hub or any logging starts
         pools = load_pools(args.pools)
         mode = args.preemptions or ("simulate" if args.simulate_preemptions else "manual")
         source = preemption_source(
             mode,
             pools,
-            hub.home,
+            oar_home(),
             args.cluster,
             speedup=args.simulate_preemptions,
             seed=args.seed,
@@ -153,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    hub = Hub()
     for attempt in range(3):  # a background scheduler that just took the lock may not have marked itself yet
         if not args.background and (stopped := take_over(hub, args.cluster)) is not None:
             print(f"stopped the background scheduler (pid {stopped}) that `oar jobs submit` started; taking over")

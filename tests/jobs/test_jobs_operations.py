@@ -289,5 +289,5 @@ def _attempt(cls, number, started, seconds, redone):
 
 def test_scheduler_settings_that_cannot_work_are_one_line_and_exit_2(tmp_path):
     wrong = _daemon(tmp_path, "--preemptions", "cloud")
-    out, err = wrong.communicate(timeout=60)
+    _, err = wrong.communicate(timeout=60)
     assert wrong.returncode == 2 and err == "error: --preemptions cloud needs --cloud, one of: aws, gcp, azure\n"

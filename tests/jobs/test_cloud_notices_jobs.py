@@ -137,8 +137,9 @@ def test_aws_gcp_azure_and_operator_notices_each_checkpoint_requeue_and_resume(t
     assert operator and operator[0].wait(timeout=30) == 0 and "notice sent for " in operator[0].stdout.read()
     attempts = store.attempts(job.id)
     assert [a.outcome for a in attempts] == ["preempted"] * 4 + ["succeeded"]
-    for before, after in itertools.pairwise(attempts[:4]):  # the clouds' notices came while it trained
+    for before in attempts[:3]:  # the clouds' notices came while it trained: a checkpoint at the last step
         assert before.exit_code == 75 and before.checkpoint_step == before.last_step > before.start_step
+    for before, after in itertools.pairwise(attempts[:3]):
         assert after.start_step == before.checkpoint_step  # resumed from the checkpoint the notice made
     # the operator's notice may come while the attempt still starts (SIGTERM before training: 143, nothing new)
     operator_stop = attempts[3]

@@ -152,3 +152,50 @@ def _alive_nodes_after(scheduler, seconds: float, expected: int) -> int:  # type
             return alive
         scheduler.tick()
         time.sleep(1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_notice_forwarder_on_each_spot_node_relays_its_cloud_notice(cluster):
+    """One actor per spot node polls the node's metadata endpoint (a real HTTP server on loopback)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from oar.jobs.ray_notices import NAMESPACE, RayCloudNotices
+
+    answer = {"text": "FALSE"}
+
+    class Metadata(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = answer["text"].encode() if self.headers.get("Metadata-Flavor") == "Google" else b""
+            self.send_response(200 if body else 403)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Metadata)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    source = RayCloudNotices("gcp", POOLS, f"http://127.0.0.1:{server.server_address[1]}", every_s=0.2)
+    try:
+        spot = sorted(n.id for n in RayInventory().nodes() if n.pool == "spot")
+        assert spot and source.poll(RayInventory().nodes()) == []
+        for node in spot:  # started, pinned to its node, found by name
+            assert ray.get_actor(f"oar-notices-{node}", namespace=NAMESPACE) is not None
+        answer["text"] = "TRUE"
+        notices, deadline = [], time.monotonic() + 120
+        while len(notices) < len(spot):
+            assert time.monotonic() < deadline, f"notices heard: {notices}"
+            notices += source.poll(RayInventory().nodes())
+            time.sleep(0.2)
+        assert sorted(n.node_id for n in notices) == spot
+        assert all(20.0 < n.notice_s <= 30.0 and n.reason == "gcp spot interruption notice" for n in notices)
+        time.sleep(1.0)
+        assert source.poll(RayInventory().nodes()) == []  # one notice per node
+    finally:
+        server.shutdown()
+        server.server_close()
+        for node in source.forwarders:
+            ray.kill(ray.get_actor(f"oar-notices-{node}", namespace=NAMESPACE))

@@ -18,7 +18,8 @@ for spot pools, the discount, the preemption notice and (for the simulator) a pr
     quotas: {ana: 2}    # jobs placed or running at once, per user
     default_quota: 4
 
-Without a file, ``default_pools()`` gives one on-demand and one spot pool of two 1-CPU nodes each.
+Without a file, ``default_pools()`` gives one on-demand and one spot pool of one to two 2-CPU nodes each (so
+``--workers 2`` fits one node of the local executor).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from oar._core.errors import InvalidInputError, NotFoundError
 from oar._core.settings import oar_home
+from oar._core.yaml_errors import yaml_problem
 
 
 class Pool(BaseModel):
@@ -102,8 +104,10 @@ class Pools(BaseModel):
 def default_pools() -> Pools:
     return Pools(
         pools={
-            "on-demand": Pool(price_per_hour=0.10, min_nodes=2, max_nodes=2),
-            "spot": Pool(price_per_hour=0.10, spot=True, spot_discount=0.65, notice_s=30, min_nodes=2, max_nodes=2),
+            "on-demand": Pool(price_per_hour=0.10, node_cpus=2, min_nodes=1, max_nodes=2),
+            "spot": Pool(
+                price_per_hour=0.10, node_cpus=2, spot=True, spot_discount=0.65, notice_s=30, min_nodes=1, max_nodes=2
+            ),
         }
     )
 
@@ -120,7 +124,7 @@ def load_pools(path: str | Path | None = None) -> Pools:
     except OSError as exc:
         raise InvalidInputError(f"cannot read pools file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise InvalidInputError(f"pools file {path} is not valid YAML: {exc}") from None
+        raise InvalidInputError(f"pools file {path} is not valid YAML: {yaml_problem(exc)}") from None
     try:
         return Pools.model_validate(raw)
     except ValidationError as exc:

@@ -220,12 +220,12 @@ class Scheduler:
             self.store.transition(job.id, {RUNNING}, REQUEUED, f"{where} stopped at checkpoint step {last} to resize")
         elif outcome in ("preempted", "killed", "lost"):
             lost = f", {last - checkpoint} steps since checkpoint {checkpoint} lost" if outcome != "preempted" else ""
-            how = {"preempted": "checkpointed and exited 75", "killed": "killed with its node", "lost": "vanished"}
+            how = {"preempted": _preempted_how(code), "killed": "killed with its node", "lost": "vanished"}
             moved = self.store.transition(
                 job.id,
                 {RUNNING},
                 PREEMPTED,
-                f"{where} {how[outcome]} at step {last}{lost}",
+                f"{where} {how[outcome]}" + (f" at step {last}" if code != _SIGTERM_DEATH else "") + lost,
                 preemptions=job.preemptions + 1,
             )
             if moved is not None:
@@ -413,11 +413,37 @@ class Scheduler:
         steps = sum(max(0, a.last_step - a.start_step) for a in attempts)
         seconds = sum(a.seconds() for a in attempts)
         latest = read_progress(job_dir(self.hub, job.id) / f"attempt-{attempts[-1].number}" / "progress.json")
+        per_step = seconds / steps if steps else None
         return Progress(
             step=max(a.checkpoint_step for a in attempts),
             total_steps=latest.get("total_steps"),
-            seconds_per_step=seconds / steps if steps else None,
+            seconds_per_step=per_step,
+            **restart_history(self.hub, job, attempts, self.pools, per_step),
         )
+
+
+def restart_history(
+    hub: Hub, job: Job, attempts: list[Attempt], pools: Pools, seconds_per_step: float | None
+) -> dict[str, Any]:
+    """Start-up per attempt (its first step's time - its start, from ``progress.json``) and spot time and waste."""
+    startups = []
+    for attempt in attempts:
+        fit = read_progress(job_dir(hub, job.id) / f"attempt-{attempt.number}" / "progress.json").get("fit_started_at")
+        if fit is not None:
+            startups.append(max(0.0, float(fit) - _aware(attempt.started_at).timestamp()))
+    spot = [a for a in attempts if a.pool in pools.pools and pools.pools[a.pool].spot]
+    return {
+        "startup_s": sum(startups) / len(startups) if startups else None,
+        "spot_seconds": sum(a.seconds() for a in spot),
+        "redone_seconds": sum(a.steps_redone for a in spot) * (seconds_per_step or 0.0),
+    }
+
+
+def _preempted_how(code: int | None) -> str:
+    """What a preempted attempt did, by its real exit code (143: SIGTERM came outside the training loop)."""
+    if code == EXIT_PREEMPTED:
+        return f"checkpointed and exited {EXIT_PREEMPTED}"
+    return f"was ended by SIGTERM (exit {code}) outside the training loop; its last checkpoint stands"
 
 
 def _aware(moment: Any) -> Any:

@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from oar._core.errors import InvalidInputError
+from oar._core.yaml_errors import yaml_problem
 
 
 class Resources(BaseModel):
@@ -75,7 +76,7 @@ def read_job_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     except OSError as exc:
         raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise InvalidInputError(f"{path} is not valid YAML: {exc}") from None
+        raise InvalidInputError(f"{path} is not valid YAML: {yaml_problem(exc)}") from None
     if not isinstance(raw, dict):
         raise InvalidInputError(f"{path}: expected a mapping of sections (data, model, trainer, resources)")
     resources = raw.pop("resources", None) or {}
@@ -84,14 +85,24 @@ def read_job_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return raw, resources
 
 
-def parse_resources(raw: dict[str, Any], overrides: dict[str, Any], source: str) -> Resources:
+def parse_resources(
+    raw: dict[str, Any], overrides: dict[str, Any], source: str, now: datetime | None = None
+) -> Resources:
+    """The resources of a job file with the command line's ``overrides``; a deadline already past is refused."""
     merged = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
     try:
-        return Resources.model_validate(merged)
+        resources = Resources.model_validate(merged)
     except ValidationError as exc:
         lines = [
-            f"  resources.{'.'.join(str(p) for p in e['loc'])}: "
+            f"  {'.'.join(['resources', *(str(p) for p in e['loc'])])}: "
             + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, "))
             for e in exc.errors()
         ]
         raise InvalidInputError(f"{source} is invalid:\n" + "\n".join(lines)) from None
+    moment = now or datetime.now(UTC)
+    if resources.deadline is not None and resources.deadline <= moment:
+        raise InvalidInputError(
+            f"{source}: resources.deadline {resources.deadline.isoformat()} is already past "
+            f"(now {moment.isoformat(timespec='seconds')}); give a future time or none"
+        )
+    return resources

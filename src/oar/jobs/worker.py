@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +36,24 @@ class ProgressRecorder(train_job.HubRecorder):
     def on_fit_start(self, trainer: Trainer, record: dict[str, Any]) -> None:
         step = int(record.get("step") or 0)
         total = record.get("total_steps")
-        self._write(start_step=step, step=step, checkpoint_step=step, total_steps=total)
+        self._write(start_step=step, step=step, checkpoint_step=step, total_steps=total, fit_started_at=time.time())
+        _say(f"training from step {step} of {total}" + (" (resumed from its checkpoint)" if step else ""))
 
     def on_step_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
         self._write(step=int(record["step"]))  # before the hub's (slower) write: a kill may come any time
         super().on_step_end(trainer, record)
+        _say(progress_line(record, self.progress.get("total_steps")))
+
+    def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        super().on_evaluate(trainer, record)
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(record.items()) if k != "step" and _number(v))
+        _say(f"step {record.get('step')}: {metrics}")
 
     def on_checkpoint(self, trainer: Trainer, record: dict[str, Any]) -> None:
         spent = self.progress["checkpoint_seconds"] + float(record.get("seconds", 0.0))
         self._write(step=int(record["step"]), checkpoint_step=int(record["step"]), checkpoint_seconds=spent)
         super().on_checkpoint(trainer, record)
+        _say(f"checkpoint at step {record['step']} ({float(record.get('seconds', 0.0)):.2f} s)")
 
     def _write(self, **values: Any) -> None:
         self.progress.update(values)
@@ -53,6 +62,26 @@ class ProgressRecorder(train_job.HubRecorder):
         staging = self.path.with_name(self.path.name + ".tmp")
         staging.write_text(json.dumps(self.progress))
         os.replace(staging, self.path)
+
+
+def progress_line(record: dict[str, Any], total: int | None) -> str:
+    """One plain line per logged step for the job's log (``oar jobs logs -f``): no bar, no terminal codes."""
+    parts = [f"step {record['step']}" + (f"/{total}" if total else "")]
+    if record.get("epoch") is not None:
+        parts.append(f"epoch {record['epoch']}")
+    if _number(record.get("train_loss")):
+        parts.append(f"loss {record['train_loss']:.4f}")
+    if _number(record.get("samples_per_s")):
+        parts.append(f"{record['samples_per_s']:.0f} samples/s")
+    return ", ".join(parts)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)  # stdout is the job's log file
 
 
 def _launch(run_id: str, nproc: int) -> int:

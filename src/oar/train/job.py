@@ -24,6 +24,7 @@ from tokenizers import Tokenizer
 from torch import nn
 
 from oar._core.errors import InvalidInputError
+from oar._core.yaml_errors import yaml_problem
 from oar.data import Dataset, load_builtin
 from oar.data.builtin import BUILTIN_DATASETS
 from oar.data.dataset import Split
@@ -130,7 +131,11 @@ def load_job(path: str | Path) -> JobConfig:
     except OSError as exc:
         raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise InvalidInputError(f"{path} is not valid YAML: {exc}") from None
+        raise InvalidInputError(f"{path} is not valid YAML: {yaml_problem(exc)}") from None
+    if isinstance(raw, dict) and "resources" in raw:
+        resources = raw.pop("resources")  # where `oar jobs submit` runs it; training here does not depend on it
+        if resources is not None and not isinstance(resources, dict):
+            raise InvalidInputError(f"{path}: resources must be a mapping, got {resources!r}")
     return parse_job(raw, str(path))
 
 

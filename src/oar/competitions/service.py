@@ -80,6 +80,8 @@ class Competitions:
             shutil.copyfile(metric_file, root / hidden.HIDDEN / "metric.py")
         stored = spec.model_dump(mode="json")
         stored["label_names"] = hidden.load_hidden(self.hub.home, spec.name).label_names
+        stored["task"] = record.card.get("task", "text-classification")
+        stored["predicts"] = _predicts_of(stored["metric"])
         return self.store.add(
             name=spec.name,
             title=spec.title or spec.name,
@@ -125,6 +127,17 @@ class Competitions:
         folder = self._folder(competition, submission.id)
         (folder / ("predictions.jsonl" if filename.lower().endswith(".jsonl") else "predictions.csv")).write_bytes(
             content
+        )
+        return self._enqueue(competition, submission)
+
+    def submit_package(self, competition: Competition, user: str, ref: str, note: str = "") -> Submission:
+        """Check a hub package fits the task, record it, queue its scoring job (it runs in the sandbox)."""
+        from oar.competitions.packages import check_package
+
+        self._may_submit(competition, user)
+        model_id = check_package(self.hub, competition, ref)
+        submission = self.store.add_submission(
+            competition_id=competition.id, user=user, kind="package", source=model_id, note=note[:500]
         )
         return self._enqueue(competition, submission)
 
@@ -191,6 +204,11 @@ class Competitions:
                 f"the private leaderboard is revealed at the end ({competition.ends_at:%Y-%m-%d %H:%M} UTC)"
             )
         higher = _higher(competition)
+        weights = competition.spec["weights"]
+
+        def ranked(submission: Submission, value: float | None) -> float:
+            return ranking_score(value, submission.details, weights, higher)
+
         scored = [s for s in self.submissions(competition) if s.status == SCORED and s.public_score is not None]
         by_user: dict[str, list[Submission]] = {}
         for submission in scored:
@@ -199,11 +217,11 @@ class Competitions:
         for user_submissions in by_user.values():
             if board == "private":
                 pool = _finals(user_submissions, competition, higher)
-                pick = _best(pool, lambda s: s.private_score, higher)
-                best.append((pick, float(pick.private_score or 0.0), len(user_submissions)))
+                pick = _best(pool, lambda s: ranked(s, s.private_score), higher)
+                best.append((pick, ranked(pick, pick.private_score), len(user_submissions)))
             else:
-                pick = _best(user_submissions, lambda s: s.public_score, higher)
-                best.append((pick, float(pick.public_score or 0.0), len(user_submissions)))
+                pick = _best(user_submissions, lambda s: ranked(s, s.public_score), higher)
+                best.append((pick, ranked(pick, pick.public_score), len(user_submissions)))
         best.sort(key=lambda item: (-item[1] if higher else item[1], item[0].submitted_at))
         return [
             Entry(rank, s.user, s.id, score, s.submitted_at, count, s.public_score, s.details)
@@ -258,12 +276,23 @@ class Competitions:
         return self.store.submission(submission.id)
 
 
+def ranking_score(value: float | None, details: dict[str, Any], weights: dict[str, float], higher: bool) -> float:
+    """weights.metric x the metric, less weights.latency per millisecond of p50 latency (when measured;
+    for a lower-is-better metric the latency term is added)."""
+    latency = float(details.get("latency_p50_ms") or 0.0) * float(weights.get("latency", 0.0))
+    metric = float(value or 0.0) * float(weights.get("metric", 1.0))
+    return metric - latency if higher else metric + latency
+
+
 def _taken(store: CompetitionStore, name: str) -> bool:
     return any(c.name == name for c in store.list())
 
 
 def _predicts(competition: Competition) -> str:
-    metric = competition.spec["metric"]
+    return _predicts_of(competition.spec["metric"])
+
+
+def _predicts_of(metric: Any) -> str:
     return METRICS[metric].predicts if isinstance(metric, str) else metric["predicts"]
 
 

@@ -46,7 +46,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def hub(home: Path):
-    import oar.competitions  # noqa: F401  (the competition tables)
+    import oar.competitions
     import oar.jobs  # noqa: F401
     from oar.hub import Hub
 

@@ -95,6 +95,10 @@ class Competitions:
             ends_at=spec.end,
         )
 
+    def close(self, competition: Competition, at: datetime | None = None) -> Competition:
+        """End it now (or at ``at``): submissions stop, the private board is revealed."""
+        return self.store.close(competition.id, at or now())
+
     # --- participants ----------------------------------------------------------------------------
 
     def inputs_path(self, competition: Competition) -> Path:

@@ -107,6 +107,21 @@ class CompetitionStore:
             rows = session.scalars(select(CompetitionRow).order_by(CompetitionRow.ends_at.desc())).all()
             return [_competition(r) for r in rows]
 
+    def close(self, competition_id: int, at: datetime) -> Competition:
+        """End the competition at ``at``: the last phase ends then (the private board is revealed)."""
+        with self._sessions() as session:
+            row = session.get(CompetitionRow, competition_id)
+            if row is None:
+                raise NotFoundError(f"no competition {competition_id}")
+            spec = dict(row.spec)
+            phases = [dict(p) for p in spec["phases"]]
+            phases = [p for p in phases if utc(datetime.fromisoformat(p["start"])) < at] or phases[:1]
+            phases[-1]["end"] = at.isoformat()
+            spec["phases"] = phases
+            row.spec, row.ends_at = spec, at
+            session.commit()
+            return _competition(row)
+
     def add_submission(self, **fields: Any) -> Submission:
         fields.setdefault("id", uuid.uuid4().hex[:12])
         with self._sessions() as session:

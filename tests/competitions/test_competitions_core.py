@@ -111,3 +111,42 @@ def test_the_command_line_creates_submits_and_ranks(hub, home, tmp_path):
     assert board.returncode == 0 and "dora" in board.stdout
     private = oar("leaderboard", "cli-cup", "--board", "private")
     assert private.returncode == 1 and "revealed at the end" in private.stderr
+
+
+@pytest.mark.slow
+def test_a_killed_scoring_worker_is_requeued_and_the_submission_still_scored(hub, home, tmp_path):
+    import signal
+    import time
+
+    code = (
+        "import pathlib, time\n"
+        "def score(y_true, y_pred):\n"
+        "    marker = pathlib.Path(__file__).with_name('slow-once')\n"
+        "    if not marker.exists():\n"
+        "        marker.touch()\n"
+        "        time.sleep(60)\n"
+        "    return float((y_true == y_pred).mean())\n"
+    )
+    path = _bundle(tmp_path, "killed-cup", code)
+    core = Competitions(hub)
+    competition = core.create(read_spec(path), "admin", bundle=path.parent)
+    ids = hidden.input_ids(home, competition.name)
+    content = ("id,prediction\n" + "".join(f"{i},1\n" for i in ids)).encode()
+    submission = core.submit_file(competition, "frank", content, "p.csv")
+    marker = hidden.competition_dir(home, competition.name) / hidden.HIDDEN / "slow-once"
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the first attempt never reached the metric"
+        time.sleep(0.2)
+    pid = int((home / "jobs" / submission.job_id / "attempt-1" / "pid").read_text().split()[0])
+    os.killpg(pid, signal.SIGKILL)  # the worker dies with no exit code: as if its node vanished
+    scored = wait_scored(core, submission.id)
+    assert scored.status == "scored" and scored.public_score is not None
+    from oar.jobs.store import JobStore
+
+    store = JobStore.open(hub)
+    deadline = time.monotonic() + 30
+    while not (job := store.get(submission.job_id)).done and time.monotonic() < deadline:
+        time.sleep(0.2)  # the worker recorded the score just before it exited
+    assert job.state == "succeeded" and job.preemptions == 1
+    assert any("vanished" in e.reason or "killed" in e.reason for e in job.events)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from studio.conftest import numeric_package  # noqa: F401  (a generic package, for the wrong-task check)
+
 TEST_ROWS = 60
 
 

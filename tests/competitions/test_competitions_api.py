@@ -70,7 +70,7 @@ def test_only_admins_create_and_bad_files_are_refused_one_problem_a_line(studio,
     assert labels.stat().st_mode & 0o077 == 0 and labels.parent.stat().st_mode & 0o077 == 0
 
 
-def test_a_bad_predictions_file_gets_per_line_errors_and_costs_no_quota(studio, home):
+def test_a_bad_predictions_file_gets_per_line_errors_and_costs_no_quota(studio, home, numeric_package):
     _, client = studio
     ids = list(_designed(home, True))
     body = f"id,prediction\n{ids[0]},3\n{ids[0]},4\nnope,1\n{ids[1]},banana\n".encode()
@@ -86,6 +86,13 @@ def test_a_bad_predictions_file_gets_per_line_errors_and_costs_no_quota(studio, 
     jsonl = b'{"id": "t00000", "prediction": 1}\n{oops\n'
     response = client("alice").post("/api/v1/competitions/digits-cup/submissions", files={"file": ("p.jsonl", jsonl)})
     assert response.status_code == 422 and response.json()["error"]["message"].startswith("line 2: not JSON")
+    hub = studio[0].state.services.hub
+    hub.register_model(numeric_package, "head", "bob")  # a generic model, and Bob's
+    theirs = client("alice").post("/api/v1/competitions/digits-cup/submissions", json={"model": "head:1"})
+    assert theirs.status_code == 403 and "belongs to bob" in theirs.json()["error"]["message"]
+    wrong = client("bob").post("/api/v1/competitions/digits-cup/submissions", json={"model": "head:1"})
+    assert wrong.status_code == 422
+    assert "is a generic package; this competition is image-classification" in wrong.json()["error"]["message"]
     wrong_task = client("alice").post("/api/v1/competitions/digits-cup/submissions", json={"model": "nothing:3"})
     assert wrong_task.status_code == 422 and "no model 'nothing:3'" in wrong_task.json()["error"]["message"]
     assert client("alice").get("/api/v1/competitions/digits-cup/quota").json()["total_left"] == 5

@@ -54,6 +54,27 @@ def test_the_competition_file_is_checked_in_full():
     assert any(line.startswith("  limits.daily:") for line in lines)
 
 
+def test_an_ended_competition_refuses_submissions_and_shows_its_private_board(hub):
+    from datetime import UTC, datetime, timedelta
+
+    past = datetime.now(UTC) - timedelta(hours=2)
+    phases = [{"name": "main", "start": past.isoformat(), "end": (past + timedelta(hours=1)).isoformat()}]
+    core = Competitions(hub)
+    competition = core.create(parse_spec(spec_dict(name="past-cup", phases=phases), "t"), "admin")
+    with pytest.raises(Exception, match="competition 'past-cup' has ended: no phase takes submissions"):
+        core.submit_file(competition, "gina", b"id,prediction\n", "p.csv")
+    assert core.leaderboard(competition, "private") == []
+
+
+def test_job_kinds_name_their_worker_and_refuse_others():
+    from oar.jobs.kinds import worker_module
+
+    assert worker_module({}) == "oar.jobs.worker"
+    assert worker_module({"kind": "score"}) == "oar.competitions.worker"
+    with pytest.raises(InvalidInputError, match="unknown job kind 'mine'"):
+        worker_module({"kind": "mine"})
+
+
 def _bundle(tmp_path: Path, name: str, metric_code: str) -> Path:
     (tmp_path / "metric.py").write_text(metric_code)
     spec = spec_dict(name=name, metric={"file": "metric.py", "function": "score"})

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from oar._core.errors import InvalidInputError
+from oar._core.errors import ForbiddenError, InvalidInputError, NotFoundError
 from oar.competitions.config import parse_spec
 from oar.competitions.service import Competitions, Entry
 from oar.competitions.store import Competition, Submission, now
@@ -96,6 +96,13 @@ class CompetitionService:
     def submit_package(self, who: Principal | None, name: str, ref: str, note: str = "") -> SubmissionView:
         actor = require_creator(who, "submit to a competition")
         competition = self.core.store.get(name)
+        model_name = ref.partition(":")[0]
+        try:
+            owner = self.hub.model_catalog.get(model_name).owner
+        except NotFoundError:
+            raise InvalidInputError(f"no model '{ref[:80]}' in the hub") from None
+        if owner != actor.username and not actor.is_admin:
+            raise ForbiddenError(f"model '{model_name}' belongs to {owner or 'nobody'}: submit a model of your own")
         return visible(self.core.submit_package(competition, actor.username, ref, note), competition, now())
 
     def mine(self, who: Principal | None, name: str) -> list[SubmissionView]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from oar._core.errors import ConflictError, ForbiddenError, InvalidInputError
-from oar.competitions import hidden, predictions
+from oar.competitions import hidden, predictions, sandbox
 from oar.competitions.config import CompetitionSpec
 from oar.competitions.metrics import METRICS
 from oar.competitions.store import (
@@ -138,6 +138,9 @@ class Competitions:
         """Check a hub package fits the task, record it, queue its scoring job (it runs in the sandbox)."""
         from oar.competitions.packages import check_package
 
+        reason = sandbox.available()
+        if reason:
+            raise ConflictError(f"this server cannot score model packages: {reason}")
         self._may_submit(competition, user)
         model_id = check_package(self.hub, competition, ref)
         submission = self.store.add_submission(
@@ -169,8 +172,14 @@ class Competitions:
             self.store.update(
                 submission.id, only_if={QUEUED, RUNNING}, status=CANCELLED, error="cancelled", scored_at=now()
             )
-        elif job.state == "succeeded":
-            pass  # the worker wrote the result before it exited
+        elif job.state == "succeeded":  # the worker records the result before it exits 0; if it did not:
+            self.store.update(
+                submission.id,
+                only_if={QUEUED, RUNNING},
+                status=FAILED,
+                error="the scorer ended without recording a result; it costs no quota",
+                scored_at=now(),
+            )
         return self.store.submission(submission.id)
 
     def cancel(self, competition: Competition, user: str, submission_id: str) -> Submission:

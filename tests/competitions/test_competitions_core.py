@@ -171,3 +171,22 @@ def test_a_killed_scoring_worker_is_requeued_and_the_submission_still_scored(hub
         time.sleep(0.2)  # the worker recorded the score just before it exited
     assert job.state == "succeeded" and job.preemptions == 1
     assert any("vanished" in e.reason or "killed" in e.reason for e in job.events)
+
+
+def test_competitions_and_submissions_round_trip_on_both_databases(database_url, tmp_path):
+    import oar.jobs  # noqa: F401
+    from oar.competitions.store import CompetitionStore
+    from oar.hub import Hub
+
+    hub = Hub(home=tmp_path, url=database_url)
+    try:
+        competition = Competitions(hub).create(parse_spec(spec_dict(name="db-cup"), "t"), "admin")
+        store = CompetitionStore.open(hub)
+        added = store.add_submission(competition_id=competition.id, user="hana", kind="file", source="p.csv", note="")
+        assert store.update(added.id, only_if={"queued"}, status="scored", public_score=0.5, private_score=0.25)
+        assert not store.update(added.id, only_if={"queued"}, status="failed")  # a compare-and-set
+        again = store.submissions(competition.id, "hana")[0]
+        assert (again.status, again.public_score, again.private_score) == ("scored", 0.5, 0.25)
+        assert store.get("db-cup").ends_at == competition.ends_at
+    finally:
+        hub.close()

@@ -87,3 +87,30 @@ def score_package(hub: Hub, competition: Competition, submission: Submission) ->
         raise InvalidInputError("the package's predictions do not cover the test inputs")
     scores = score_predictions(hub.home, competition, predicted)
     return {"scores": scores, "details": {k: round(float(v), 4) for k, v in timing.items()}}
+
+
+def score_reproduction(hub: Hub, competition: Competition, submission: Submission) -> dict[str, Any]:
+    """The re-trained model's scores (they rank it), with the claimed package's public score beside them.
+
+    The gap is compared on the public rows only: a claimed private score in the details would reach the
+    public board before the end.
+    """
+    reproduced = score_package(hub, competition, _with_source(submission, submission.details["reproduced_model"]))
+    claimed = score_package(hub, competition, submission)
+    gap = claimed["scores"]["public"] - reproduced["scores"]["public"]
+    details = {
+        **reproduced["details"],
+        "claimed_model": submission.source,
+        "reproduced_model": submission.details["reproduced_model"],
+        "claimed_public": round(claimed["scores"]["public"], 6),
+        "gap": round(gap, 6),
+        "flagged": abs(gap) > float(competition.spec["tolerance"]),
+        "run": submission.details.get("run"),
+    }
+    return {"scores": reproduced["scores"], "details": details}
+
+
+def _with_source(submission: Submission, source: str) -> Submission:
+    from dataclasses import replace
+
+    return replace(submission, source=source)

@@ -16,7 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from oar._core.errors import ConflictError, ForbiddenError, InvalidInputError
+import yaml
+
+from oar._core.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, OarError
 from oar.competitions import hidden, predictions, sandbox
 from oar.competitions.config import CompetitionSpec
 from oar.competitions.metrics import METRICS
@@ -148,6 +150,59 @@ class Competitions:
         )
         return self._enqueue(competition, submission)
 
+    def submit_reproduction(self, competition: Competition, user: str, run_id: str, note: str = "") -> Submission:
+        """A run and the package it registered: the run's config is re-trained as a job (same seed), then
+        the re-trained model and the claimed one are scored; the board shows both and flags a gap."""
+        from oar.competitions.packages import check_package
+        from oar.jobs import service as jobs
+        from oar.jobs.pools import load_pools
+
+        reason = sandbox.available()
+        if reason:
+            raise ConflictError(f"this server cannot score model packages: {reason}")
+        self._may_submit(competition, user)
+        config, claimed = self._reproducible(run_id)
+        model_id = check_package(self.hub, competition, claimed)
+        submission = self.store.add_submission(
+            competition_id=competition.id, user=user, kind="reproduction", source=model_id, note=note[:500]
+        )
+        config["name"] = f"repro-{submission.id}"
+        config["register_model"] = True
+        path = self._folder(competition, submission.id) / "train.yaml"
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        overrides = {"pool": competition.spec["pool"], "user": user, "retries": SCORING_RETRIES}
+        try:
+            job = jobs.submit(path, self.hub, load_pools(), overrides)
+        except OarError as exc:
+            self.store.update(submission.id, status=FAILED, error=f"the re-training was refused: {exc}")
+            return self.store.submission(submission.id)
+        details = {"run": run_id, "stage": "training", "train_job": job.id, "train_run": job.run_id}
+        self.store.update(submission.id, job_id=job.id, details=details)
+        ensure_scheduler(self.hub)
+        return self.store.submission(submission.id)
+
+    def _reproducible(self, run_id: str) -> tuple[dict[str, Any], str]:
+        """The run's training config (checked as `oar train` checks it) and the package it registered."""
+        from oar.train.job import parse_job
+
+        try:
+            run = self.hub.runs.get(run_id)
+        except NotFoundError:
+            raise InvalidInputError(f"no run '{run_id[:40]}'") from None
+        claimed = run.metrics.get("model")
+        if not claimed:
+            raise InvalidInputError(f"run {run.id} registered no model: a reproduction needs the package it made")
+        config = dict(run.config.get("job") or {})
+        parse_job(config, f"run {run.id}'s config")
+        trainer = dict(config.get("trainer") or {})
+        checkpoint = dict(trainer.get("checkpoint") or {})
+        if checkpoint.get("every_steps") is None and checkpoint.get("every_seconds") is None:
+            checkpoint["every_steps"] = 50  # a queued job resumes from checkpoints
+        checkpoint["dir"] = None
+        trainer["checkpoint"] = checkpoint
+        config["trainer"] = trainer
+        return config, str(claimed)
+
     def submissions(self, competition: Competition, user: str | None = None) -> list[Submission]:
         return [self.refresh(s) for s in self.store.submissions(competition.id, user)]
 
@@ -158,6 +213,8 @@ class Competitions:
         from oar.jobs.store import JobStore
 
         job = JobStore.open(self.hub).get(submission.job_id)
+        if submission.details.get("stage") == "training":
+            return self._after_training(submission, job)
         if job.state == "running" and submission.status == QUEUED:
             self.store.update(submission.id, only_if={QUEUED}, status=RUNNING)
         elif job.state == "failed":
@@ -180,6 +237,32 @@ class Competitions:
                 error="the scorer ended without recording a result; it costs no quota",
                 scored_at=now(),
             )
+        return self.store.submission(submission.id)
+
+    def _after_training(self, submission: Submission, job: Any) -> Submission:
+        """The re-training job ended: queue the scoring of both models, or fail the submission (no quota)."""
+        if job.state == "running" and submission.status == QUEUED:
+            self.store.update(submission.id, only_if={QUEUED}, status=RUNNING)
+        elif job.state in ("failed", "cancelled"):
+            why = job.reason.split("\n")[0][:300]
+            error = f"the re-training {job.state}: {why}; it costs no quota"
+            status = CANCELLED if job.state == "cancelled" else FAILED
+            self.store.update(submission.id, only_if={QUEUED, RUNNING}, status=status, error=error, scored_at=now())
+        elif job.state == "succeeded":
+            model = self.hub.runs.get(job.run_id).metrics.get("model")
+            if not model:
+                error = "the re-trained run registered no model; it costs no quota"
+                self.store.update(submission.id, only_if={QUEUED, RUNNING}, status=FAILED, error=error)
+            else:
+                competition = self.store.by_id(submission.competition_id)
+                details = {**submission.details, "stage": "scoring", "reproduced_model": model}
+                scoring = self._score_job(competition, submission)
+                if self.store.update(submission.id, only_if_job=job.id, job_id=scoring.id, details=details):
+                    ensure_scheduler(self.hub)
+                else:  # another reader moved it first
+                    from oar.jobs import service as jobs
+
+                    jobs.cancel(scoring.id, self.hub)
         return self.store.submission(submission.id)
 
     def cancel(self, competition: Competition, user: str, submission_id: str) -> Submission:
@@ -267,10 +350,15 @@ class Competitions:
         return folder
 
     def _enqueue(self, competition: Competition, submission: Submission) -> Submission:
-        from oar.jobs.daemon import ensure_running
+        job = self._score_job(competition, submission)
+        self.store.update(submission.id, job_id=job.id)
+        ensure_scheduler(self.hub)
+        return self.store.submission(submission.id)
+
+    def _score_job(self, competition: Competition, submission: Submission) -> Any:
         from oar.jobs.store import JobStore
 
-        job = JobStore.open(self.hub).submit(
+        return JobStore.open(self.hub).submit(
             name=f"score-{competition.name}"[:100],
             user=submission.user,
             priority=0,
@@ -284,9 +372,12 @@ class Competitions:
             deadline=None,
             cluster="local",
         )
-        self.store.update(submission.id, job_id=job.id)
-        ensure_running(self.hub)
-        return self.store.submission(submission.id)
+
+
+def ensure_scheduler(hub: Hub) -> None:
+    from oar.jobs.daemon import ensure_running
+
+    ensure_running(hub)
 
 
 def ranking_score(value: float | None, details: dict[str, Any], weights: dict[str, float], higher: bool) -> float:

@@ -145,12 +145,17 @@ class CompetitionStore:
             rows = session.scalars(query.order_by(SubmissionRow.submitted_at, SubmissionRow.id)).all()
             return [_submission(r) for r in rows]
 
-    def update(self, submission_id: str, only_if: set[str] | None = None, **fields: Any) -> bool:
-        """Change a submission; with ``only_if``, only from those states (a compare-and-set)."""
+    def update(
+        self, submission_id: str, only_if: set[str] | None = None, only_if_job: str | None = None, **fields: Any
+    ) -> bool:
+        """Change a submission; with ``only_if``, only from those states, with ``only_if_job``, only while it
+        waits on that job (compare-and-sets: of two callers, one wins)."""
         with self._sessions() as session:
             query = update(SubmissionRow).where(SubmissionRow.id == submission_id)
             if only_if is not None:
                 query = query.where(SubmissionRow.status.in_(list(only_if)))
+            if only_if_job is not None:
+                query = query.where(SubmissionRow.job_id == only_if_job)
             changed = session.execute(query.values(**fields)).rowcount
             session.commit()
             return bool(changed)

@@ -86,6 +86,10 @@ def run(submission_id: str) -> int:
     try:
         if submission.kind == "file":
             result = score_file(hub.home, competition, submission)
+        elif submission.kind == "reproduction":
+            from oar.competitions.packages import score_reproduction
+
+            result = score_reproduction(hub, competition, submission)
         else:
             from oar.competitions.packages import score_package
 

@@ -95,6 +95,10 @@ def test_a_bad_predictions_file_gets_per_line_errors_and_costs_no_quota(studio, 
     assert "is a generic package; this competition is image-classification" in wrong.json()["error"]["message"]
     wrong_task = client("alice").post("/api/v1/competitions/digits-cup/submissions", json={"model": "nothing:3"})
     assert wrong_task.status_code == 422 and "no model 'nothing:3'" in wrong_task.json()["error"]["message"]
+    unknown_run = client("alice").post("/api/v1/competitions/digits-cup/submissions", json={"reproduce": "nope"})
+    assert unknown_run.status_code == 422 and "no run 'nope'" in unknown_run.json()["error"]["message"]
+    neither = client("alice").post("/api/v1/competitions/digits-cup/submissions", json={})
+    assert neither.status_code == 422 and '{"reproduce": "RUN"}' in neither.json()["error"]["message"]
     assert client("alice").get("/api/v1/competitions/digits-cup/quota").json()["total_left"] == 5
     assert client("alice").get("/api/v1/competitions/digits-cup/submissions").json() == []
     assert client("vera").post("/api/v1/competitions/digits-cup/submissions", json={"model": "x"}).status_code == 403

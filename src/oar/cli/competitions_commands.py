@@ -80,12 +80,13 @@ def submit(
     competition: Annotated[str, typer.Argument(help="the competition's name")],
     file: Annotated[Path | None, typer.Option(help="a predictions file: CSV (id,prediction) or JSON Lines")] = None,
     model: Annotated[str | None, typer.Option(help="a hub model NAME:VERSION, run in the sandbox")] = None,
+    reproduce: Annotated[str | None, typer.Option(help="a run id: re-trained, both models scored")] = None,
     note: Annotated[str, typer.Option(help="a note shown with the submission")] = "",
     user: Annotated[str | None, typer.Option(help="whose submission (default: this user)")] = None,
 ) -> None:
-    """Submit predictions or a model package; it is scored by a job (see `oar competitions submissions`)."""
-    if (file is None) == (model is None):
-        raise InvalidInputError("give exactly one of --file F or --model NAME:VERSION")
+    """Submit predictions, a model package or a run to reproduce; a job scores it (`oar competitions submissions`)."""
+    if sum(x is not None for x in (file, model, reproduce)) != 1:
+        raise InvalidInputError("give exactly one of --file F, --model NAME:VERSION or --reproduce RUN_ID")
     core = _core()
     target = core.store.get(competition)
     if file is not None:
@@ -94,8 +95,10 @@ def submit(
         except OSError as exc:
             raise InvalidInputError(f"cannot read {file}: {exc.strerror}") from None
         submission = core.submit_file(target, _user(user), content, file.name, note)
+    elif model is not None:
+        submission = core.submit_package(target, _user(user), model, note)
     else:
-        submission = core.submit_package(target, _user(user), str(model), note)
+        submission = core.submit_reproduction(target, _user(user), str(reproduce), note)
     console.print(f"submission [bold]{submission.id}[/] queued (job {submission.job_id})")
 
 

@@ -80,7 +80,8 @@ class SelectionIn(BaseModel):
 
 
 class PackageIn(BaseModel):
-    model: str = Field(min_length=1, max_length=300, description="NAME or NAME:VERSION of a hub model")
+    model: str | None = Field(None, min_length=1, max_length=300, description="NAME or NAME:VERSION of a hub model")
+    reproduce: str | None = Field(None, min_length=1, max_length=40, description="a run id: re-train it, score both")
     note: str = Field("", max_length=500)
 
 
@@ -161,7 +162,8 @@ def inputs(name: str, studio: Studio, who: Caller) -> FileResponse:
 
 @router.post("/{name}/submissions", response_model=SubmissionOut, status_code=202)
 async def submit(name: str, request: Request, studio: Studio, who: Caller) -> SubmissionOut:
-    """A predictions file (multipart ``file``, CSV or JSONL, optional ``note``), or JSON ``{"model": "NAME:VER"}``."""
+    """A predictions file (multipart ``file``, CSV or JSONL, optional ``note``), or JSON ``{"model": "NAME:VER"}``,
+    or ``{"reproduce": "RUN_ID"}`` (the run's config is re-trained, then both models are scored)."""
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form = await request.form()
         upload = form.get("file")
@@ -175,10 +177,14 @@ async def submit(name: str, request: Request, studio: Studio, who: Caller) -> Su
     try:
         body = PackageIn.model_validate_json(await request.body())
     except ValueError:
+        body = PackageIn()
+    if (body.model is None) == (body.reproduce is None):
         raise InvalidInputError(
-            'send a predictions file (multipart field "file") or JSON {"model": "NAME:VERSION"}'
-        ) from None
-    return submission_out(studio.competitions.submit_package(who, name, body.model, body.note))
+            'send a predictions file (multipart "file"), or JSON {"model": "NAME:VERSION"} or {"reproduce": "RUN"}'
+        )
+    if body.reproduce is not None:
+        return submission_out(studio.competitions.submit_reproduction(who, name, body.reproduce, body.note))
+    return submission_out(studio.competitions.submit_package(who, name, str(body.model), body.note))
 
 
 @router.get("/{name}/submissions", response_model=list[SubmissionOut])

@@ -105,6 +105,18 @@ class CompetitionService:
             raise ForbiddenError(f"model '{model_name}' belongs to {owner or 'nobody'}: submit a model of your own")
         return visible(self.core.submit_package(competition, actor.username, ref, note), competition, now())
 
+    def submit_reproduction(self, who: Principal | None, name: str, run_id: str, note: str = "") -> SubmissionView:
+        """Only the run's owner (or an admin) may submit it for reproduction."""
+        actor = require_creator(who, "submit to a competition")
+        competition = self.core.store.get(name)
+        try:
+            owner = self.hub.runs.get(run_id).owner
+        except NotFoundError:
+            raise InvalidInputError(f"no run '{run_id[:40]}'") from None
+        if owner != actor.username and not actor.is_admin:
+            raise ForbiddenError(f"run {run_id} belongs to {owner or 'nobody'}: submit a run of your own")
+        return visible(self.core.submit_reproduction(competition, actor.username, run_id, note), competition, now())
+
     def mine(self, who: Principal | None, name: str) -> list[SubmissionView]:
         actor = require_signed_in(who)
         competition = self.core.store.get(name)

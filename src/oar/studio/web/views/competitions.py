@@ -63,13 +63,16 @@ async def submit(name: str, request: Request):  # type: ignore[no-untyped-def]
     upload = form.get("file")
     studio = services(request)
     try:
-        if fields.get("model", "").strip():
+        if fields.get("reproduce", "").strip():
+            run_id = fields["reproduce"].strip()
+            view = studio.competitions.submit_reproduction(who, name, run_id, fields.get("note", ""))
+        elif fields.get("model", "").strip():
             view = studio.competitions.submit_package(who, name, fields["model"].strip(), fields.get("note", ""))
         elif upload is not None and not isinstance(upload, str) and upload.filename:
             content = await upload.read(MAX_BYTES + 1)
             view = studio.competitions.submit_file(who, name, content, upload.filename, fields.get("note", ""))
         else:
-            raise InvalidInputError("choose a predictions file, or name a hub model (NAME:VERSION)")
+            raise InvalidInputError("choose a predictions file, or name a hub model (NAME:VERSION) or a run")
     except OarError as exc:
         if exc.http_status >= 500:
             raise

@@ -74,3 +74,16 @@ def test_a_reproduction_is_retrained_scored_and_compared(hub, home, tmp_path):
     assert details["gap"] == pytest.approx(0.0, abs=1e-9) and details["flagged"] is False  # same seed, same model
     assert scored.public_score == pytest.approx(details["claimed_public"])
     assert "claimed_private" not in details
+
+    from fastapi.testclient import TestClient
+
+    from oar.studio.app import create_app
+    from studio.conftest import PASSWORD, studio_config
+
+    app = create_app(studio_config(home, f"sqlite:///{home / 'hub.db'}"), hub)
+    accounts = app.state.services.accounts
+    accounts.create_user("ivan", "member", PASSWORD)
+    token = accounts.issue_token(accounts.create_user("boss", "admin", PASSWORD).id, "t")
+    page = TestClient(app, headers={"authorization": f"Bearer {token}"}).get("/competitions/repro-cup")
+    assert page.status_code == 200
+    assert "reproduced; claimed" in page.text and "⚑" not in page.text

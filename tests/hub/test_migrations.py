@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+import oar.competitions.orm  # the competition tables share the hub's metadata
 import oar.jobs.orm  # the job tables share the hub's metadata
 import oar.studio.orm  # noqa: F401  (the studio's tables share the hub's metadata)
 from oar.hub import Hub

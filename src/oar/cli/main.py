@@ -16,6 +16,7 @@ from rich.markup import escape
 from oar import __version__
 from oar._core.errors import OarError
 from oar.cli import (
+    competitions_commands,
     export_commands,
     hub_commands,
     jobs_commands,
@@ -67,6 +68,7 @@ app.command("login")(studio_command.login)
 app.command("logout")(studio_command.logout)
 app.add_typer(jobs_commands.jobs_app, name="jobs")
 app.add_typer(ops_commands.ops_app, name="ops")
+app.add_typer(competitions_commands.competitions_app, name="competitions")
 
 err = Console(stderr=True)
 

@@ -27,6 +27,7 @@ from typing import Any
 from oar.hub import Hub
 from oar.jobs.entities import ACTIVE, PLACED, PREEMPTED, REQUEUED, RUNNING, Attempt, Job
 from oar.jobs.executors.base import Executor, Inventory, Launch, NodeView
+from oar.jobs.kinds import worker_module
 from oar.jobs.policy import Progress, next_pool
 from oar.jobs.pools import Pools
 from oar.jobs.preemption import NoPreemptions, PreemptionSource
@@ -404,6 +405,7 @@ class Scheduler:
             directory=job_dir(self.hub, job.id) / f"attempt-{attempt.number}",
             log=log_path(self.hub, job.id),
             env={"OAR_HOME": str(self.hub.home)},
+            module=worker_module(job.spec),
         )
 
     def _progress(self, job: Job) -> Progress:

@@ -26,6 +26,7 @@ class Launch:
     directory: Path  # the attempt's folder: progress file, wrapper state
     log: Path  # the job's log, appended to by every attempt
     env: dict[str, str]
+    module: str = "oar.jobs.worker"  # what one rank runs: ``python -m MODULE RUN_ID`` (see ``oar.jobs.kinds``)
 
 
 @dataclass(frozen=True)

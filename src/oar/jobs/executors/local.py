@@ -23,7 +23,7 @@ from oar.jobs.store import JobStore
 
 
 def worker_command(launch: Launch) -> list[str]:
-    command = [sys.executable, "-m", "oar.jobs.worker", launch.run_id]
+    command = [sys.executable, "-m", launch.module, launch.run_id]
     return command + (["--nproc", str(launch.workers)] if launch.workers > 1 else [])
 
 

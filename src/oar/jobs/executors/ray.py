@@ -87,7 +87,7 @@ class RayExecutor:
         actors = [self._actor(name, launch, node) for name, node in zip(names, launch.nodes, strict=True)]
         host, port = ray.get(actors[0].address.remote(), timeout=60)
         launch.directory.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "oar.jobs.worker", launch.run_id]
+        command = [sys.executable, "-m", launch.module, launch.run_id]
         starts = []
         for rank, actor in enumerate(actors):
             env = {**launch.env, "OMP_NUM_THREADS": str(launch.cpus), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}

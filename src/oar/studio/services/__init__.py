@@ -12,6 +12,7 @@ from oar.studio.config import StudioConfig
 from oar.studio.security import SecretHasher, SignInLimiter
 from oar.studio.services.accounts import AccountService
 from oar.studio.services.browser_sessions import BrowserSessions
+from oar.studio.services.competitions import CompetitionService
 from oar.studio.services.datasets import DatasetService
 from oar.studio.services.deployments import DeploymentService
 from oar.studio.services.jobs import JobService
@@ -29,6 +30,7 @@ class Services:
     runs: RunService
     jobs: JobService
     deployments: DeploymentService
+    competitions: CompetitionService
     signin_limiter: SignInLimiter
 
     @classmethod
@@ -45,6 +47,7 @@ class Services:
             runs=RunService(hub),
             jobs=JobService(hub),
             deployments=deployments,
+            competitions=CompetitionService(hub),
             signin_limiter=SignInLimiter(config.signin_attempts, config.signin_window),
         )
 

@@ -1,6 +1,16 @@
 """The model package: a self-describing directory (manifest + model + tokenizer). No torch here."""
 
-from oar.package.manifest import Lineage, Manifest, Padding, Parity, RuntimeSpec, TensorSpec
+from oar.package.manifest import Generation, Lineage, Manifest, Padding, Parity, RuntimeSpec, TensorSpec
 from oar.package.package import MANIFEST_FILE, ModelPackage
 
-__all__ = ["MANIFEST_FILE", "Lineage", "Manifest", "ModelPackage", "Padding", "Parity", "RuntimeSpec", "TensorSpec"]
+__all__ = [
+    "MANIFEST_FILE",
+    "Generation",
+    "Lineage",
+    "Manifest",
+    "ModelPackage",
+    "Padding",
+    "Parity",
+    "RuntimeSpec",
+    "TensorSpec",
+]

@@ -56,8 +56,11 @@ def load_local_pipeline(source: Path):  # type: ignore[no-untyped-def]  # a diff
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         from diffusers import DiffusionPipeline
+        from diffusers.utils import logging as diffusers_logging
     except ImportError:
         raise OarError("importing a pipeline needs diffusers: pip install 'oar-platform[diffusion]'") from None
+    diffusers_logging.set_verbosity_error()  # its load-time advice is not the user's concern
+    diffusers_logging.disable_progress_bar()
     try:
         pipeline = DiffusionPipeline.from_pretrained(source, use_safetensors=True, local_files_only=True)
     except Exception as exc:  # diffusers raises many types (OSError, ValueError, EnvironmentError...)
@@ -81,6 +84,9 @@ def _manifest(spec: PipelineImport, pipeline) -> Manifest:  # type: ignore[no-un
     multiple = math.lcm(8, scale)
     if spec.max_size < multiple or spec.max_steps < 1:
         raise InvalidInputError(f"--max-size must be at least {multiple} and --max-steps at least 1")
+    trained = int(getattr(pipeline.scheduler.config, "num_train_timesteps", spec.max_steps + 1))
+    if spec.max_steps >= trained:  # more inference steps than the scheduler has timesteps fail in its step()
+        raise InvalidInputError(f"--max-steps must be under {trained}, the scheduler's training timesteps")
     side = min(native, spec.max_size // multiple * multiple)
     generation = Generation(
         pipeline_class=type(pipeline).__name__,

@@ -42,13 +42,22 @@ def _runtime(pipeline_dir: Path, home: Path, max_size: int):  # type: ignore[no-
 
 
 def _time(call, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    call()  # warm: first-call allocations, kernel selection
-    samples = []
+    return _time_pair(call, None, repeat)[0]
+
+
+def _time_pair(first, second, repeat: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Medians of ``first`` and ``second`` (if given), run in turns so that a busy machine slows both alike."""
+    calls = [c for c in (first, second) if c is not None]
+    for call in calls:
+        call()  # warm: first-call allocations, kernel selection
+    samples: list[list[float]] = [[] for _ in calls]
     for _ in range(repeat):
-        started = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+        for call, times in zip(calls, samples, strict=True):
+            started = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - started)
+    medians = [statistics.median(times) for times in samples]
+    return medians[0], medians[-1]
 
 
 def bench_cpu(repeat: int) -> None:
@@ -63,8 +72,8 @@ def bench_cpu(repeat: int) -> None:
         print(f"{'size':>7} {'steps':>5} {'oar s/image':>12} {'diffusers s/image':>18} {'ratio':>6}")
         for side, steps in CPU_CASES:
             request = runtime.parse(prompt, {"steps": steps, "width": side, "height": side, "seed": 0})
-            ours = _time(lambda r=request: runtime.generate(r, lambda: None), repeat)
-            theirs = _time(
+            ours, theirs = _time_pair(
+                lambda r=request: runtime.generate(r, lambda: None),
                 lambda s=side, n=steps: bare(
                     "a red lighthouse on a cliff",
                     num_inference_steps=n,

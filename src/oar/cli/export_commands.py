@@ -163,3 +163,22 @@ def import_paddle(
         f"registered [bold]{escape(registered.model_id)}[/]; parity vs Paddle max |Δ| "
         f"{parity['max_abs_diff']:.2e} on {parity['samples']} inputs"
     )
+
+
+@import_app.command("diffusers")
+def import_diffusers(
+    pipeline_dir: str = typer.Argument(..., help="a folder a diffusers text-to-image pipeline was saved to"),
+    name: str = typer.Option(..., help="model name in the hub"),
+    max_size: int = typer.Option(1024, help="largest width and height a request may ask for (pixels)"),
+    max_steps: int = typer.Option(50, help="most denoising steps a request may ask for"),
+    steps: int = typer.Option(20, help="steps when a request names none"),
+    concurrency: int = typer.Option(1, min=1, help="generations that run at once on the serving device"),
+    max_queue: int = typer.Option(16, min=0, help="generations that may wait; more are refused with 503"),
+) -> None:
+    """Package a local diffusers pipeline (safetensors weights; nothing is downloaded) as a text-to-image model."""
+    from oar.hub import Hub
+    from oar.importers.diffusers import PipelineImport, import_pipeline
+
+    spec = PipelineImport(Path(pipeline_dir), name, max_size, max_steps, steps, concurrency, max_queue)
+    registered = import_pipeline(Hub(), spec)
+    console.print(f"registered [bold]{escape(registered.model_id)}[/] (text-to-image); serve it: oar serve {name}")

@@ -76,6 +76,31 @@ def texts_of(inputs: Any) -> tuple[list[str], bool]:
     return texts, single
 
 
+def prompt_of(inputs: Any) -> str | None:
+    """The prompt of a text-to-image ``inputs={"prompt": str}``; None when ``inputs`` is not one."""
+    if not isinstance(inputs, dict) or set(inputs) != {"prompt"}:
+        return None
+    prompt = inputs["prompt"]
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidInputError("inputs['prompt'] must be a non-empty string")
+    return prompt
+
+
+def prompt_tensor(prompt: str) -> dict[str, np.ndarray]:
+    return {"prompt": np.array([prompt.encode()], dtype=object)}
+
+
+def generation_parameters(parameters: dict[str, Any] | None) -> dict[str, Any]:
+    """The request's settings (steps, guidance, seed, width, height), the PNG asked for as binary data."""
+    return {**(parameters or {}), "binary_data_output": True}
+
+
+def image_of(outputs: dict[str, np.ndarray]) -> bytes:
+    """The PNG bytes of a text-to-image answer."""
+    value = outputs["image"].ravel()[0]
+    return value if isinstance(value, bytes) else bytes(value)
+
+
 def text_tensor(texts: list[str]) -> dict[str, np.ndarray]:
     return {"text": np.array([t.encode() for t in texts], dtype=object)}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import numpy as np
 
@@ -33,14 +35,31 @@ _ERRORS_BY_CODE: dict[grpc.StatusCode, type[OarError]] = {
 }
 
 
-def _grpc_request(name: str, version: str | None, inputs: Tensors) -> pb.ModelInferRequest:
+def _grpc_request(
+    name: str, version: str | None, inputs: Tensors, parameters: dict[str, Any] | None = None
+) -> pb.ModelInferRequest:
     message = pb.ModelInferRequest(model_name=name, model_version=version or "")
+    for key, value in (parameters or {}).items():
+        _set_parameter(message.parameters[key], key, value)
     for key, value in inputs.items():
         array = np.asarray(value)
         datatype = datatype_of(array)
         message.inputs.add(name=key, datatype=datatype, shape=list(array.shape))
         message.raw_input_contents.append(to_raw(array, datatype))
     return message
+
+
+def _set_parameter(target: pb.InferParameter, key: str, value: Any) -> None:
+    if isinstance(value, bool):
+        target.bool_param = value
+    elif isinstance(value, int):
+        target.int64_param = value
+    elif isinstance(value, float):
+        target.double_param = value
+    elif isinstance(value, str):
+        target.string_param = value
+    else:
+        raise InvalidInputError(f"parameter '{key}' must be a bool, int, float or str over gRPC")
 
 
 def _grpc_outputs(response: pb.ModelInferResponse) -> Tensors:
@@ -78,10 +97,12 @@ class GrpcTransport:
         )
         self._stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
 
-    def infer(self, name: str, version: str | None, inputs: Tensors) -> Tensors:
+    def infer(
+        self, name: str, version: str | None, inputs: Tensors, parameters: dict[str, Any] | None = None
+    ) -> Tensors:
         try:
             response = self._stub.ModelInfer(
-                _grpc_request(name, version, inputs), metadata=self._metadata, timeout=self.timeout
+                _grpc_request(name, version, inputs, parameters), metadata=self._metadata, timeout=self.timeout
             )
         except grpc.RpcError as error:
             raise _grpc_error(error, self.endpoint) from None
@@ -120,10 +141,12 @@ class AsyncGrpcTransport:
         )
         self._stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
 
-    async def infer(self, name: str, version: str | None, inputs: Tensors) -> Tensors:
+    async def infer(
+        self, name: str, version: str | None, inputs: Tensors, parameters: dict[str, Any] | None = None
+    ) -> Tensors:
         try:
             response = await self._stub.ModelInfer(
-                _grpc_request(name, version, inputs), metadata=self._metadata, timeout=self.timeout
+                _grpc_request(name, version, inputs, parameters), metadata=self._metadata, timeout=self.timeout
             )
         except grpc.RpcError as error:
             raise _grpc_error(error, self.endpoint) from None

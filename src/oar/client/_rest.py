@@ -15,12 +15,35 @@ import orjson
 
 from oar._core.errors import OarError, ServerUnreachableError
 from oar.client._common import ERRORS_BY_STATUS, decode_json_tensor, encode_json_tensor, rest_path
+from oar.protocol.raw import from_raw
 
 Tensors = dict[str, np.ndarray]
+_HEADER_LENGTH = "inference-header-content-length"
 
 
-def _rest_infer_body(inputs: Tensors) -> bytes:
-    return orjson.dumps({"inputs": [encode_json_tensor(k, np.asarray(v)) for k, v in inputs.items()]})
+def _rest_infer_body(inputs: Tensors, parameters: dict[str, Any] | None = None) -> bytes:
+    body: dict[str, Any] = {"inputs": [encode_json_tensor(k, np.asarray(v)) for k, v in inputs.items()]}
+    if parameters:
+        body["parameters"] = parameters
+    return orjson.dumps(body)
+
+
+def _rest_outputs(response: httpx.Response, endpoint: str) -> Tensors:
+    """The outputs of an answer, JSON or JSON + binary tensors (asked for with ``binary_data_output``)."""
+    length = response.headers.get(_HEADER_LENGTH)
+    if response.status_code >= 400 or length is None:
+        return {out["name"]: decode_json_tensor(out) for out in _rest_result(response, endpoint)["outputs"]}
+    content = response.content
+    header, offset, outputs = orjson.loads(content[: int(length)]), int(length), {}
+    for out in header["outputs"]:
+        size = (out.get("parameters") or {}).get("binary_data_size")
+        if size is None:
+            outputs[out["name"]] = decode_json_tensor(out)
+            continue
+        raw = memoryview(content)[offset : offset + size]
+        outputs[out["name"]] = from_raw(raw, out["datatype"], out["shape"], out["name"])
+        offset += size
+    return outputs
 
 
 def _rest_result(response: httpx.Response, endpoint: str) -> dict[str, Any]:
@@ -48,17 +71,21 @@ class RestTransport:
         self.endpoint = endpoint
         self._http = httpx.Client(base_url=endpoint, timeout=timeout, headers=headers, verify=_verify(ca_pem))
 
-    def infer(self, name: str, version: str | None, inputs: Tensors) -> Tensors:
-        result = self.request("POST", rest_path(name, version, "infer"), _rest_infer_body(inputs))
-        return {out["name"]: decode_json_tensor(out) for out in result["outputs"]}
+    def infer(
+        self, name: str, version: str | None, inputs: Tensors, parameters: dict[str, Any] | None = None
+    ) -> Tensors:
+        body = _rest_infer_body(inputs, parameters)
+        return _rest_outputs(self._send("POST", rest_path(name, version, "infer"), body), self.endpoint)
 
     def request(self, method: str, path: str, content: bytes | None = None) -> dict[str, Any]:
+        return _rest_result(self._send(method, path, content), self.endpoint)
+
+    def _send(self, method: str, path: str, content: bytes | None) -> httpx.Response:
         headers = {"content-type": "application/json"} if content is not None else None
         try:
-            response = self._http.request(method, path, content=content, headers=headers)
+            return self._http.request(method, path, content=content, headers=headers)
         except (httpx.ConnectError, httpx.TimeoutException) as exc:
             raise _unreachable(self.endpoint, exc) from None
-        return _rest_result(response, self.endpoint)
 
     def status(self, path: str) -> int | None:
         try:
@@ -75,17 +102,21 @@ class AsyncRestTransport:
         self.endpoint = endpoint
         self._http = httpx.AsyncClient(base_url=endpoint, timeout=timeout, headers=headers, verify=_verify(ca_pem))
 
-    async def infer(self, name: str, version: str | None, inputs: Tensors) -> Tensors:
-        result = await self.request("POST", rest_path(name, version, "infer"), _rest_infer_body(inputs))
-        return {out["name"]: decode_json_tensor(out) for out in result["outputs"]}
+    async def infer(
+        self, name: str, version: str | None, inputs: Tensors, parameters: dict[str, Any] | None = None
+    ) -> Tensors:
+        body = _rest_infer_body(inputs, parameters)
+        return _rest_outputs(await self._send("POST", rest_path(name, version, "infer"), body), self.endpoint)
 
     async def request(self, method: str, path: str, content: bytes | None = None) -> dict[str, Any]:
+        return _rest_result(await self._send(method, path, content), self.endpoint)
+
+    async def _send(self, method: str, path: str, content: bytes | None) -> httpx.Response:
         headers = {"content-type": "application/json"} if content is not None else None
         try:
-            response = await self._http.request(method, path, content=content, headers=headers)
+            return await self._http.request(method, path, content=content, headers=headers)
         except (httpx.ConnectError, httpx.TimeoutException) as exc:
             raise _unreachable(self.endpoint, exc) from None
-        return _rest_result(response, self.endpoint)
 
     async def status(self, path: str) -> int | None:
         try:

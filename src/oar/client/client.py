@@ -3,6 +3,10 @@
 >>> client = ModelClient("http://127.0.0.1:8500")          # or "grpc://127.0.0.1:8501"
 >>> client.predict(model_id="chnsenti-cls", inputs={"text": "质量很好"})
 {'label': 'positive', 'score': 0.98}
+>>> png = client.predict(model_id="sketches", inputs={"prompt": "a lighthouse at dusk"}, parameters={"seed": 7})
+
+A text-to-image model's ``predict`` returns the image as PNG bytes, whether or not Pillow is installed
+(``PIL.Image.open(io.BytesIO(png))`` opens it; ``Path("out.png").write_bytes(png)`` saves it).
 
 The scheme picks the transport (``http``/``https`` or ``grpc``/``grpcs``); both
 keep one connection alive. ``ca_cert`` (a PEM file) trusts a private CA or a
@@ -23,7 +27,11 @@ import numpy as np
 from oar._core.errors import InvalidInputError, OverloadedError
 from oar.client._common import (
     RetryPolicy,
+    generation_parameters,
+    image_of,
     predictions,
+    prompt_of,
+    prompt_tensor,
     read_ca_cert,
     rest_path,
     split_model_id,
@@ -84,21 +92,37 @@ class ModelClient:
         self._transport.close()
 
     def predict(
-        self, model_id: str, inputs: dict[str, Any], version: str | int | None = None
-    ) -> dict[str, Any] | list[dict[str, Any]]:
+        self,
+        model_id: str,
+        inputs: dict[str, Any],
+        version: str | int | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | list[dict[str, Any]] | bytes:
         """Classify ``inputs["text"]``: one string gives one dict, a list of strings a list of dicts.
 
+        Or generate from ``inputs["prompt"]`` (a text-to-image model): the PNG's bytes; ``parameters`` may
+        set ``steps``, ``guidance``, ``seed``, ``width`` and ``height`` within the model's caps.
         ``model_id`` is ``"name"`` (latest version) or ``"name:version"``.
         """
+        prompt = prompt_of(inputs)
+        if prompt is not None:
+            outputs = self.infer(model_id, prompt_tensor(prompt), version, generation_parameters(parameters))
+            return image_of(outputs)
         texts, single = texts_of(inputs)
         return predictions(self.infer(model_id, text_tensor(texts), version=version), single)
 
-    def infer(self, model_id: str, inputs: Tensors, version: str | int | None = None) -> Tensors:
-        """Send named tensors, get named tensors back (Open Inference Protocol v2)."""
+    def infer(
+        self,
+        model_id: str,
+        inputs: Tensors,
+        version: str | int | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> Tensors:
+        """Send named tensors (and request parameters), get named tensors back (Open Inference Protocol v2)."""
         name, chosen = split_model_id(model_id, version)
         for attempt in range(self.retry.attempts):
             try:
-                return self._transport.infer(name, chosen, inputs)
+                return self._transport.infer(name, chosen, inputs, parameters)
             except OverloadedError:
                 if attempt + 1 == self.retry.attempts:
                     raise
@@ -159,16 +183,30 @@ class AsyncModelClient:
         await self._transport.close()
 
     async def predict(
-        self, model_id: str, inputs: dict[str, Any], version: str | int | None = None
-    ) -> dict[str, Any] | list[dict[str, Any]]:
+        self,
+        model_id: str,
+        inputs: dict[str, Any],
+        version: str | int | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | list[dict[str, Any]] | bytes:
+        prompt = prompt_of(inputs)
+        if prompt is not None:
+            outputs = await self.infer(model_id, prompt_tensor(prompt), version, generation_parameters(parameters))
+            return image_of(outputs)
         texts, single = texts_of(inputs)
         return predictions(await self.infer(model_id, text_tensor(texts), version=version), single)
 
-    async def infer(self, model_id: str, inputs: Tensors, version: str | int | None = None) -> Tensors:
+    async def infer(
+        self,
+        model_id: str,
+        inputs: Tensors,
+        version: str | int | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> Tensors:
         name, chosen = split_model_id(model_id, version)
         for attempt in range(self.retry.attempts):
             try:
-                return await self._transport.infer(name, chosen, inputs)
+                return await self._transport.infer(name, chosen, inputs, parameters)
             except OverloadedError:
                 if attempt + 1 == self.retry.attempts:
                     raise

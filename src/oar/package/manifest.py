@@ -65,7 +65,8 @@ class RuntimeSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    engine: Literal["onnxruntime", "torch-export"] = "onnxruntime"  # torch-export: a .pt2 for torch users
+    # torch-export: a .pt2 for torch users; diffusers: a text-to-image pipeline directory (``model_file``)
+    engine: Literal["onnxruntime", "torch-export", "diffusers"] = "onnxruntime"
     model_file: str = "model.onnx"
     tokenizer_file: str | None = "tokenizer.json"
     opset: int | None = None
@@ -93,6 +94,32 @@ class Parity(BaseModel):
     inputs: str | None = None
 
 
+class Generation(BaseModel):
+    """A text-to-image package's defaults and caps, fixed when it was imported.
+
+    The caps bound what one request may cost (pixels x steps); a request over one is refused with a 400
+    before it joins the queue. ``concurrency`` generations run at once (more share the same device and
+    only slow each other); ``max_queue`` more may wait, and further requests are shed with a 503.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    pipeline_class: str  # the diffusers class that loads ``runtime.model_file``, e.g. "StableDiffusionPipeline"
+    default_steps: int = Field(20, ge=1)
+    max_steps: int = Field(50, ge=1)
+    default_guidance: float = 7.5
+    max_guidance: float = 30.0
+    default_width: int = Field(512, ge=8)
+    default_height: int = Field(512, ge=8)
+    max_width: int = Field(1024, ge=8)
+    max_height: int = Field(1024, ge=8)
+    size_multiple: int = Field(8, ge=1)  # width and height must be multiples of this
+    max_prompt_tokens: int = Field(77, ge=1)  # the text encoder's context; a longer prompt is refused, not cut
+    max_prompt_chars: int = Field(2000, ge=1)
+    concurrency: int = Field(1, ge=1)
+    max_queue: int = Field(16, ge=0)
+
+
 class Lineage(BaseModel):
     dataset: dict[str, Any] | None = None  # name, version, digest
     run_id: str | None = None
@@ -107,7 +134,7 @@ class Manifest(BaseModel):
     format_version: int = FORMAT_VERSION
     name: str
     version: int | None = None  # assigned by the hub at registration
-    task: Literal["text-classification", "image-classification", "generic"]
+    task: Literal["text-classification", "image-classification", "generic", "text-to-image"]
     labels: list[str] = Field(default_factory=list)
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
@@ -118,6 +145,7 @@ class Manifest(BaseModel):
     # A variant of lineage.parent (e.g. "int8-static"), registered under its own name so that serving the
     # parent's name never picks it up: serving a variant is an explicit choice.
     variant: str | None = None
+    generation: Generation | None = None  # text-to-image packages
     lineage: Lineage
     files: dict[str, str] = Field(default_factory=dict)  # relative path -> sha256 digest
 

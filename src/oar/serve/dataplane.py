@@ -21,6 +21,7 @@ from oar import __version__
 from oar._core.errors import ForbiddenError, InvalidInputError, OarError, OverloadedError, UnauthorizedError
 from oar.protocol import InferRequest
 from oar.serve.config import SecurityConfig, VersionPolicy
+from oar.serve.generation import GenerationQueue
 from oar.serve.metrics import ModelMetrics
 from oar.serve.repository import LoadedModel, ModelRepository
 
@@ -66,13 +67,16 @@ class DataPlane:
     def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
         model = self.repository.get(name, version)
         manifest = model.manifest
+        parameters: dict[str, Any] = {"task": manifest.task, "labels": manifest.labels, "version": str(model.version)}
+        if manifest.generation is not None:  # text-to-image: the defaults and caps a request must keep within
+            parameters["generation"] = manifest.generation.model_dump()
         return {
             "name": name,
             "versions": [str(v) for v in self.repository.versions_of(name)],
-            "platform": "onnxruntime_onnx",
+            "platform": "diffusers" if manifest.runtime.engine == "diffusers" else "onnxruntime_onnx",
             "inputs": [t.model_dump() for t in manifest.inputs],
             "outputs": [t.model_dump() for t in manifest.outputs],
-            "parameters": {"task": manifest.task, "labels": manifest.labels, "version": str(model.version)},
+            "parameters": parameters,
         }
 
     def model_statistics(self, name: str, version: str | None = None) -> dict[str, Any]:
@@ -101,8 +105,14 @@ class DataPlane:
         wanted = _requested_outputs(model, request)
         priority, timeout_us = _scheduling(request)
         metrics = model.metrics
+        batcher = model.batcher
+        if isinstance(batcher, GenerationQueue):
+            _binary_image(model, request)
         try:
-            future = model.batcher.enqueue(request.inputs, priority, timeout_us)
+            if isinstance(batcher, GenerationQueue):  # its settings travel as the request's parameters
+                future = batcher.enqueue(request.inputs, priority, timeout_us, request.parameters)
+            else:
+                future = batcher.enqueue(request.inputs, priority, timeout_us)
         except Exception:  # refused (queue full, too large, unloading): a failure, counted as one
             metrics.failure.inc()
             metrics.failures += 1
@@ -188,6 +198,16 @@ def _check_inputs(model: LoadedModel, request: InferRequest) -> None:
         if inputs[name].dtype != dtype:
             datatype = next(spec.datatype for spec in model.manifest.inputs if spec.name == name)
             raise InvalidInputError(f"input '{name}' of model '{model.name}' must be {datatype}")
+
+
+def _binary_image(model: LoadedModel, request: InferRequest) -> None:
+    """A PNG is not text: over REST it travels as binary data (the binary tensor extension) unless refused."""
+    request.parameters.setdefault("binary_data_output", True)
+    if not request.wants_binary("image"):
+        raise InvalidInputError(
+            f"model '{model.name}' returns 'image' as PNG bytes, which JSON cannot hold: "
+            "leave binary_data on for it (the binary tensor extension) or use gRPC"
+        )
 
 
 def _requested_outputs(model: LoadedModel, request: InferRequest) -> list[str] | None:

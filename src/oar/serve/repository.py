@@ -26,6 +26,7 @@ from oar.protocol.datatypes import numpy_dtype
 from oar.runtime import Runtime, load_runtime
 from oar.serve.batching import DynamicBatcher
 from oar.serve.config import BatchingConfig, VersionPolicy
+from oar.serve.generation import GenerationQueue
 from oar.serve.metrics import ModelMetrics, ServerMetrics
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class LoadedModel:
     version: int
     manifest: Manifest
     runtime: Runtime
-    batcher: DynamicBatcher
+    batcher: DynamicBatcher | GenerationQueue  # text-to-image models queue generations, never batch them
     metrics: ModelMetrics
 
     @functools.cached_property  # read on every request: built once (the manifest never changes)
@@ -253,5 +254,9 @@ class ModelRepository:
         package = self.source.open(name, version)
         runtime = load_runtime(package, self.intra_op_threads)
         metrics = self.metrics.for_model(name, version)
-        batcher = DynamicBatcher(name, runtime.infer, self.batching, metrics)
+        batcher: DynamicBatcher | GenerationQueue
+        if package.manifest.task == "text-to-image":
+            batcher = GenerationQueue(name, runtime, metrics, self.batching.timeout_us)  # type: ignore[arg-type]
+        else:
+            batcher = DynamicBatcher(name, runtime.infer, self.batching, metrics)
         return LoadedModel(name, version, package.manifest, runtime, batcher, metrics)

@@ -12,6 +12,7 @@ stored, shown to the deployment's owner, and the served process holds only its S
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import logging
@@ -183,6 +184,11 @@ class DeploymentService:
             if model.task == "text-classification":
                 result: Any = client.predict(deployment.model, inputs=inputs)
                 return {"model_id": f"{model.name}:{model.version}", "outputs": result}
+            if model.task == "text-to-image":  # a PNG: sent to the page as base64 text, shown as an image
+                prompt, parameters = _generation_inputs(inputs)
+                png = client.predict(deployment.model, inputs={"prompt": prompt}, parameters=parameters)
+                image = base64.b64encode(png).decode("ascii")  # type: ignore[arg-type]
+                return {"model_id": model.model_id, "outputs": {"image_png_base64": image}}
             tensors = _tensors(model, inputs)
             outputs = client.infer(deployment.model, tensors)
         return {"model_id": model.model_id, "outputs": {k: np.asarray(v).tolist() for k, v in outputs.items()}}
@@ -192,6 +198,8 @@ class DeploymentService:
         """A request that fits the model's signature, for the "try it" box and the client snippet."""
         if model is None:
             return {}
+        if model.task == "text-to-image":
+            return {"prompt": "a lighthouse on a cliff at dusk", "parameters": {"steps": 20, "seed": 0}}
         example: dict[str, Any] = {}
         for spec in model.manifest.get("inputs", []):
             if spec.get("datatype") == "BYTES":
@@ -380,3 +388,14 @@ def _deployment(row: DeploymentRow) -> Deployment:
         row.created_at,
         row.updated_at,
     )
+
+
+def _generation_inputs(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``{"prompt": str, "parameters": {...}}`` from the "try it" box (a one-element list of prompts too)."""
+    prompt = inputs.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    parameters = inputs.get("parameters", {})
+    if not isinstance(prompt, str) or not isinstance(parameters, dict) or set(inputs) - {"prompt", "parameters"}:
+        raise InvalidInputError('a text-to-image model takes {"prompt": "...", "parameters": {"steps": 20, ...}}')
+    return prompt, parameters

@@ -41,7 +41,16 @@ async function tryIt(event) {
     body: JSON.stringify({ inputs }),
   });
   const body = await response.json();
-  output.textContent = response.ok ? JSON.stringify(body, null, 2) : `error ${response.status}: ${body.error.message}`;
+  const image = response.ok && body.outputs ? body.outputs.image_png_base64 : undefined;
+  if (image !== undefined) {  // a text-to-image model: show the picture, not its base64
+    const img = document.createElement("img");
+    img.className = "try-it-image";
+    img.alt = "generated image";
+    img.src = "data:image/png;base64," + image;
+    output.replaceChildren(img, document.createTextNode(`\n${body.model_id}`));
+  } else {
+    output.textContent = response.ok ? JSON.stringify(body, null, 2) : `error ${response.status}: ${body.error.message}`;
+  }
   output.dataset.status = String(response.status);
 }
 

@@ -70,10 +70,13 @@ class LocalExecutor:
         if code is not None:
             return Status(False, int(code))
         pid, started = _pid(directory)
-        if pid is None:  # the wrapper has not written its pid yet
-            owner = _read(directory / ap.OWNER)
-            starting = child is not None and child.returncode is None
-            return Status(owner == "started" or (owner is None and starting), None)
+        if pid is None:  # the wrapper has not written its pid yet: is it still starting?
+            if _read(directory / ap.OWNER) == "abandoned":
+                return Status(False, None)
+            if child is not None:
+                return Status(child.returncode is None, None)
+            # started by a previous scheduler: its process, found by pid and by the attempt in its environment
+            return Status(_is_attempt_process(int(handle.get("pid", -1)), directory), None)
         if ap.start_time(pid) == started:
             return Status(True)
         code = _read(directory / ap.EXIT_CODE)  # it may have finished between the two reads
@@ -119,10 +122,21 @@ class LocalInventory:
         self.store.set_node_state(node_id, "gone")
 
 
+def _marker(directory: Path) -> bytes:
+    return f"{PROGRESS_ENV}={directory / 'progress.json'}".encode()
+
+
+def _is_attempt_process(pid: int, directory: Path) -> bool:
+    try:
+        return pid > 0 and _marker(directory) in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
 def kill_attempt_processes(directory: Path) -> int:
     """SIGKILL every process of the attempt in ``directory`` (its environment names the attempt's progress
     file, inherited by the trainer and any rank it starts); how many were found."""
-    marker = f"{PROGRESS_ENV}={directory / 'progress.json'}".encode()
+    marker = _marker(directory)
     found = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():

@@ -255,48 +255,55 @@ def _gone_within(pid: int, seconds: float) -> bool:
     return True
 
 
+STOP_POINTS = {  # each write of placing, starting, finishing and preempting an attempt: the outcomes it may leave
+    "placed": [["abandoned", "succeeded"]],
+    "started": [["succeeded"], ["abandoned", "succeeded"]],  # the attempt's parent may or may not have begun
+    "attempt-running": [["succeeded"]],
+    "job-running": [["succeeded"]],
+    "attempt-ended": [["succeeded"]],
+    "preempted": [["preempted", "succeeded"]],
+}
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(600)
-@pytest.mark.parametrize(
-    ("point", "outcomes"),
-    [
-        ("placed", [["abandoned", "succeeded"]]),
-        ("started", [["succeeded"], ["abandoned", "succeeded"]]),  # the wrapper may or may not have begun
-        ("attempt-running", [["succeeded"]]),
-        ("job-running", [["succeeded"]]),
-        ("attempt-ended", [["succeeded"]]),
-        ("preempted", [["preempted", "succeeded"]]),
-    ],
-)
-def test_a_scheduler_killed_between_any_two_writes_is_settled_by_the_next_one(tmp_path, reference, point, outcomes):
-    """Each write of placing, starting, finishing and preempting an attempt, then a fresh scheduler."""
+@pytest.mark.timeout(900)
+def test_a_scheduler_killed_between_any_two_writes_is_settled_by_the_next_one(tmp_path, reference):
+    """One job per stop point; a scheduler stops at one job's point, a fresh one recovers and goes on."""
     from oar.jobs.executors.local import LocalInventory
 
     _env(tmp_path)
     hub = Hub(tmp_path)
-    job = submit(write_job(tmp_path, pool="spot"), hub, POOLS)
     store = JobStore.open(hub)
+    pool = {"preempted": "spot"}
+    jobs = {p: submit(write_job(tmp_path, f"{p}.yaml", pool=pool.get(p, "on-demand")), hub, POOLS) for p in STOP_POINTS}
+    plan = {job.id: point for point, job in jobs.items()}
     source = ManualPreemptions()
 
-    def crash(at: str) -> None:
-        if at == point:
+    def crash(at: str, job_id: str) -> None:
+        if plan.get(job_id) == at:
+            del plan[job_id]
             raise SchedulerKilled(at)
 
-    def notice() -> None:  # only the "preempted" write needs a preemption to happen
-        running = store.attempts(job.id, states=("running",))
-        if point == "preempted" and running and not running[0].handle.get("stop") and _step(hub, job.id, 1) >= 2:
+    def notice() -> None:  # the "preempted" write needs a preemption
+        job = jobs["preempted"]
+        running = [a for a in store.attempts(job.id, states=("running",)) if not a.handle.get("stop")]
+        if running and running[0].number == 1 and _step(hub, job.id, 1) >= 2:
             source.preempt(running[0].nodes[0], 30.0, "test preemption")
 
-    first = Scheduler(hub, POOLS, LocalExecutor(), LocalInventory(store), source, after_write=crash)
-    with pytest.raises(SchedulerKilled):
-        drive(first, lambda: store.get(job.id).done, 300, notice)
-    second = build(hub, pools=POOLS)  # what a restart does: recover() settles the job before the first tick
-    drive(second, lambda: store.get(job.id).done, 300)
-    job = store.get(job.id)
-    assert job.state == "succeeded", job.reason
-    assert [a.outcome for a in store.attempts(job.id)] in outcomes
-    assert _weights(hub, job.run_id) == reference
-    assert hub.runs.get(job.run_id).status == "finished"
+    stops = 0
+    while not all(store.get(j.id).done for j in jobs.values()):
+        scheduler = Scheduler(hub, POOLS, LocalExecutor(), LocalInventory(store), source, after_write=crash)
+        try:  # a fresh scheduler, as after a restart: recover() settles the jobs before its first tick
+            drive(scheduler, lambda: all(store.get(j.id).done for j in jobs.values()), 600, notice)
+        except SchedulerKilled:
+            stops += 1
+    assert stops == len(STOP_POINTS) and not plan
+    for point, job in jobs.items():
+        job = store.get(job.id)
+        assert job.state == "succeeded", (point, job.reason)
+        assert [a.outcome for a in store.attempts(job.id)] in STOP_POINTS[point], point
+        assert _weights(hub, job.run_id) == reference, point
+        assert hub.runs.get(job.run_id).status == "finished", point
 
 
 @pytest.mark.slow

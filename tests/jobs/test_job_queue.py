@@ -126,3 +126,49 @@ def test_the_exit_code_of_a_preempted_attempt_is_the_trainers():
     from oar.train.preemption import EXIT_PREEMPTED as TRAINER_EXIT_PREEMPTED
 
     assert EXIT_PREEMPTED == TRAINER_EXIT_PREEMPTED
+
+
+def _recorded_attempt(tmp_path, exit_code: str):  # type: ignore[no-untyped-def]
+    """A job placed, its attempt recorded ``running`` with a finished parent: a scheduler stopped in between."""
+    from oar.jobs.scheduler import job_dir
+
+    hub = Hub(tmp_path)
+    store = JobStore.open(hub)
+    run = hub.runs.start("train", {})
+    job = store.submit(name="j", user="ana", pool="on-demand", run_id=run.id, spec={})
+    fields = {"pool": "on-demand", "nodes": ["n"], "workers": 1, "cpus": 1, "node_share": 1.0, "price_per_hour": 0.1}
+    attempt = store.place(job, fields, "placed")
+    directory = job_dir(hub, job.id) / "attempt-1"
+    directory.mkdir(parents=True)
+    (directory / "owner").write_text("started")
+    (directory / "exit_code").write_text(exit_code)
+    store.update_attempt(attempt.id, state="running", handle={"dir": str(directory), "pid": -1})
+    return hub, store, job
+
+
+def test_a_fresh_scheduler_moves_on_a_job_left_placed_under_a_running_attempt(tmp_path):
+    from oar.jobs.daemon import build
+    from oar.jobs.pools import Pool, Pools
+
+    hub, store, job = _recorded_attempt(tmp_path, "0")
+    assert store.get(job.id).state == "placed"
+    scheduler = build(hub, pools=Pools(pools={"on-demand": Pool(min_nodes=0, max_nodes=1)}))
+    assert store.get(job.id).state == "running"  # recover() alone
+    scheduler.tick()
+    assert store.get(job.id).state == "succeeded" and not scheduler.busy()
+
+
+def test_a_trainer_killed_by_a_signal_is_named_and_an_empty_log_says_so(tmp_path):
+    from oar.jobs.daemon import build
+    from oar.jobs.pools import Pool, Pools
+    from oar.jobs.scheduler import describe_exit
+
+    assert describe_exit(137) == "was killed by signal 9 (SIGKILL, e.g. out of memory)"
+    assert describe_exit(1) == "failed with exit code 1"
+    hub, store, job = _recorded_attempt(tmp_path, "137")
+    scheduler = build(hub, pools=Pools(pools={"on-demand": Pool(min_nodes=0, max_nodes=1)}))
+    scheduler.tick()
+    job = store.get(job.id)
+    assert job.state == "failed"
+    assert job.reason.endswith("was killed by signal 9 (SIGKILL, e.g. out of memory); no output")
+    assert hub.runs.get(job.run_id).status == "failed"

@@ -199,3 +199,46 @@ def test_a_notice_forwarder_on_each_spot_node_relays_its_cloud_notice(cluster):
         server.server_close()
         for node in source.forwarders:
             ray.kill(ray.get_actor(f"oar-notices-{node}", namespace=NAMESPACE))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_spot_node_lost_while_ray_still_lists_it_is_a_preemption_not_a_crash(cluster, reference):
+    """retries: 0. The node the job ran on goes (no notice); Ray lists it as alive a while longer, which
+    must neither draw the next attempt onto it nor turn a start there into a failure of the job."""
+    from oar.jobs.executors.base import Launch, NodeUnavailable
+
+    ray_cluster, executor, home = cluster
+    hub = Hub(home)
+    before = {n.id for n in RayInventory().nodes()}
+    big = _retried(lambda: ray_cluster.add_node(num_cpus=2, resources={"pool:spot": 1}))  # preferred: most room
+    _retried(lambda: ray_cluster.add_node(num_cpus=1, resources={"pool:spot": 1}))
+    ray_cluster.wait_for_nodes()
+    big_id = big.node_id
+    assert big_id not in before
+    job = submit(
+        write_job(home, "lost.yaml", pool="spot", retries=0), hub, POOLS, cluster=ray_cluster.address, spans_nodes=True
+    )
+    source = ManualPreemptions()
+    scheduler = _scheduler(ray_cluster, executor, hub, source)
+    store = JobStore.open(hub)
+
+    def lose_node() -> None:
+        running = [a for a in store.attempts(job.id, states=("running",)) if not a.handle.get("stop")]
+        if running and running[0].number == 1:
+            progress = job_dir(hub, job.id) / "attempt-1" / "progress.json"
+            if read_progress(progress).get("step", 0) >= 6:
+                source.preempt(running[0].nodes[0], 0.0, "test node loss")
+
+    drive(scheduler, lambda: store.get(job.id).done, 800, lose_node)
+    job = store.get(job.id)
+    assert job.state == "succeeded", job.reason
+    attempts = store.attempts(job.id)
+    assert attempts[0].nodes == (big_id,) and attempts[0].outcome == "killed"
+    assert attempts[-1].outcome == "succeeded" and big_id not in attempts[-1].nodes
+    assert all(a.outcome == "unplaced" and a.seconds() == 0 for a in attempts[1:-1])
+    assert Path(hub.runs.get(job.run_id).metrics["weights"]).read_bytes() == reference
+    # a start on the removed node, listed alive or not, is a lost placement the scheduler requeues
+    launch = Launch("probe-1", job.run_id, 1, 1, "spot", (big_id,), home / "probe", home / "probe.log", {})
+    with pytest.raises(NodeUnavailable):
+        executor.start(launch)

@@ -1,9 +1,9 @@
 """SIGTERM at every phase of ``oar train`` outside the training steps: exit 75, run "preempted", resumable.
 
-Each phase is made observable with the documented test hook ``OAR_TRAIN_HOLD_PHASE``: the process
-announces the phase on stderr and waits there for the signal. One run is walked through all the
-phases by a chain of resumes, each stopped at the next phase, and must still end finished, with a
-registered model and the same weights, byte for byte, as a run nobody interrupted.
+Each phase is made observable by ``hold_phase.py`` (beside this file), which runs ``oar`` with a phase
+observer installed: the process announces the phase on stderr and waits there for the signal. One run
+is walked through all the phases by a chain of resumes, each stopped at the next phase, and must still
+end finished, with a registered model and the same weights, byte for byte, as a run nobody interrupted.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from oar.hub import Hub
-from oar.train.preemption import EXIT_PREEMPTED, HOLD_ENV
+from oar.train.preemption import EXIT_PREEMPTED
+
+HOLD = Path(__file__).with_name("hold_phase.py")
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -41,10 +43,8 @@ JOB = {
 def _oar(home: Path, *args: str, hold: str | None = None) -> subprocess.CompletedProcess:
     """Run ``oar train``; with ``hold``, SIGTERM it as soon as it announces that phase."""
     env = {**os.environ, "OAR_HOME": str(home), "OMP_NUM_THREADS": "1"}
-    env.pop(HOLD_ENV, None)
-    if hold:
-        env[HOLD_ENV] = hold
-    command = [sys.executable, "-m", "oar.cli.main", "train", *args, "--no-progress"]
+    runner = [str(HOLD), hold] if hold else ["-m", "oar.cli.main"]
+    command = [sys.executable, *runner, "train", *args, "--no-progress"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
     if hold:

@@ -16,17 +16,19 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from oar._core.errors import NotFoundError
 from oar.hub import Hub
 from oar.jobs.entities import ACTIVE, PLACED, PREEMPTED, REQUEUED, RUNNING, Attempt, Job
-from oar.jobs.executors.base import Executor, Inventory, Launch, NodeView
+from oar.jobs.executors.base import Executor, Inventory, Launch, NodeUnavailable, NodeView
 from oar.jobs.kinds import worker_module
 from oar.jobs.policy import Progress, next_pool
 from oar.jobs.pools import Pools
@@ -36,7 +38,10 @@ from oar.jobs.store import JobStore, now
 
 log = logging.getLogger("oar.jobs")
 STOPPED_BY_SIGTERM = frozenset({"preempt", "resize", "cancel"})
+LIVE = ("starting", "running")
+NEVER_RAN = frozenset({"abandoned", "start-failed", "unplaced"})  # outcomes of attempts that trained nothing
 _SIGTERM_DEATH = 128 + 15  # the exit code the attempt's parent records for a process ended by SIGTERM
+_GONE_MEMORY_S = 300.0  # how long a node the scheduler saw go stays out of placement while a cluster still lists it
 
 
 @dataclass
@@ -58,12 +63,34 @@ def log_path(hub: Hub, job_id: str) -> Path:
     return job_dir(hub, job_id) / "log.txt"
 
 
-def log_tail(path: Path, lines: int) -> str:
+def log_tail(path: Path, lines: int, attempt: int | None = None) -> str:
+    """The last ``lines`` lines of the job's log; with ``attempt``, only of what that attempt wrote."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+    rows = text.splitlines()
+    if attempt is not None:
+        header = f"--- attempt {attempt} "
+        starts = [i for i, row in enumerate(rows) if row.startswith(header)]
+        rows = rows[starts[-1] + 1 :] if starts else rows
+    rows = [row for row in rows if row.strip()]
+    return "\n".join(rows[-lines:])
+
+
+def describe_exit(code: int | None) -> str:
+    """``failed with exit code 1``, or for a process ended by a signal (its parent records 128 + N) the
+    signal's name and likely cause: ``was killed by signal 9 (SIGKILL, e.g. out of memory)``."""
+    if code is None:
+        return "failed with no exit code"
+    if code > 128:
+        try:
+            name = signal.Signals(code - 128).name
+        except ValueError:
+            return f"failed with exit code {code}"
+        cause = ", e.g. out of memory" if name == "SIGKILL" else ""
+        return f"was killed by signal {code - 128} ({name}{cause})"
+    return f"failed with exit code {code}"
 
 
 class Scheduler:
@@ -77,33 +104,130 @@ class Scheduler:
         cluster: str = "local",
         config: SchedulerConfig | None = None,
         spans_nodes: bool = False,
+        after_write: Callable[[str, str], None] | None = None,
     ) -> None:
+        """``after_write`` is called with a name and the job's id after each database write of the placement
+        and settling sequences (placed, started, attempt-running, job-running, attempt-ended, preempted);
+        tests raise from it to stop a scheduler between two writes as a ``kill -9`` would."""
         self.hub, self.pools, self.executor, self.inventory = hub, pools, executor, inventory
         self.store = JobStore.open(hub)
         self.preemptions = preemptions or NoPreemptions()
         self.cluster, self.config, self.spans_nodes = cluster, config or SchedulerConfig(), spans_nodes
+        self._after_write = after_write or (lambda point, job_id: None)
         self._doomed: dict[str, float] = {}  # node → monotonic time of its loss
+        self._gone: dict[str, float] = {}  # node → monotonic time it was seen go (a cluster may list it a while)
         self._idle_since: dict[str, float] = {}
         self._wanted: Counter[str] = Counter()
+        self._reconciling = False
         self.recover()
 
     # --- restart -----------------------------------------------------------------------------------
 
     def recover(self) -> None:
-        """Adopt attempts a previous scheduler left: half-started ones are started or given up, once."""
-        for attempt in self._active(states=("starting",)):
+        """Bring every job of this cluster and its attempts back into agreement after a restart.
+
+        A previous scheduler may have stopped between any two of its writes; each (job state, attempt
+        state) pair it can leave is settled by ``_reconcile``: half-started attempts are started or given
+        up once, a job left ``placed`` under a running attempt is moved on, an attempt that ended while
+        nobody watched has its outcome applied, a job left ``preempted`` is requeued.
+        """
+        jobs = [j for j in self.store.list(states=ACTIVE | {PREEMPTED}) if j.cluster == self.cluster]
+        for attempt in self.store.attempts(states=LIVE):
             job = self.store.get(attempt.job_id)
-            handle = self.executor.recover(self._launch(job, attempt), attempt.handle)
-            if handle is None:
-                self.store.update_attempt(attempt.id, state="ended", outcome="abandoned", ended_at=now())
-                self.store.transition(job.id, {PLACED}, REQUEUED, "the scheduler stopped before attempt started")
-                continue
-            self.store.update_attempt(attempt.id, state="running", handle=handle)
-            self.store.transition(job.id, {PLACED}, RUNNING, f"attempt {attempt.number} adopted after a restart")
+            if job.cluster == self.cluster and job.state not in ACTIVE and job.state != PREEMPTED:
+                self._abandon(attempt, f"its job is {job.state}")
+        for job in jobs:
+            self._reconcile(job.id, restart=True)
         for node in self.store.nodes(states=("notice",)):
             pool = self.pools.pools.get(node.pool)
             waited = (now() - _aware(node.notice_at or now())).total_seconds()
             self._doomed[node.id] = time.monotonic() + max(0.0, (pool.notice_s if pool else 0.0) - waited)
+
+    def _reconcile(self, job_id: str, restart: bool = False) -> None:
+        """Make job ``job_id`` agree with its attempts, whatever write a stopped scheduler did last."""
+        job = self.store.get(job_id)
+        attempts = self.store.attempts(job.id)
+        live = [a for a in attempts if a.state in LIVE]
+        if job.state == PREEMPTED:
+            self._requeue(job)
+            return
+        if job.state not in ACTIVE:
+            for attempt in live:
+                self._abandon(attempt, f"its job is {job.state}")
+            return
+        if not live:
+            self._settle_ended(job, attempts[-1] if attempts else None)
+            return
+        for extra in live[:-1]:  # one live attempt per job; an older one is a leftover
+            self._abandon(extra, f"attempt {live[-1].number} replaced it")
+        attempt = live[-1]
+        if attempt.state == "starting":
+            if restart:
+                self._recover_starting(job, attempt)
+        elif job.state == PLACED:
+            self._move(job, {PLACED}, RUNNING, f"attempt {attempt.number} adopted after a restart")
+
+    def _recover_starting(self, job: Job, attempt: Attempt) -> None:
+        handle = self.executor.recover(self._launch(job, attempt), attempt.handle)
+        if handle is None:
+            self.store.update_attempt(attempt.id, state="ended", outcome="abandoned", ended_at=now())
+            self._move(job, {PLACED}, REQUEUED, "the scheduler stopped before the attempt started")
+            return
+        self.store.update_attempt(attempt.id, state="running", handle=handle)
+        self._move(job, {PLACED}, RUNNING, f"attempt {attempt.number} adopted after a restart")
+
+    def _settle_ended(self, job: Job, last: Attempt | None) -> None:
+        """An active job whose attempts all ended: apply the last outcome the previous scheduler recorded."""
+        if last is None:
+            self._move(job, {job.state}, REQUEUED, "no attempt was recorded; placed again")
+            return
+        if job.state == PLACED and last.outcome not in NEVER_RAN:
+            moved = self._move(job, {PLACED}, RUNNING, f"attempt {last.number} ran while no scheduler watched")
+            if moved is None:
+                return
+            job = moved
+        self._after(job, last, last.outcome, last.exit_code, last.last_step, last.checkpoint_step)
+
+    def _abandon(self, attempt: Attempt, why: str) -> None:
+        """An attempt that must not go on: stop it hard and close its row."""
+        log.warning("attempt %s stopped: %s", attempt.id, why)
+        if attempt.handle:
+            self.executor.kill(attempt.handle)
+        self.store.update_attempt(attempt.id, state="ended", outcome="abandoned", ended_at=now())
+
+    def _move(self, job: Job, expected: set[str], to: str, reason: str, **changes: Any) -> Job | None:
+        """A compare-and-set on the job's state that is never silently lost: a miss is logged and the job
+        is reconciled with its attempts (another write got there first, or a previous scheduler stopped)."""
+        moved = self.store.transition(job.id, expected, to, reason, **changes)
+        if moved is not None:
+            self._sync_run(moved)
+            return moved
+        actual = self.store.get(job.id).state
+        log.warning("job %s: expected %s for → %s, found %s; reconciling", job.id, sorted(expected), to, actual)
+        if not self._reconciling:
+            self._reconciling = True
+            try:
+                self._reconcile(job.id)
+            finally:
+                self._reconciling = False
+        return None
+
+    def _sync_run(self, job: Job) -> None:
+        """The run follows its job: a trainer killed without a word leaves its run ``running`` otherwise."""
+        try:
+            run = self.hub.runs.get(job.run_id)
+        except NotFoundError:  # a job of a run removed from the hub: nothing to keep in step
+            return
+        status = None
+        if job.state == "failed" and run.status != "failed":
+            status = "failed"
+        elif job.state == "cancelled" and run.status not in ("finished", "cancelled"):
+            status = "cancelled"
+        elif job.state in (PREEMPTED, REQUEUED) and run.status == "running":
+            status = "preempted"  # stopped before it could say so; the next attempt resumes it
+        if status is not None:
+            metrics = {"error": job.reason.splitlines()[0]} if status == "failed" else None
+            self.hub.runs.update(job.run_id, status=status, metrics=metrics)
 
     # --- the loop ----------------------------------------------------------------------------------
 
@@ -133,7 +257,7 @@ class Scheduler:
     # --- preemption --------------------------------------------------------------------------------
 
     def _notices(self) -> None:
-        nodes = self.inventory.nodes()
+        nodes = [n for n in self.inventory.nodes() if n.id not in self._gone]
         for notice in self.preemptions.poll([n for n in nodes if n.id not in self._doomed]):
             if notice.node_id in self._doomed:
                 continue
@@ -154,6 +278,7 @@ class Scheduler:
                     else:
                         self._stop(attempt, "kill", f"node {node_id} lost")
                 del self._doomed[node_id]
+                self._gone[node_id] = time.monotonic()
                 self.inventory.remove(node_id)
 
     def _stop(self, attempt: Attempt, why: str, reason: str) -> None:
@@ -179,7 +304,9 @@ class Scheduler:
         job = self.store.get(attempt.job_id)
         progress = read_progress(job_dir(self.hub, job.id) / f"attempt-{attempt.number}" / "progress.json")
         stop = attempt.handle.get("stop")
-        last, checkpoint = int(progress.get("step", 0)), int(progress.get("checkpoint_step", 0))
+        trained = "start_step" in progress  # absent: it ended in start-up, before training began
+        start = int(progress["start_step"]) if trained else self._resume_point(job.id, attempt.number)
+        last, checkpoint = int(progress.get("step", start)), int(progress.get("checkpoint_step", start))
         if code == 0:
             outcome = "succeeded"
         elif code is None:
@@ -195,59 +322,78 @@ class Scheduler:
             outcome=outcome,
             exit_code=code,
             ended_at=now(),
-            start_step=int(progress.get("start_step", 0)),
+            start_step=start,
             last_step=last,
             checkpoint_step=checkpoint,
             steps_redone=max(0, last - checkpoint) if outcome in ("killed", "lost") else 0,
             checkpoint_seconds=float(progress.get("checkpoint_seconds", 0.0)),
         )
-        self._settle_redone(job.id, attempt.number, int(progress.get("start_step", 0)))
+        self._after_write("attempt-ended", job.id)
+        if trained:
+            self._settle_redone(job.id, attempt.number, start)
         self._after(job, attempt, outcome, code, last, checkpoint)
 
+    def _resume_point(self, job_id: str, number: int) -> int:
+        """The checkpoint an attempt that never reached training would have resumed from."""
+        earlier = [a.checkpoint_step for a in self.store.attempts(job_id) if a.number < number and a.state == "ended"]
+        return max(earlier, default=0)
+
     def _settle_redone(self, job_id: str, number: int, resumed_from: int) -> None:
-        """The work a killed attempt lost is what the next one trained again: its last step - the resume step."""
-        previous = [a for a in self.store.attempts(job_id) if a.number < number and a.outcome != "abandoned"]
-        if previous and previous[-1].outcome in ("killed", "lost"):
-            lost = max(0, previous[-1].last_step - resumed_from)
-            self.store.update_attempt(previous[-1].id, steps_redone=lost, checkpoint_step=resumed_from)
+        """The work a killed attempt lost is what the next one trained again: its last step - the resume step.
+
+        "The previous one" is the newest earlier attempt that trained: a replacement that died in start-up
+        resumed from nothing and trained nothing, so it neither settles nor hides the killed one before it.
+        """
+        earlier = [a for a in self.store.attempts(job_id) if a.number < number and a.state == "ended"]
+        for previous in reversed(earlier):
+            if previous.outcome in NEVER_RAN or previous.last_step <= previous.start_step:
+                continue
+            if previous.outcome in ("killed", "lost"):
+                lost = max(0, previous.last_step - resumed_from)
+                self.store.update_attempt(previous.id, steps_redone=lost, checkpoint_step=resumed_from)
+            return
 
     def _after(self, job: Job, attempt: Attempt, outcome: str, code: int | None, last: int, checkpoint: int) -> None:
         where = f"attempt {attempt.number} on {', '.join(sorted(set(attempt.nodes)))}"
         if outcome == "succeeded":
-            self.store.transition(job.id, {RUNNING}, "succeeded", f"{where} finished at step {last}")
+            self._move(job, {RUNNING}, "succeeded", f"{where} finished at step {last}")
         elif outcome == "cancelled" or job.cancel_requested:
-            self.store.transition(job.id, {RUNNING}, "cancelled", f"cancelled; {where} stopped at step {last}")
+            self._move(job, {RUNNING, PLACED}, "cancelled", f"cancelled; {where} stopped at step {last}")
         elif outcome == "resized":
-            self.store.transition(job.id, {RUNNING}, REQUEUED, f"{where} stopped at checkpoint step {last} to resize")
+            self._move(job, {RUNNING}, REQUEUED, f"{where} stopped at checkpoint step {last} to resize")
+        elif outcome in ("abandoned", "unplaced"):
+            self._move(job, {PLACED, RUNNING}, REQUEUED, f"{where} never started; placed again")
         elif outcome in ("preempted", "killed", "lost"):
             lost = f", {last - checkpoint} steps since checkpoint {checkpoint} lost" if outcome != "preempted" else ""
             how = {"preempted": _preempted_how(code), "killed": "killed with its node", "lost": "vanished"}
-            moved = self.store.transition(
-                job.id,
+            moved = self._move(
+                job,
                 {RUNNING},
                 PREEMPTED,
                 f"{where} {how[outcome]}" + (f" at step {last}" if code != _SIGTERM_DEATH else "") + lost,
                 preemptions=job.preemptions + 1,
             )
             if moved is not None:
+                self._after_write("preempted", job.id)
                 self._requeue(moved)
         else:
-            self._failed(job, where, code)
+            self._failed(job, where, code, attempt.number)
 
     def _requeue(self, job: Job) -> None:
         pool, why = next_pool(job, self.pools, self._progress(job), now())
         reason = why or f"requeued on {pool}; resumes from its last checkpoint"
-        self.store.transition(job.id, {PREEMPTED}, REQUEUED, reason, current_pool=pool)
+        self._move(job, {PREEMPTED}, REQUEUED, reason, current_pool=pool)
 
-    def _failed(self, job: Job, where: str, code: int | None) -> None:
+    def _failed(self, job: Job, where: str, code: int | None, number: int | None = None) -> None:
         failures = job.failures + 1
+        how = describe_exit(code)
         if failures <= job.retries:
-            reason = f"{where} failed with exit code {code}; retry {failures} of {job.retries}"
-            self.store.transition(job.id, {RUNNING, PLACED}, REQUEUED, reason, failures=failures)
+            reason = f"{where} {how}; retry {failures} of {job.retries}"
+            self._move(job, {RUNNING, PLACED}, REQUEUED, reason, failures=failures)
             return
-        tail = log_tail(log_path(self.hub, job.id), self.config.log_tail_lines)
-        reason = f"{where} failed with exit code {code}" + (f"; log tail:\n{tail}" if tail else "")
-        self.store.transition(job.id, {RUNNING, PLACED}, "failed", reason, failures=failures)
+        tail = log_tail(log_path(self.hub, job.id), self.config.log_tail_lines, number)
+        reason = f"{where} {how}" + (f"; log tail:\n{tail}" if tail else "; no output")
+        self._move(job, {RUNNING, PLACED}, "failed", reason, failures=failures)
 
     def _cancels(self) -> None:
         cancelling = {j.id for j in self.store.list(states=ACTIVE) if j.cancel_requested}
@@ -262,7 +408,12 @@ class Scheduler:
         for attempt in self._active():
             for node in attempt.nodes:
                 used[node] += attempt.cpus
-        nodes = [n for n in self.inventory.nodes() if n.id not in self._doomed]
+        listed = self.inventory.nodes()
+        ids = {n.id for n in listed}
+        for node_id, since in list(self._gone.items()):  # forget it once the cluster stops listing it
+            if node_id not in ids or time.monotonic() - since > _GONE_MEMORY_S:
+                del self._gone[node_id]
+        nodes = [n for n in listed if n.id not in self._doomed and n.id not in self._gone]
         return {n.id: (n, n.cpus - used[n.id]) for n in nodes}
 
     def _choose(self, job: Job, pool: str, free: dict[str, tuple[NodeView, int]]) -> list[str] | None:
@@ -316,7 +467,7 @@ class Scheduler:
             if job.cluster != self.cluster:
                 continue
             if job.cancel_requested:
-                self.store.transition(job.id, {job.state}, "cancelled", "cancelled before it was placed")
+                self._move(job, {job.state}, "cancelled", "cancelled before it was placed")
                 continue
             quota = self.config.quotas.get(job.user, self.config.default_quota)
             if quota is not None and active_by_user.get(job.user, 0) >= quota:
@@ -351,19 +502,41 @@ class Scheduler:
         )
         if attempt is None:
             return
+        self._after_write("placed", job.id)
         launch = self._launch(job, attempt)
         launch.log.parent.mkdir(parents=True, exist_ok=True)
         with launch.log.open("a") as out:
             out.write(f"--- attempt {attempt.number} on {pool_name} ({', '.join(nodes)}) at {now().isoformat()} ---\n")
         try:
             handle = self.executor.start(launch)
-        except Exception as exc:  # the executor could not start it: count it like a crash
-            log.exception("could not start attempt %s", attempt.id)
-            self.store.update_attempt(attempt.id, state="ended", outcome="start-failed", ended_at=now())
-            self._failed(self.store.get(job.id), f"attempt {attempt.number} (could not start: {exc})", None)
+        except Exception as exc:
+            self._start_failed(self.store.get(job.id), attempt, exc)
             return
+        self._after_write("started", job.id)
         self.store.update_attempt(attempt.id, state="running", handle=handle)
-        self.store.transition(job.id, {PLACED}, RUNNING, f"attempt {attempt.number} started")
+        self._after_write("attempt-running", job.id)
+        self._move(self.store.get(job.id), {PLACED}, RUNNING, f"attempt {attempt.number} started")
+        self._after_write("job-running", job.id)
+
+    def _start_failed(self, job: Job, attempt: Attempt, exc: Exception) -> None:
+        """On a node that is gone the start could never work: requeue like a preemption, bill nothing.
+        Anywhere else the executor failed: count it like a crash."""
+        listed = {n.id for n in self.inventory.nodes()}
+        gone = sorted({n for n in attempt.nodes if n in self._gone or n not in listed})
+        if isinstance(exc, NodeUnavailable):
+            gone = sorted(set(gone) | set(exc.nodes))
+        if gone:
+            log.warning("attempt %s could not start: node(s) %s gone (%s)", attempt.id, ", ".join(gone), exc)
+            for node in gone:
+                self._gone[node] = time.monotonic()
+            # ended when it began: no node time was ever used, so the ledger bills it nothing
+            self.store.update_attempt(attempt.id, state="ended", outcome="unplaced", ended_at=attempt.started_at)
+            reason = f"attempt {attempt.number} could not start: node {', '.join(gone)} is gone; requeued"
+            self._move(job, {PLACED}, REQUEUED, reason)
+            return
+        log.exception("could not start attempt %s", attempt.id, exc_info=exc)
+        self.store.update_attempt(attempt.id, state="ended", outcome="start-failed", ended_at=now())
+        self._failed(job, f"attempt {attempt.number} (could not start: {exc})", None)
 
     def _grow(self) -> None:
         """An elastic job below its max, with room free and nobody waiting for it: stop it to grow."""
@@ -387,7 +560,7 @@ class Scheduler:
 
     # --- helpers -------------------------------------------------------------------------------------
 
-    def _active(self, states: tuple[str, ...] = ("starting", "running")) -> list[Attempt]:
+    def _active(self, states: tuple[str, ...] = LIVE) -> list[Attempt]:
         mine = {j.id for j in self.store.list(states=ACTIVE) if j.cluster == self.cluster}
         return [a for a in self.store.attempts(states=states) if a.job_id in mine]
 

@@ -19,6 +19,7 @@ Worker entry point (what ``--nproc N`` asks torchrun to start N times)::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -35,6 +36,7 @@ from oar.hub import Hub, Run
 from oar.train import Callback, Trainer, TrainingPreempted, TrainResult
 from oar.train.checkpoint import Checkpoints
 from oar.train.distributed import World, any_rank, leave, world_from_env
+from oar.train.folder_lock import FolderLock
 from oar.train.job import JobConfig, JobData, build_model, parse_job, prepare_data, validate_job
 from oar.train.preemption import EXIT_PREEMPTED, PreemptionWatch, current_phase_watch
 
@@ -101,6 +103,9 @@ def execute(run_id: str, hub: Hub, progress: bool = True) -> Run:
     world = world_from_env()
     watch = current_phase_watch()
     agree = functools.partial(any_rank, world=world)
+    fence = contextlib.ExitStack()
+    if world.is_main:  # one writer per run folder; waiting for a stale one is not a failure of the run
+        fence.enter_context(FolderLock(folder))
     try:
         if world.is_main:
             hub.runs.update(run_id, status="running")
@@ -138,6 +143,7 @@ def execute(run_id: str, hub: Hub, progress: bool = True) -> Run:
         raise
     finally:
         leave(world)
+        fence.close()
 
 
 def _last_checkpoint_step(folder: Path) -> int:

@@ -11,10 +11,10 @@ process exits 75 (``EX_TEMPFAIL``: "temporary failure, run me again").
 A watchdog ends the process if the checkpoint is not written within the deadline,
 so a stuck write never outlives the grace period the platform gives.
 
-Test hook: with ``OAR_TRAIN_HOLD_PHASE=NAME`` in the environment, the process
-prints ``oar-train-phase: NAME`` to stderr when it enters phase ``NAME`` and waits
-there (at most 60 s) until a SIGTERM arrives, so a test can signal it at exactly
-that phase. Unset, the hook costs one dictionary lookup per phase.
+Phases are observable: every callable in ``PreemptionWatch.phase_observers`` is
+called with the phase's name and the watch as the process enters it (tracing, or a
+test that holds the process at one phase and signals it there). None are installed
+by default.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -35,8 +34,6 @@ log = logging.getLogger("oar.train")
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL from sysexits.h: preempted, a checkpoint was written, resume the run
 EXIT_DEADLINE = 76  # the checkpoint did not finish before the deadline; resume from the previous one
-HOLD_ENV = "OAR_TRAIN_HOLD_PHASE"
-_HOLD_MAX_S = 60.0
 
 
 class TrainingPreempted(OarError):
@@ -61,6 +58,7 @@ class PreemptionWatch:
     """
 
     _local: ClassVar[threading.local] = threading.local()  # one stack of entered watches per thread
+    phase_observers: ClassVar[list[Callable[[str, PreemptionWatch], None]]] = []  # called on entering a phase
 
     def __init__(self, deadline_s: float = 30.0) -> None:
         self.deadline_s = deadline_s
@@ -122,11 +120,8 @@ class PreemptionWatch:
             log.info("SIGTERM received; stopping before phase '%s'", name)
             raise TrainingPreempted(-1, checkpoint, name)
         log.debug("phase %s", name)
-        if os.environ.get(HOLD_ENV) == name:
-            print(f"oar-train-phase: {name}", file=sys.stderr, flush=True)
-            until = time.monotonic() + _HOLD_MAX_S
-            while not self.requested and time.monotonic() < until:
-                time.sleep(0.01)
+        for observer in PreemptionWatch.phase_observers:
+            observer(name, self)
 
     def watchdog(self) -> threading.Timer:
         """A started timer that exits the process if the remaining deadline passes; cancel it when done."""

@@ -7,20 +7,30 @@ training goes on; everything the scheduler needs to find it again is in ``DIR``:
   that recovers an attempt whose wrapper never got that far writes ``abandoned`` first, and then the
   wrapper exits without running anything. One of the two wins, so an attempt starts at most once.
 - ``pid``: the wrapper's pid and start time (``/proc/PID/stat``), so a reused pid is not mistaken for it.
+- ``stop``: a stop asked for before the wrapper could be signalled (``TERM`` or ``KILL``). The scheduler
+  writes it, then looks for ``pid``; the wrapper writes ``pid``, then looks for ``stop``: whichever
+  comes second sees the other, so a spot notice at any moment of start-up reaches the attempt.
 - ``exit_code``: written atomically when the command ends; absent after a hard kill.
 
 SIGTERM is forwarded to the command (it checkpoints and exits 75); the wrapper then records that code.
+The command dies with the wrapper (``PR_SET_PDEATHSIG``): a wrapper killed on its own never leaves a
+trainer behind to race the next attempt on the same run folder.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
-OWNER, PID, EXIT_CODE = "owner", "pid", "exit_code"
+OWNER, PID, STOP, EXIT_CODE = "owner", "pid", "stop", "exit_code"
+TERM, KILL = "TERM", "KILL"
+_PR_SET_PDEATHSIG = 1
 
 
 def claim(directory: Path, who: str) -> bool:
@@ -52,14 +62,68 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(staging, path)
 
 
+def request_stop(directory: Path, how: str) -> None:
+    """Leave a stop for a wrapper that may not have written its pid yet (a KILL is never downgraded)."""
+    if pending_stop(directory) != KILL:
+        write_atomic(directory / STOP, how)
+
+
+def pending_stop(directory: Path) -> str | None:
+    try:
+        return (directory / STOP).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def die_with_parent(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGKILL when ``parent`` dies (and at once if it already has)."""
+
+    def arm() -> None:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the line above: nobody will send the signal
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return arm
+
+
+class _Forwarder:
+    """The SIGTERM handler: remembers the request and passes it to the command once there is one."""
+
+    def __init__(self) -> None:
+        self.child: subprocess.Popen[bytes] | None = None
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if self.child is not None:
+            self.child.send_signal(signal.SIGTERM)
+
+
 def main(argv: list[str]) -> int:
     directory, log, command = Path(argv[0]), Path(argv[1]), argv[3:]
     if not claim(directory, "started"):
         return 0  # a recovering scheduler gave this attempt up before it began
+    forward = _Forwarder()
+    signal.signal(signal.SIGTERM, forward)  # before the pid is visible: no SIGTERM can find it unprepared
     write_atomic(directory / PID, f"{os.getpid()} {start_time(os.getpid())}")
+    pending = pending_stop(directory)
+    if pending == KILL:
+        return 0  # no exit code: the attempt reads as killed
+    if pending == TERM or forward.requested:  # stopped before it began: nothing to save
+        write_atomic(directory / EXIT_CODE, str(128 + signal.SIGTERM))
+        return 0
     with log.open("ab") as out:
-        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
+        child = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent(os.getpid()),
+        )
+        forward.child = child
+        if forward.requested:  # the signal came while the command was being started
+            child.send_signal(signal.SIGTERM)
         code = child.wait()
     write_atomic(directory / EXIT_CODE, str(code if code >= 0 else 128 - code))
     return 0

@@ -37,6 +37,14 @@ class Status:
     exit_code: int | None = None
 
 
+class NodeUnavailable(RuntimeError):
+    """``start`` failed because a node of the launch is gone: a lost placement, not a crash of the job."""
+
+    def __init__(self, nodes: list[str], detail: str) -> None:
+        self.nodes = nodes
+        super().__init__(f"node {', '.join(nodes)} unavailable: {detail}")
+
+
 @dataclass(frozen=True)
 class NodeView:
     id: str

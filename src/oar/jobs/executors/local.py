@@ -4,6 +4,9 @@ Each attempt runs under ``attempt_process`` (its own session, its state in the a
 attempts outlive a scheduler restart or ``kill -9`` and are adopted by the next scheduler. Nodes of
 the pools are rows in the hub database (``LocalInventory``); the autoscaler adds and removes them and
 the preemption source takes them away.
+
+An attempt is every process whose environment names its progress file: a hard stop, or an attempt
+found vanished, kills all of them, so nothing of an old attempt trains beside the next one.
 """
 
 from __future__ import annotations
@@ -67,25 +70,39 @@ class LocalExecutor:
         if code is not None:
             return Status(False, int(code))
         pid, started = _pid(directory)
-        if pid is None:  # the wrapper has not written its pid yet
-            owner = _read(directory / ap.OWNER)
-            starting = child is not None and child.returncode is None
-            return Status(owner == "started" or (owner is None and starting), None)
+        if pid is None:  # the wrapper has not written its pid yet: is it still starting?
+            if _read(directory / ap.OWNER) == "abandoned":
+                return Status(False, None)
+            if child is not None:
+                return Status(child.returncode is None, None)
+            # started by a previous scheduler: its process, found by pid and by the attempt in its environment
+            return Status(_is_attempt_process(int(handle.get("pid", -1)), directory), None)
         if ap.start_time(pid) == started:
             return Status(True)
         code = _read(directory / ap.EXIT_CODE)  # it may have finished between the two reads
+        if code is None:  # the wrapper was killed on its own: take whatever it left running with it
+            kill_attempt_processes(directory)
         return Status(False, int(code) if code is not None else None)
 
     def terminate(self, handle: dict[str, Any]) -> None:
-        pid, started = _pid(Path(handle["dir"]))
+        """SIGTERM now if the wrapper runs, else when it starts (the ``stop`` file it reads after its pid)."""
+        directory = Path(handle["dir"])
+        ap.request_stop(directory, ap.TERM)
+        pid, started = _pid(directory)
         if pid is not None and ap.start_time(pid) == started:
-            os.kill(pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
     def kill(self, handle: dict[str, Any]) -> None:
-        pid, started = _pid(Path(handle["dir"]))
+        directory = Path(handle["dir"])
+        ap.request_stop(directory, ap.KILL)
+        if ap.claim(directory, "abandoned"):
+            return  # the wrapper had not begun; now it never will
+        pid, started = _pid(directory)
         if pid is not None and ap.start_time(pid) == started:
             with contextlib.suppress(ProcessLookupError):  # the wrapper leads its own session: the tree goes
                 os.killpg(pid, signal.SIGKILL)
+        kill_attempt_processes(directory)
 
 
 class LocalInventory:
@@ -103,6 +120,36 @@ class LocalInventory:
 
     def remove(self, node_id: str) -> None:
         self.store.set_node_state(node_id, "gone")
+
+
+def _marker(directory: Path) -> bytes:
+    return f"{PROGRESS_ENV}={directory / 'progress.json'}".encode()
+
+
+def _is_attempt_process(pid: int, directory: Path) -> bool:
+    try:
+        return pid > 0 and _marker(directory) in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def kill_attempt_processes(directory: Path) -> int:
+    """SIGKILL every process of the attempt in ``directory`` (its environment names the attempt's progress
+    file, inherited by the trainer and any rank it starts); how many were found."""
+    marker = _marker(directory)
+    found = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or not ours to read
+            continue
+        if marker in environ.split(b"\0"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                found += 1
+    return found
 
 
 def _read(path: Path) -> str | None:

@@ -14,7 +14,6 @@ finds them with ``ray.get_actor``, and ``get_if_exists`` makes a repeated start 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -26,18 +25,13 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from oar.jobs.executors.base import Launch, NodeView, Status
+from oar.jobs.executors.attempt_process import die_with_parent
+from oar.jobs.executors.base import Launch, NodeUnavailable, NodeView, Status
 from oar.jobs.progress import PROGRESS_ENV
 
 NAMESPACE = "oar-jobs"
 POOL_RESOURCE = "pool:"
 _POLL_TIMEOUT_S = 10.0
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGKILL when the actor's process dies (a lost node leaves no trainer behind)."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @ray.remote(max_restarts=0, max_task_retries=0)
@@ -63,7 +57,7 @@ class AttemptWorker:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=die_with_parent(os.getpid()),  # a lost node leaves no trainer behind
                 )
         return self.process.pid
 
@@ -83,7 +77,19 @@ class RayExecutor:
             ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level="WARNING")
 
     def start(self, launch: Launch) -> dict[str, Any]:
-        names = [f"oar-{launch.attempt_id}-{rank}" for rank in range(launch.workers)]
+        """Start every rank; ``NodeUnavailable`` when it failed because a node of the launch is gone (Ray
+        keeps listing a lost node as alive for a while, so a placement on one can be tried)."""
+        try:
+            return self._start(launch)
+        except Exception as exc:
+            self.kill({"actors": _names(launch)})
+            dead = sorted(set(launch.nodes) - _alive_nodes())
+            if dead:
+                raise NodeUnavailable(dead, f"{type(exc).__name__}: {exc}") from exc
+            raise
+
+    def _start(self, launch: Launch) -> dict[str, Any]:
+        names = _names(launch)
         actors = [self._actor(name, launch, node) for name, node in zip(names, launch.nodes, strict=True)]
         host, port = ray.get(actors[0].address.remote(), timeout=60)
         launch.directory.mkdir(parents=True, exist_ok=True)
@@ -116,7 +122,6 @@ class RayExecutor:
         try:
             return self.start(launch)
         except Exception:
-            self.kill({"actors": [f"oar-{launch.attempt_id}-{rank}" for rank in range(launch.workers)]})
             return None
 
     def poll(self, handle: dict[str, Any]) -> Status:
@@ -164,6 +169,14 @@ class RayExecutor:
             except ValueError:
                 found.append(None)
         return found
+
+
+def _names(launch: Launch) -> list[str]:
+    return [f"oar-{launch.attempt_id}-{rank}" for rank in range(launch.workers)]
+
+
+def _alive_nodes() -> set[str]:
+    return {node["NodeID"] for node in ray.nodes() if node.get("Alive")}
 
 
 def _combined(codes: list[int]) -> int:

@@ -19,6 +19,7 @@ from oar.cli import (
     export_commands,
     hub_commands,
     jobs_commands,
+    notebooks_commands,
     quickstart,
     serve_command,
     studio_command,
@@ -64,6 +65,7 @@ app.add_typer(studio_command.studio_app, name="studio")  # imports the studio on
 app.command("login")(studio_command.login)
 app.command("logout")(studio_command.logout)
 app.add_typer(jobs_commands.jobs_app, name="jobs")
+app.add_typer(notebooks_commands.notebooks_app, name="notebooks")
 
 err = Console(stderr=True)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from oar._core.settings import database_url, oar_home
+from oar.notebooks.settings import NotebookSettings
 
 DEFAULT_PORT = 8600
 
@@ -28,6 +29,7 @@ class StudioConfig:
     signin_attempts: int = 5  # failed sign-ins allowed per user and address in signin_window seconds
     signin_window: float = 60.0
     deployments_enabled: bool = True
+    notebooks: NotebookSettings = field(default_factory=NotebookSettings)
 
     @property
     def url(self) -> str:

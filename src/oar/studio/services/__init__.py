@@ -15,6 +15,7 @@ from oar.studio.services.datasets import DatasetService
 from oar.studio.services.deployments import DeploymentService
 from oar.studio.services.jobs import JobService
 from oar.studio.services.models import ModelService
+from oar.studio.services.notebooks import NotebookService
 from oar.studio.services.runs import RunService
 
 
@@ -28,6 +29,7 @@ class Services:
     runs: RunService
     jobs: JobService
     deployments: DeploymentService
+    notebooks: NotebookService
     signin_limiter: SignInLimiter
 
     @classmethod
@@ -35,18 +37,21 @@ class Services:
         hub = hub or Hub(home=config.home, url=config.url)
         models = ModelService(hub)
         deployments = DeploymentService(hub, models, config)
+        accounts = AccountService(hub.sessions)
         return cls(
             config=config,
             hub=hub,
-            accounts=AccountService(hub.sessions),
+            accounts=accounts,
             models=models,
             datasets=DatasetService(hub),
             runs=RunService(hub),
             jobs=JobService(hub),
             deployments=deployments,
+            notebooks=NotebookService(config, accounts, config.notebooks),
             signin_limiter=SignInLimiter(config.signin_attempts, config.signin_window),
         )
 
     def close(self) -> None:
         self.deployments.close()
+        self.notebooks.close()
         self.hub.close()

@@ -13,10 +13,10 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from oar._core.errors import NotFoundError
-from oar.studio.web.views import admin, auth, datasets, deployments, home, jobs, models, runs, tokens
+from oar.studio.web.views import admin, auth, datasets, deployments, home, jobs, models, notebooks, runs, tokens
 
 STATIC = Path(__file__).parent / "static"
-VIEWS = (home, auth, datasets, models, runs, jobs, deployments, tokens, admin)
+VIEWS = (home, auth, datasets, models, runs, jobs, deployments, notebooks, tokens, admin)
 
 
 def plotly_js() -> Path:

@@ -17,9 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from oar.notebooks.remote import execute, start_kernel
+
 from .browser import free_port, serving
 from .conftest import StudioWorld, build_world
-from .kernels import execute, start_kernel
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

@@ -113,6 +113,17 @@ class NotebookService:
         return (self.public_url or self.hub.url).rstrip("/")
 
     # --- files in the user's workspace -----------------------------------------------------------
+    def open_notebook(self, who: Principal | None, path: str, notebook: dict[str, Any], replace: bool = True) -> str:
+        """Start the caller's server if needed, write ``notebook`` at ``path``; the URL that opens it."""
+        user = require_creator(who, "use notebooks")
+        if self.status(user).status != "running":
+            self.start(user)
+            server = self.wait_running(user)
+            if server.status != "running":
+                raise OarError(server.message)
+        path = self.put_notebook(user, path, notebook, replace=replace)
+        return self.open_url(user, f"lab/tree/{path}")
+
     def put_notebook(self, who: Principal | None, path: str, notebook: dict[str, Any], replace: bool = True) -> str:
         """Write a notebook into the caller's running server (through its contents API); returns its path."""
         user = require_creator(who, "use notebooks")

@@ -20,7 +20,8 @@ def notebooks_page(request: Request, next: str = ""):  # type: ignore[no-untyped
     server = studio.notebooks.status(who)
     if next and server.status == "running":  # back from the hub without its cookie: sign in there again
         return RedirectResponse(studio.notebooks.open_url(who, next if next.startswith("/") else "lab"), 303)
-    return render(request, "notebooks/index.html", server=server, viewer=False, tutorials=[])
+    tutorials = studio.tutorials.list(who)
+    return render(request, "notebooks/index.html", server=server, viewer=False, tutorials=tutorials)
 
 
 @router.get("/notebooks/open")
@@ -51,3 +52,18 @@ async def stop(request: Request):  # type: ignore[no-untyped-def]
     await checked_form(request)
     flash(request, services(request).notebooks.stop(who).message)
     return RedirectResponse("/notebooks", 303)
+
+
+@router.post("/notebooks/tutorials/{name}")
+async def open_tutorial(name: str, request: Request):  # type: ignore[no-untyped-def]
+    who = require_user(request)
+    await checked_form(request)
+    return RedirectResponse(services(request).tutorials.open_copy(who, name), 303)
+
+
+@router.post("/notebooks/open-in")
+async def open_in_notebook(request: Request):  # type: ignore[no-untyped-def]
+    """The "Open in notebook" buttons of dataset, model-version and deployment pages."""
+    who = require_user(request)
+    form = await checked_form(request)
+    return RedirectResponse(services(request).starters.open(who, form.get("kind", ""), form.get("ref", "")), 303)

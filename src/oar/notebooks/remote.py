@@ -1,5 +1,6 @@
-"""Run code in a Jupyter kernel through JupyterHub's proxy: the Jupyter messaging protocol over the
-kernel's websocket (``/api/kernels/<id>/channels``), as JupyterLab itself does."""
+"""Run code in a user's kernel through JupyterHub's proxy, as JupyterLab does: the Jupyter messaging
+protocol over the kernel's websocket (``/api/kernels/<id>/channels``). Used by the isolation tests and
+``bench/notebooks.py``; ``headers`` carry a token allowed on that server."""
 
 from __future__ import annotations
 

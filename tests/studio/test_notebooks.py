@@ -19,8 +19,8 @@ import pytest
 
 from oar.notebooks.remote import execute, start_kernel
 
-from .browser import free_port, serving
-from .conftest import StudioWorld, build_world
+from .browser import chromium, free_port, serving, shot
+from .conftest import PASSWORD, StudioWorld, build_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -196,6 +196,59 @@ def test_a_server_that_cannot_start_says_why(site: Site) -> None:
     assert body["status"] == "failed", body
     assert "exists and was not made for notebooks" in body["message"]
     assert site.world.client("mallory").get("/api/v1/notebooks").json()["status"] == "failed"
+
+
+def test_in_a_browser_a_member_opens_a_model_in_a_notebook_and_a_second_user_is_refused(site: Site) -> None:
+    """Sign in, start the server (spinner), Open in notebook from a model page, run its cells in JupyterLab,
+    see the prediction, stop; Bob, signed in, is refused Alice's server. Screenshots in test-artifacts."""
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        _sign_in(page, site.url, "alice")
+        page.goto(f"{site.url}/notebooks")
+        if page.get_attribute("#notebook-server", "data-status") == "running":
+            page.click("#notebook-stop")
+            page.wait_for_selector("#notebook-server[data-status=stopped]", timeout=60_000)
+        shot(page, "notebooks-01-stopped")
+        page.click("#notebook-start")
+        page.wait_for_selector("#notebook-spinner:not([hidden])", timeout=10_000)
+        shot(page, "notebooks-02-starting")
+        page.wait_for_selector("#notebook-server[data-status=running]", timeout=180_000)
+        assert page.is_visible("#notebook-open") and page.is_hidden("#notebook-spinner")
+        assert "Open my copy" in page.inner_text("#learn")
+        shot(page, "notebooks-03-running")
+
+        page.goto(f"{site.url}/models/sentiment/versions/2")
+        page.click("#open-in-notebook")
+        page.wait_for_url("**/user/alice/lab/tree/from-studio/model-sentiment-v2.ipynb", timeout=120_000)
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status=idle]", timeout=120_000)
+        page.click("li.lm-MenuBar-item >> text=Run")
+        page.click("li.lm-Menu-item >> text=Run All Cells")
+        output = page.locator(".jp-OutputArea-output", has_text="prediction:")
+        output.wait_for(timeout=240_000)
+        assert "output" in output.inner_text()
+        shot(page, "notebooks-04-prediction-in-jupyterlab")
+
+        page.goto(f"{site.url}/notebooks")
+        page.click("#notebook-stop")
+        page.wait_for_selector("#notebook-server[data-status=stopped]", timeout=60_000)
+        shot(page, "notebooks-05-stopped-again")
+
+        intruder = browser.new_page(viewport={"width": 1280, "height": 900})
+        _sign_in(intruder, site.url, "bob")
+        site.start_and_wait("alice")
+        site.start_and_wait("bob")  # Bob has his own server: the hub signs him in, then refuses Alice's
+        refused = intruder.goto(f"{site.notebooks.hub.url}/user/alice/lab")
+        assert refused is not None and refused.status in (403, 404)
+        shot(intruder, "notebooks-06-second-user-refused")
+
+
+def _sign_in(page, url: str, username: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{url}/signin")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form[action='/signin'] button[type=submit]")
+    page.wait_for_url(f"{url}/")
 
 
 def _notebook(source: str) -> dict:

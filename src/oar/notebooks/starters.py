@@ -47,7 +47,7 @@ while deployment["status"] in ("starting", "backoff"):
     time.sleep(0.5)
     deployment = studio.get(f"/deployments/{{deployment['id']}}").raise_for_status().json()
 print(deployment["status"], deployment["endpoint"])""",
-        _call_cell(name, example) + "\nstudio.delete(f\"/deployments/{deployment['id']}\")",
+        _call_cell(example) + "\nstudio.delete(f\"/deployments/{deployment['id']}\")",
     )
 
 
@@ -57,7 +57,7 @@ def deployment_notebook(deployment_id: str, model: str, example: dict[str, Any])
         CONNECT,
         f"""deployment = studio.get("/deployments/{deployment_id}").raise_for_status().json()
 print(deployment["status"], deployment["endpoint"])""",
-        _call_cell(model, example),
+        _call_cell(example),
     )
 
 
@@ -65,18 +65,19 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_.-]+", "-", text).strip("-")[:80] or "notebook"
 
 
-def _call_cell(model: str, example: dict[str, Any]) -> str:
+def _call_cell(example: dict[str, Any]) -> str:
     return f"""import numpy as np
 
 from oar.client import ModelClient
 
 token = studio.get(f"/deployments/{{deployment['id']}}/token").raise_for_status().json()["token"]
+model_id = f"{{deployment['model']}}:{{deployment['version']}}"
 example = {json.dumps(example, ensure_ascii=False)}
 with ModelClient(deployment["endpoint"], token=token) as client:
     if all(isinstance(v[0], str) for v in example.values()):
-        prediction = client.predict(model_id="{model}", inputs=example)
+        prediction = client.predict(model_id=model_id, inputs=example)
     else:
-        prediction = client.infer("{model}", {{k: np.asarray(v, dtype=np.float32) for k, v in example.items()}})
+        prediction = client.infer(model_id, {{k: np.asarray(v, dtype=np.float32) for k, v in example.items()}})
 print("prediction:", prediction)"""
 
 

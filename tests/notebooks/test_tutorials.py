@@ -1,7 +1,7 @@
 """Every tutorial runs to its end with nbclient, in reduced mode, in the order of the learning path.
 
-A failing cell fails the test. Budget: the seven together in under 5 minutes on 2 cores (each test
-states its own limit); they share one OAR_HOME, as a newcomer's hub would.
+A failing cell fails the test, and so does a notebook over its budget (``BUDGET_S``); they share one
+OAR_HOME, as a newcomer's hub would (04 quantizes the model 01 trained).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from nbclient import NotebookClient
 from oar.tutorials import tutorials
 
 pytestmark = [pytest.mark.slow]
-# Seconds each may take at most, whole notebook (measured on a 2-core machine under a load of ~14:
-# 25-75 s each, about 5 minutes for the seven; less than half that on idle cores).
+# Seconds each may take at most, whole notebook (measured on 2 cores under a load average of ~10:
+# 26-103 s each, 6 min for the seven).
 BUDGET_S = {
     "01-quickstart": 180,
     "02-graphs-precision": 150,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import subprocess
@@ -66,7 +67,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, numeric_package: Path) -> Ite
         pytest.skip("notebooks make a system account per user: the tests run as root (as CI does)")
     home = tmp_path_factory.mktemp("notebooks")
     homes = Path(tempfile.mkdtemp(prefix="oar-notebook-homes-", dir="/tmp"))  # reachable by the accounts
-    prefix = f"t{os.getpid() % 10000}-"  # accounts of this run only
+    prefix = f"t{secrets.token_hex(2)}-"  # accounts of this run only
     settings = NotebookSettings(home_root=homes, user_prefix=prefix, max_notebook_mb=1, grant_traverse=True)
     port = free_port()
     world = build_world(f"sqlite:///{home / 'hub.db'}", home, numeric_package, port=port, notebooks=settings)
@@ -219,20 +220,23 @@ def test_in_a_browser_a_member_opens_a_model_in_a_notebook_and_a_second_user_is_
 
         page.goto(f"{site.url}/models/sentiment/versions/2")
         page.click("#open-in-notebook")
-        page.wait_for_url("**/user/alice/lab/tree/from-studio/model-sentiment-v2.ipynb", timeout=120_000)
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+        try:
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=180_000)
+        finally:
+            shot(page, "notebooks-04-opened")
+        assert page.url.endswith("/user/alice/lab/tree/from-studio/model-sentiment-v2.ipynb"), page.url
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status=idle]", timeout=120_000)
         page.click("li.lm-MenuBar-item >> text=Run")
         page.click("li.lm-Menu-item >> text=Run All Cells")
         output = page.locator(".jp-OutputArea-output", has_text="prediction:")
         output.wait_for(timeout=240_000)
         assert "output" in output.inner_text()
-        shot(page, "notebooks-04-prediction-in-jupyterlab")
+        shot(page, "notebooks-05-prediction-in-jupyterlab")
 
         page.goto(f"{site.url}/notebooks")
         page.click("#notebook-stop")
         page.wait_for_selector("#notebook-server[data-status=stopped]", timeout=60_000)
-        shot(page, "notebooks-05-stopped-again")
+        shot(page, "notebooks-06-stopped-again")
 
         intruder = browser.new_page(viewport={"width": 1280, "height": 900})
         _sign_in(intruder, site.url, "bob")
@@ -240,7 +244,7 @@ def test_in_a_browser_a_member_opens_a_model_in_a_notebook_and_a_second_user_is_
         site.start_and_wait("bob")  # Bob has his own server: the hub signs him in, then refuses Alice's
         refused = intruder.goto(f"{site.notebooks.hub.url}/user/alice/lab")
         assert refused is not None and refused.status in (403, 404)
-        shot(intruder, "notebooks-06-second-user-refused")
+        shot(intruder, "notebooks-07-second-user-refused")
 
 
 def _sign_in(page, url: str, username: str) -> None:  # type: ignore[no-untyped-def]

@@ -27,4 +27,9 @@ async function followNotebookServer() {
   }
 }
 
-document.addEventListener("DOMContentLoaded", followNotebookServer);
+function followRedirect() {
+  const link = document.getElementById("notebook-redirect");
+  if (link) window.location.replace(link.href);
+}
+
+document.addEventListener("DOMContentLoaded", () => { followRedirect(); followNotebookServer(); });

@@ -58,7 +58,8 @@ async def stop(request: Request):  # type: ignore[no-untyped-def]
 async def open_tutorial(name: str, request: Request):  # type: ignore[no-untyped-def]
     who = require_user(request)
     await checked_form(request)
-    return RedirectResponse(services(request).tutorials.open_copy(who, name), 303)
+    url = services(request).tutorials.open_copy(who, name)
+    return render(request, "notebooks/opening.html", url=url, what=f"your copy of {name}")
 
 
 @router.post("/notebooks/open-in")
@@ -66,4 +67,6 @@ async def open_in_notebook(request: Request):  # type: ignore[no-untyped-def]
     """The "Open in notebook" buttons of dataset, model-version and deployment pages."""
     who = require_user(request)
     form = await checked_form(request)
-    return RedirectResponse(services(request).starters.open(who, form.get("kind", ""), form.get("ref", "")), 303)
+    kind, ref = form.get("kind", ""), form.get("ref", "")
+    url = services(request).starters.open(who, kind, ref)
+    return render(request, "notebooks/opening.html", url=url, what=f"{kind} {ref} in a notebook")

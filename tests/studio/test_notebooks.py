@@ -211,7 +211,9 @@ def test_in_a_browser_a_member_opens_a_model_in_a_notebook_and_a_second_user_is_
             page.wait_for_selector("#notebook-server[data-status=stopped]", timeout=60_000)
         shot(page, "notebooks-01-stopped")
         page.click("#notebook-start")
-        page.wait_for_selector("#notebook-spinner:not([hidden])", timeout=10_000)
+        page.wait_for_selector("#notebook-server:is([data-status=starting], [data-status=running])", timeout=60_000)
+        if page.get_attribute("#notebook-server", "data-status") == "starting":
+            assert page.is_visible("#notebook-spinner") and page.is_hidden("#notebook-open")
         shot(page, "notebooks-02-starting")
         page.wait_for_selector("#notebook-server[data-status=running]", timeout=180_000)
         assert page.is_visible("#notebook-open") and page.is_hidden("#notebook-spinner")
@@ -225,13 +227,18 @@ def test_in_a_browser_a_member_opens_a_model_in_a_notebook_and_a_second_user_is_
         finally:
             shot(page, "notebooks-04-opened")
         assert page.url.endswith("/user/alice/lab/tree/from-studio/model-sentiment-v2.ipynb"), page.url
+        _accept_kernel_dialog(page)  # JupyterLab may ask which kernel: the notebook's own is preselected
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status=idle]", timeout=120_000)
         page.click("li.lm-MenuBar-item >> text=Run")
         page.click("li.lm-Menu-item >> text=Run All Cells")
+        _accept_kernel_dialog(page)
         output = page.locator(".jp-OutputArea-output", has_text="prediction:")
-        output.wait_for(timeout=240_000)
+        try:
+            output.wait_for(timeout=240_000)
+        finally:
+            shot(page, "notebooks-05-prediction-in-jupyterlab")
+            print(page.inner_text(".jp-Notebook")[-3000:])
         assert "output" in output.inner_text()
-        shot(page, "notebooks-05-prediction-in-jupyterlab")
 
         page.goto(f"{site.url}/notebooks")
         page.click("#notebook-stop")
@@ -245,6 +252,15 @@ def test_in_a_browser_a_member_opens_a_model_in_a_notebook_and_a_second_user_is_
         refused = intruder.goto(f"{site.notebooks.hub.url}/user/alice/lab")
         assert refused is not None and refused.status in (403, 404)
         shot(intruder, "notebooks-07-second-user-refused")
+
+
+def _accept_kernel_dialog(page) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.click(".jp-Dialog button.jp-mod-accept", timeout=10_000)
+    except PlaywrightTimeout:
+        pass
 
 
 def _sign_in(page, url: str, username: str) -> None:  # type: ignore[no-untyped-def]

@@ -47,6 +47,12 @@ def _server_config(folder: Path) -> None:
     }
     (folder / "jupyter_server_config.json").write_text(json.dumps(config, indent=1))
     os.chmod(folder / "jupyter_server_config.json", 0o644)
+    # no "Jupyter news" prompt: it polls the internet, which an air-gapped studio does not reach
+    (folder / "labconfig").mkdir(exist_ok=True)
+    page = {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
+    (folder / "labconfig" / "page_config.json").write_text(json.dumps(page))
+    os.chmod(folder / "labconfig", 0o755)
+    os.chmod(folder / "labconfig" / "page_config.json", 0o644)
 
 
 def _spec(share: Path, name: str, display: str, python: str, env: dict[str, str]) -> None:

@@ -3,6 +3,7 @@ per user, kernels with the user's own studio rights, isolation through the proxy
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import secrets
@@ -236,6 +237,8 @@ def test_in_a_browser_a_member_opens_a_model_in_a_notebook_and_a_second_user_is_
         try:
             output.wait_for(timeout=240_000)
         finally:
+            with contextlib.suppress(Exception):  # the output in view for the screenshot
+                output.scroll_into_view_if_needed(timeout=5_000)
             shot(page, "notebooks-05-prediction-in-jupyterlab")
             print(page.inner_text(".jp-Notebook")[-3000:])
         assert "output" in output.inner_text()
@@ -257,10 +260,8 @@ def test_in_a_browser_a_member_opens_a_model_in_a_notebook_and_a_second_user_is_
 def _accept_kernel_dialog(page) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    try:
+    with contextlib.suppress(PlaywrightTimeout):
         page.click(".jp-Dialog button.jp-mod-accept", timeout=10_000)
-    except PlaywrightTimeout:
-        pass
 
 
 def _sign_in(page, url: str, username: str) -> None:  # type: ignore[no-untyped-def]

@@ -47,7 +47,7 @@ def main() -> None:
         print(f"hub + proxy up: {time.monotonic() - started:.2f} s")
         cold = start_to_answer(hub, "user0")
         print(f"start -> 1+1 through the proxy, cold: {cold:.2f} s ({cold / baseline:.1f}x baseline)")
-        print(f"idle server RSS (with one idle kernel): {server_rss_mib(hub, 'user0'):.0f} MiB")
+        print(f"RSS of the server with one idle kernel: {server_rss_mib(hub, 'user0'):.0f} MiB")
         stop(hub, "user0")
         warm = start_to_answer(hub, "user0")
         print(f"start -> 1+1 through the proxy, warm restart: {warm:.2f} s ({warm / baseline:.1f}x baseline)")

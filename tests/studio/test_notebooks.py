@@ -178,6 +178,7 @@ def test_a_killed_hub_is_restarted_and_running_servers_are_readopted(site: Site)
     hub = site.notebooks.hub
     before_pid = hub.pid()
     server_pid = hub.api("GET", "/users/alice")["servers"][""]["state"]["pid"]
+    cullers = _cullers()
     os.kill(before_pid, signal.SIGKILL)
     deadline = time.monotonic() + 90
     while hub.pid() == before_pid or not hub.ready():
@@ -186,6 +187,13 @@ def test_a_killed_hub_is_restarted_and_running_servers_are_readopted(site: Site)
     server = site.world.client("alice").get("/api/v1/notebooks").json()
     assert server["status"] == "running", server
     assert hub.api("GET", "/users/alice")["servers"][""]["state"]["pid"] == server_pid
+    time.sleep(1)
+    assert not cullers & _cullers()  # the killed hub's idle culler ended with it
+
+
+def _cullers() -> set[int]:
+    found = subprocess.run(["pgrep", "-f", "oar.notebooks.culler"], capture_output=True, text=True)
+    return {int(pid) for pid in found.stdout.split()}
 
 
 def test_a_server_that_cannot_start_says_why(site: Site) -> None:

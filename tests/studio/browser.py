@@ -21,13 +21,11 @@ CHROMIUM_ARGS = [
 
 
 @contextmanager
-def serving(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """uvicorn in a thread on a free loopback port; yields the base URL."""
+def serving(app, port: int | None = None) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """uvicorn in a thread on ``port`` (a free loopback port when None); yields the base URL."""
     import uvicorn
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -41,6 +39,12 @@ def serving(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @contextmanager

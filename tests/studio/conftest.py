@@ -87,7 +87,7 @@ class StudioWorld:
         return TestClient(self.app, headers=headers, raise_server_exceptions=False)
 
 
-def build_world(url: str, home: Path, package: Path) -> StudioWorld:
+def build_world(url: str, home: Path, package: Path, **config: object) -> StudioWorld:
     from oar.hub import Hub
     from oar.studio.app import create_app
 
@@ -111,7 +111,8 @@ def build_world(url: str, home: Path, package: Path) -> StudioWorld:
     hub.register_model(_with_lineage(package, staged / "d1", dataset_version, runs[1]), "digits", "bob")
     hub.model_catalog.update("digits", visibility="public", tags=["vision"])
     hub.model_catalog.update("sentiment", tags=["text"])
-    app = create_app(studio_config(home, url, signin_attempts=3, deployments_enabled=True), hub)
+    settings = {"signin_attempts": 3, "deployments_enabled": True, **config}
+    app = create_app(studio_config(home, url, **settings), hub)
     accounts = app.state.services.accounts
     tokens = {}
     for name, role in USERS.items():

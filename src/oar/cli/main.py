@@ -20,6 +20,7 @@ from oar.cli import (
     export_commands,
     hub_commands,
     jobs_commands,
+    notebooks_commands,
     ops_commands,
     quickstart,
     serve_command,
@@ -69,6 +70,7 @@ app.command("logout")(studio_command.logout)
 app.add_typer(jobs_commands.jobs_app, name="jobs")
 app.add_typer(ops_commands.ops_app, name="ops")
 app.add_typer(competitions_commands.competitions_app, name="competitions")
+app.add_typer(notebooks_commands.notebooks_app, name="notebooks")
 
 err = Console(stderr=True)
 

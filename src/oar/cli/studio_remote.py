@@ -22,6 +22,9 @@ class StudioHub:
     def put(self, path: str, body: dict[str, Any]) -> Any:
         return self._call("PUT", path, json=body)
 
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self._call("POST", path, json=body or {})
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         import httpx
 

@@ -30,6 +30,7 @@ def create_app(config: StudioConfig | None = None, hub: Hub | None = None) -> Fa
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
         services.deployments.resume()
+        services.notebooks.resume()
         yield
         services.close()
 

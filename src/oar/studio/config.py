@@ -10,6 +10,7 @@ from pathlib import Path
 from argon2 import Parameters, profiles
 
 from oar._core.settings import database_url, oar_home
+from oar.notebooks.settings import NotebookSettings
 
 DEFAULT_PORT = 8600
 
@@ -33,6 +34,7 @@ class StudioConfig:
     signin_window: float = 60.0
     deployments_enabled: bool = True
     argon2: Parameters = field(default_factory=lambda: profiles.RFC_9106_LOW_MEMORY)
+    notebooks: NotebookSettings = field(default_factory=NotebookSettings)
 
     @property
     def url(self) -> str:

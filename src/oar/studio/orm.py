@@ -78,3 +78,13 @@ class DeploymentRow(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class TutorialProgressRow(Base):
+    """A tutorial of the learning path that a user ran to its last cell (the cell reports it)."""
+
+    __tablename__ = "tutorial_progress"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    tutorial: Mapped[str] = mapped_column(String(80), primary_key=True)
+    done_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

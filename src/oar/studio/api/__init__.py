@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from oar.studio.api import auth, competitions, datasets, deployments, jobs, models, runs, tokens, users
+from oar.studio.api import auth, competitions, datasets, deployments, jobs, models, notebooks, runs, tokens, users
 
 API_PREFIX = "/api/v1"
-RESOURCES = (auth, datasets, models, runs, jobs, deployments, competitions, users, tokens)
+RESOURCES = (auth, datasets, models, runs, jobs, deployments, competitions, notebooks, users, tokens)
 
 
 def api_router() -> APIRouter:

@@ -17,7 +17,10 @@ from oar.studio.services.datasets import DatasetService
 from oar.studio.services.deployments import DeploymentService
 from oar.studio.services.jobs import JobService
 from oar.studio.services.models import ModelService
+from oar.studio.services.notebooks import NotebookService
 from oar.studio.services.runs import RunService
+from oar.studio.services.starters import StarterService
+from oar.studio.services.tutorials import TutorialService
 
 
 @dataclass
@@ -31,26 +34,36 @@ class Services:
     jobs: JobService
     deployments: DeploymentService
     competitions: CompetitionService
+    notebooks: NotebookService
+    tutorials: TutorialService
+    starters: StarterService
     signin_limiter: SignInLimiter
 
     @classmethod
     def build(cls, config: StudioConfig, hub: Hub | None = None) -> Services:
         hub = hub or Hub(home=config.home, url=config.url)
         models = ModelService(hub)
+        datasets = DatasetService(hub)
         deployments = DeploymentService(hub, models, config)
+        accounts = AccountService(hub.sessions, SecretHasher(config.argon2), BrowserSessions(hub.sessions))
+        notebooks = NotebookService(config, accounts, config.notebooks)
         return cls(
             config=config,
             hub=hub,
-            accounts=AccountService(hub.sessions, SecretHasher(config.argon2), BrowserSessions(hub.sessions)),
+            accounts=accounts,
             models=models,
-            datasets=DatasetService(hub),
+            datasets=datasets,
             runs=RunService(hub),
             jobs=JobService(hub),
             deployments=deployments,
             competitions=CompetitionService(hub),
+            notebooks=notebooks,
+            tutorials=TutorialService(hub.sessions, notebooks),
+            starters=StarterService(notebooks, datasets, models, deployments),
             signin_limiter=SignInLimiter(config.signin_attempts, config.signin_window),
         )
 
     def close(self) -> None:
         self.deployments.close()
+        self.notebooks.close()
         self.hub.close()

@@ -13,10 +13,22 @@ from fastapi.responses import Response
 
 from oar._core.errors import NotFoundError
 from oar.studio.web.assets import StaticAssets
-from oar.studio.web.views import admin, auth, competitions, datasets, deployments, home, jobs, models, runs, tokens
+from oar.studio.web.views import (
+    admin,
+    auth,
+    competitions,
+    datasets,
+    deployments,
+    home,
+    jobs,
+    models,
+    notebooks,
+    runs,
+    tokens,
+)
 
 STATIC = Path(__file__).parent / "static"
-VIEWS = (home, auth, datasets, models, runs, jobs, deployments, competitions, tokens, admin)
+VIEWS = (home, auth, datasets, models, runs, jobs, deployments, competitions, notebooks, tokens, admin)
 
 
 def plotly_js() -> Path:

@@ -1,0 +1,31 @@
+"""Runs inside each user's JupyterLab (a server extension): a busy kernel counts as activity.
+
+jupyter_server reports the time of the last kernel message; a kernel that computes silently for an
+hour would look idle, and the idle culler would stop it. Every 30 s this marks the server active
+while any kernel is busy, through jupyter_server's ``*_last_activity`` settings hook.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from tornado.ioloop import PeriodicCallback
+
+SETTING = "oar_busy_kernel_last_activity"
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "oar.notebooks.activity"}]
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    settings = serverapp.web_app.settings
+    kernels = serverapp.kernel_manager
+
+    def mark_busy() -> None:
+        states = (getattr(kernels.get_kernel(k), "execution_state", "") for k in kernels.list_kernel_ids())
+        if any(state == "busy" for state in states):
+            settings[SETTING] = datetime.now(UTC)
+
+    PeriodicCallback(mark_busy, 30_000).start()

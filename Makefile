@@ -34,7 +34,7 @@ $(PADDLE_ENV)/bin/python: $(PADDLE_REQS) | $(BIN)/oar
 
 paddle-env: $(PADDLE_ENV)/bin/python
 
-quickstart: install
+quickstart: $(BIN)/oar
 	$(BIN)/oar quickstart
 
 # The whole suite, as CI runs it: OAR_CI=1 turns every skipped test into a failure (tests/conftest.py).

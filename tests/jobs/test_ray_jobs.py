@@ -176,6 +176,10 @@ def test_a_notice_forwarder_on_each_spot_node_relays_its_cloud_notice(cluster):
         def log_message(self, *args: object) -> None:
             pass
 
+    ray_cluster = cluster[0]
+    if not any(n.pool == "spot" for n in RayInventory().nodes()):  # an earlier test may have lost them all
+        _retried(lambda: ray_cluster.add_node(num_cpus=1, resources={"pool:spot": 1}))
+        ray_cluster.wait_for_nodes()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Metadata)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     source = RayCloudNotices("gcp", POOLS, f"http://127.0.0.1:{server.server_address[1]}", every_s=0.2)

@@ -76,7 +76,8 @@ TEXT_SUFFIXES = {".py", ".md", ".txt", ".toml", ".yaml", ".yml", ".html", ".sh",
 # `pip install` and its options, then the first thing it installs (quoted or not).
 INSTALL = re.compile(r"pip install[ \t]+(?:-{1,2}[\w-]+(?:=\S+)?[ \t]+)*['\"]?([A-Za-z0-9][A-Za-z0-9_.-]*)")
 # Absolute paths of a development machine; written with a character class, so this file does not match itself.
-MACHINE_PATH = re.compile(r"(?<![\w.~$-])/(?:wor[k]|hom[e]|roo[t])/")
+# /home/oar-* (the notebooks' homes) and /home/jovyan (inside notebook containers) are the product's own paths.
+MACHINE_PATH = re.compile(r"(?<![\w.~$-])/(?:wor[k]/|roo[t]/|hom[e]/(?!oar-|jovyan\b))")
 SCRATCH_PATH = re.compile(r"(?<![\w.~$-])/tm[p]/")  # in prose and bench commands: say ../dir or $(mktemp -d)
 # Words about how the project is developed rather than what it does.
 PROCESS_WORDS = re.compile(
@@ -155,7 +156,8 @@ def test_the_text_rules_catch_what_they_are_for():
     for text in ["an issue of the load generator", "the targets with met / NOT met", "a session cookie"]:
         assert not PROCESS_WORDS.search(text), text
     assert MACHINE_PATH.search("(`/" + "work/shared/facts.md`)") and MACHINE_PATH.search("cd /" + "root/x")
-    assert not MACHINE_PATH.search("~/.oar/work/ and src/oar/home/x")
+    assert not MACHINE_PATH.search("~/.oar/work/ and src/oar/home/x and /home/oar-notebooks")
+    assert MACHINE_PATH.search("/" + "home/alice/oar")
     assert SCRATCH_PATH.search("tar -x -C /" + "tmp/oar-ref") and not SCRATCH_PATH.search("$TMPDIR/x")
 
 

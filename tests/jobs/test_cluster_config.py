@@ -31,6 +31,7 @@ def cluster_config(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_config_ships_and_installs_the_wheel_it_built(tmp_path):
     out = tmp_path / "cluster"
+    tree_before = sorted(os.listdir(ROOT)), sorted(os.listdir(ROOT / "src"))
     result = cluster_config(
         tmp_path, "--provider", "gcp", "--region", "europe-west4", "--project-id", "p-1", "--out", str(out)
     )
@@ -46,7 +47,7 @@ def test_the_config_ships_and_installs_the_wheel_it_built(tmp_path):
         metadata = archive.read(f"{name.replace('-', '_')}-{oar.__version__}.dist-info/METADATA").decode()
     assert "oar/jobs/launcher.py" in files and "oar/__init__.py" in files
     assert f"Name: {name}\n" in metadata and f"Version: {oar.__version__}\n" in metadata
-    assert not any(part.endswith(".egg-info") for part in os.listdir(ROOT / "src"))  # nothing built in the tree
+    assert (sorted(os.listdir(ROOT)), sorted(os.listdir(ROOT / "src"))) == tree_before  # nothing built in the tree
 
     config = yaml.safe_load((out / "cluster.yaml").read_text())
     assert config["provider"] == {"type": "gcp", "region": "europe-west4", "project_id": "p-1"}

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from oar._core.config_files import invalid, read_yaml
 from oar._core.errors import InvalidInputError
 
 SLUG = r"^[a-z0-9][a-z0-9-]{1,62}$"
@@ -123,20 +123,8 @@ def parse_spec(raw: Any, source: str) -> CompetitionSpec:
     try:
         return CompetitionSpec.model_validate(raw)
     except ValidationError as exc:
-        lines = [
-            f"  {'.'.join(str(p) for p in e['loc']) or '(top)'}: "
-            + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, "))
-            for e in exc.errors()
-        ]
-        raise InvalidInputError(f"{source} is invalid:\n" + "\n".join(lines)) from None
+        raise invalid(source, exc) from None
 
 
 def read_spec(path: str | Path) -> CompetitionSpec:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise InvalidInputError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_spec(raw, str(path))
+    return parse_spec(read_yaml(path), str(path))

@@ -27,12 +27,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from oar._core.config_files import read_yaml, validation_problems
 from oar._core.errors import InvalidInputError, NotFoundError
 from oar._core.settings import oar_home
-from oar._core.yaml_errors import yaml_problem
 
 
 class Pool(BaseModel):
@@ -118,18 +117,9 @@ def load_pools(path: str | Path | None = None) -> Pools:
         path = os.environ.get("OAR_POOLS") or (oar_home() / "pools.yaml")
         if not Path(path).exists():
             return default_pools()
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read pools file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise InvalidInputError(f"pools file {path} is not valid YAML: {yaml_problem(exc)}") from None
+    raw = read_yaml(path, "pools file")
     try:
         return Pools.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        )
+        problems = "; ".join(validation_problems(exc))
         raise InvalidInputError(f"pools file {path} is invalid: {problems}") from None

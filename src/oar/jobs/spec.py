@@ -27,11 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from oar._core.config_files import invalid, read_yaml
 from oar._core.errors import InvalidInputError
-from oar._core.yaml_errors import yaml_problem
 
 
 class Resources(BaseModel):
@@ -71,12 +70,7 @@ def _user() -> str:
 def read_job_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(training sections, resources section) of a job file; YAML errors become ``InvalidInputError``."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise InvalidInputError(f"{path} is not valid YAML: {yaml_problem(exc)}") from None
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise InvalidInputError(f"{path}: expected a mapping of sections (data, model, trainer, resources)")
     resources = raw.pop("resources", None) or {}
@@ -93,12 +87,7 @@ def parse_resources(
     try:
         resources = Resources.model_validate(merged)
     except ValidationError as exc:
-        lines = [
-            f"  {'.'.join(['resources', *(str(p) for p in e['loc'])])}: "
-            + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, "))
-            for e in exc.errors()
-        ]
-        raise InvalidInputError(f"{source} is invalid:\n" + "\n".join(lines)) from None
+        raise invalid(source, exc, ("resources",)) from None
     moment = now or datetime.now(UTC)
     if resources.deadline is not None and resources.deadline <= moment:
         raise InvalidInputError(

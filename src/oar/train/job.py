@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from tokenizers import Tokenizer
 from torch import nn
 
+from oar._core.config_files import invalid, read_yaml
 from oar._core.errors import InvalidInputError
-from oar._core.yaml_errors import yaml_problem
 from oar.data import Dataset, load_builtin
 from oar.data.builtin import BUILTIN_DATASETS
 from oar.data.dataset import Split
@@ -120,36 +119,18 @@ def parse_job(raw: Any, source: str = "config") -> JobConfig:
     try:
         return JobConfig.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidInputError(f"{source} is invalid:\n{_explain(exc)}") from None
+        raise invalid(source, exc) from None
 
 
 def load_job(path: str | Path) -> JobConfig:
     """Read and validate a YAML job file; every problem in it is listed, each with its key path."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise InvalidInputError(f"{path} is not valid YAML: {yaml_problem(exc)}") from None
+    raw = read_yaml(path)
     if isinstance(raw, dict) and "resources" in raw:
         resources = raw.pop("resources")  # where `oar jobs submit` runs it; training here does not depend on it
         if resources is not None and not isinstance(resources, dict):
             raise InvalidInputError(f"{path}: resources must be a mapping, got {resources!r}")
     return parse_job(raw, str(path))
-
-
-def _explain(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-            lines.append(f"  {where}: unknown key")
-        elif error["type"] in ("missing", "missing_argument"):
-            lines.append(f"  {where}: required key is missing")
-        else:
-            lines.append(f"  {where}: {error['msg'].removeprefix('Value error, ')}")
-    return "\n".join(lines)
 
 
 @dataclass

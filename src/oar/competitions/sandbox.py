@@ -2,8 +2,9 @@
 
 - its own network namespace (no interface but a down loopback: no socket reaches anything) and its own
   PID namespace (it sees no other process; everything it starts ends with it);
-- its own mount namespace: /tmp, /var/tmp, /dev/shm and /run are empty root-owned tmpfs mounts (no
-  file socket of the host can be reached, nothing of the host's temp files seen), the box bound back in;
+- its own mount namespace: /tmp, /var/tmp, /dev/shm, /run, /root and /home are empty root-owned tmpfs
+  mounts (no file socket of the host can be reached, nothing of the host's temp files or homes seen), the box
+  and the Python it runs bound back in (read-only);
 - runs as ``nobody``: the hidden labels (root's, mode 0600, in a 0700 folder) and other submissions'
   folders cannot be opened, nothing outside its work folder can be written;
 - read-only inputs: ``in/`` is root's, mode 0755/0644; ``work/`` (its home and ``TMPDIR``) is its own;
@@ -25,6 +26,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -117,18 +119,39 @@ def _limits(limits: Limits, work: Path) -> None:
     os.chdir(work)
 
 
-# Runs as root inside the new namespaces, then becomes the guest: the world-writable folders (and
-# /run, where daemons keep their sockets) become empty root-owned tmpfs mounts, and the box is bound
-# back in place from the working directory, which still reaches it under the new /tmp.
+# Runs as root inside the new namespaces, then becomes the guest: the world-writable folders, /run (where
+# daemons keep their sockets) and the users' homes become empty root-owned tmpfs mounts. What the guest needs
+# from under them (the Python it runs and oar's code: ``keep``, colon-separated) is first bound aside on a
+# private /mnt, then bound back read-only; the box is bound back from the working directory, which still
+# reaches it under the new /tmp.
 _ENTER = """set -e
-box="$1"; shift
+box="$1"; keep="$2"; shift 2
 cd "$box"
-for d in /tmp /var/tmp /dev/shm /run; do if [ -d "$d" ]; then mount -t tmpfs -o size=1m,mode=0755 tmpfs "$d"; fi; done
+IFS=:
+mount -t tmpfs -o size=1m,mode=0755 tmpfs /mnt
+i=0; for k in $keep; do i=$((i+1)); mkdir /mnt/$i; mount --bind "$k" /mnt/$i; done
+for d in /tmp /var/tmp /dev/shm /run /root /home; do
+  if [ -d "$d" ]; then mount -t tmpfs -o size=1m,mode=0755 tmpfs "$d"; fi
+done
+i=0; for k in $keep; do i=$((i+1)); mkdir -p "$k"; mount --bind /mnt/$i "$k"; mount -o remount,bind,ro "$k"; done
+unset IFS
 mkdir -p "$box"
 mount -c --bind /proc/self/cwd "$box"
 cd "$box/work"
 exec "$@"
 """
+COVERED = ("/tmp", "/var/tmp", "/dev/shm", "/run", "/root", "/home")
+
+
+def kept_paths() -> list[str]:
+    """The folders under ``COVERED`` that the guest's Python needs: its installation, its virtual environment
+    and oar's own code (a checkout or a venv may live in /tmp or a home; nothing else there is shown)."""
+    import oar
+
+    wanted = {sys.prefix, sys.base_prefix, str(Path(oar.__file__).resolve().parents[1])}
+    wanted |= {os.path.realpath(path) for path in wanted}
+    under = sorted(p for p in wanted if any(p == c or p.startswith(c + "/") for c in COVERED) and ":" not in p)
+    return [p for p in under if not any(p.startswith(other + "/") for other in under)]
 
 
 def wrap(box: Box, command: list[str]) -> list[str]:
@@ -137,7 +160,7 @@ def wrap(box: Box, command: list[str]) -> list[str]:
     user = pwd.getpwnam(SANDBOX_USER)
     namespaces = ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
     drop = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "--"]
-    return [*namespaces, "sh", "-c", _ENTER, "sh", str(box.root), *drop, *command]
+    return [*namespaces, "sh", "-c", _ENTER, "sh", str(box.root), ":".join(kept_paths()), *drop, *command]
 
 
 def run(box: Box, command: list[str], limits: Limits, env: dict[str, str] | None = None) -> Outcome:

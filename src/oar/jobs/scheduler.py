@@ -40,7 +40,8 @@ log = logging.getLogger("oar.jobs")
 STOPPED_BY_SIGTERM = frozenset({"preempt", "resize", "cancel"})
 LIVE = ("starting", "running")
 NEVER_RAN = frozenset({"abandoned", "start-failed", "unplaced"})  # outcomes of attempts that trained nothing
-_SIGTERM_DEATH = 128 + 15  # the exit code the attempt's parent records for a process ended by SIGTERM
+# How a process ended by SIGTERM is reported: 143 by a local attempt's parent, -15 by a Ray actor's Popen
+_SIGTERM_DEATHS = frozenset({128 + 15, -15})
 _GONE_MEMORY_S = 300.0  # how long a node the scheduler saw go stays out of placement while a cluster still lists it
 
 
@@ -311,8 +312,8 @@ class Scheduler:
             outcome = "succeeded"
         elif code is None:
             outcome = "killed" if stop == "kill" else "lost"
-        elif code == EXIT_PREEMPTED or (stop in STOPPED_BY_SIGTERM and code == _SIGTERM_DEATH):
-            # 143: SIGTERM came before training installed its handler (still starting): nothing to save
+        elif code == EXIT_PREEMPTED or (stop in STOPPED_BY_SIGTERM and code in _SIGTERM_DEATHS):
+            # SIGTERM outside training's handler (still starting, or already finishing): nothing new to save
             outcome = {"resize": "resized", "cancel": "cancelled"}.get(stop or "", "preempted")
         else:
             outcome = "cancelled" if stop == "cancel" else "failed"
@@ -370,7 +371,7 @@ class Scheduler:
                 job,
                 {RUNNING},
                 PREEMPTED,
-                f"{where} {how[outcome]}" + (f" at step {last}" if code != _SIGTERM_DEATH else "") + lost,
+                f"{where} {how[outcome]}" + (f" at step {last}" if code not in _SIGTERM_DEATHS else "") + lost,
                 preemptions=job.preemptions + 1,
             )
             if moved is not None:

@@ -208,6 +208,61 @@ def test_a_server_that_cannot_start_says_why(site: Site) -> None:
     assert site.world.client("mallory").get("/api/v1/notebooks").json()["status"] == "failed"
 
 
+def test_a_disabled_or_demoted_user_loses_their_server_tokens_and_cookie_at_once(site: Site) -> None:
+    """Disabling dora (or making erin a viewer) stops her server and every process of her account now, not at
+    the next cull, and the hub cookie, hub token and kernel token she held stop working."""
+    accounts = site.world.app.state.services.accounts
+    users = {}
+    for name in ("dora", "erin"):
+        users[name] = accounts.create_user(name, "member", PASSWORD)
+        site.world.tokens[name] = accounts.issue_token(users[name].id, "tests")
+        site.start_and_wait(name)
+    hub = site.notebooks.hub
+    browser = site.browser_for("dora")
+    assert browser.get(f"{site.server_url('dora')}/api/contents").status_code == 200
+    browser.get(f"{hub.url}/hub/token")  # as on the hub's token page: her cookie and its xsrf token
+    made = browser.post(
+        f"{hub.url}/hub/api/users/dora/tokens",
+        json={"expires_in": 3600, "note": "mine"},
+        headers={"x-xsrftoken": browser.cookies.get("_xsrf", path="/hub/") or ""},
+    )
+    assert made.status_code == 201, made.text
+    hub_token = made.json()["token"]
+    as_dora = {"authorization": f"token {hub_token}"}
+    assert httpx.get(f"{hub.url}/hub/api/user", headers=as_dora, timeout=30).status_code == 200
+    server_pid = hub.api("GET", "/users/dora")["servers"][""]["state"]["pid"]
+    url, headers = site.server_url("dora"), site.service_headers()
+    detached = "import subprocess; print(subprocess.Popen(['sleep', '600'], start_new_session=True).pid)"
+    outcome = execute(url, headers, start_kernel(url, headers), detached)
+    sleeper = int(outcome.stdout.strip())
+    kernel_token = (hub.state_dir / "tokens" / "dora").read_text().strip()
+
+    admin = site.world.client("admin")
+    assert admin.patch(f"/api/v1/users/{users['dora'].id}", json={"disabled": True}).status_code == 200
+    for pid in (server_pid, sleeper):
+        assert not _alive(pid), pid
+    assert httpx.get(f"{hub.url}/hub/api/user", headers=as_dora, timeout=30).status_code == 403
+    assert browser.get(f"{hub.url}/hub/api/user").status_code == 403
+    lab = browser.get(f"{site.server_url('dora')}/api/contents")
+    assert lab.status_code != 200 or "/signin" in str(lab.url), lab.url
+    assert accounts.verify_token(kernel_token) is None
+    assert "dora" not in {u["name"] for u in hub.api("GET", "/users")}
+
+    erin_pid = hub.api("GET", "/users/erin")["servers"][""]["state"]["pid"]
+    assert admin.patch(f"/api/v1/users/{users['erin'].id}", json={"role": "viewer"}).status_code == 200
+    assert not _alive(erin_pid)
+    assert site.world.client("erin").post("/api/v1/notebooks/start").status_code == 403
+    assert site.world.client("alice").get("/api/v1/notebooks").json()["status"] == "running"  # others keep theirs
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[-1][0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
 def test_in_a_browser_a_member_opens_a_model_in_a_notebook_and_a_second_user_is_refused(site: Site) -> None:
     """Sign in, start the server (spinner), Open in notebook from a model page, run its cells in JupyterLab,
     see the prediction, stop; Bob, signed in, is refused Alice's server. Screenshots in test-artifacts."""

@@ -7,11 +7,14 @@ over (a studio user named ``root`` gets ``nb-root``, never ``root``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pwd
 import re
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 from oar._core.errors import ForbiddenError, OarError
@@ -80,3 +83,42 @@ def open_for_accounts(paths: list[Path], grant: bool) -> None:
         )
     for folder in closed:
         os.chmod(folder, os.stat(folder).st_mode | 0o001)
+
+
+def end_account_processes(name: str, grace: float = 3.0) -> int:
+    """End every process running as notebook account ``name`` (SIGTERM, then SIGKILL after ``grace``):
+    a user who lost notebooks keeps nothing running, not even a process their kernel detached.
+    Only accounts made here are touched; returns how many processes were signalled."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return 0
+    if not entry.pw_gecos.startswith(COMMENT):
+        return 0
+    pids = _pids_of(entry.pw_uid)
+    signalled = len(pids)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.1)
+            pids = [p for p in pids if p in _pids_of(entry.pw_uid)]
+        if not pids:
+            break
+    return signalled
+
+
+def _pids_of(uid: int) -> list[int]:
+    """Live (not zombie) processes whose /proc entry belongs to ``uid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid == uid and (entry / "stat").read_text().split(") ")[-1][0] != "Z":
+                found.append(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+    return found

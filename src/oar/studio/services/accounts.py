@@ -6,9 +6,11 @@ so a verified token is remembered in memory (by a SHA-256 fingerprint) for a sho
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +24,7 @@ from oar.studio.security import SecretHasher, fingerprint, new_token, split_toke
 from oar.studio.services.access import ROLES, Principal
 from oar.studio.services.browser_sessions import BrowserSessions
 
+log = logging.getLogger("oar.studio.accounts")
 USERNAME = re.compile(r"[a-z][a-z0-9_.-]{1,39}")
 MIN_PASSWORD = 8
 SIGN_IN_LINK_TTL = timedelta(hours=24)
@@ -59,6 +62,12 @@ class AccountService:
         self.browser_sessions = browser_sessions
         self._verified: dict[str, tuple[float, Principal, str]] = {}
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[User], None]] = []
+
+    def on_user_change(self, listener: Callable[[User], None]) -> None:
+        """Call ``listener(user)`` after each change of a user's role or disabled flag, so rooms that
+        keep something running for a user (a notebook server) take it away at once, not later."""
+        self._listeners.append(listener)
 
     # --- users -----------------------------------------------------------------------------------
     def create_user(self, username: str, role: str, password: str | None = None) -> User:
@@ -119,6 +128,12 @@ class AccountService:
             user = _user(row)
         if password is not None or disabled:  # every browser signed in as this user must sign in again
             self.browser_sessions.end_all(user_id)
+        if role is not None or disabled is not None:
+            for listener in self._listeners:
+                try:
+                    listener(user)
+                except Exception:  # one room's failure must not undo the change itself
+                    log.exception("after the change of user %s", user.username)
         return user
 
     def change_password(self, user_id: int, current: str, new: str, *, need_current: bool = True) -> User:

@@ -20,12 +20,13 @@ from urllib.parse import quote, urlencode
 
 from oar._core.errors import ConflictError, InvalidInputError, OarError, PayloadTooLargeError
 from oar.notebooks import NotebookSettings
+from oar.notebooks.accounts import end_account_processes, system_name
 from oar.notebooks.hub import HubError, NotebookHub
 from oar.notebooks.tickets import make_ticket
 from oar.studio.config import StudioConfig
 from oar.studio.security import derived_token
 from oar.studio.services.access import Principal, require_creator
-from oar.studio.services.accounts import AccountService
+from oar.studio.services.accounts import AccountService, User
 
 log = logging.getLogger("oar.studio.notebooks")
 TOKEN_NAME = "notebook server"
@@ -54,6 +55,7 @@ class NotebookService:
         self.public_url = settings.public_url
         self._failures: dict[str, str] = {}
         self._lock = threading.Lock()
+        accounts.on_user_change(self._user_changed)
 
     # --- the server ------------------------------------------------------------------------------
     def status(self, who: Principal | None) -> NotebookServer:
@@ -144,6 +146,32 @@ class NotebookService:
                 raise PayloadTooLargeError(str(exc)) from None
             raise
         return path
+
+    # --- access taken away -------------------------------------------------------------------------
+    def lock_out(self, username: str, user_id: int, timeout: float = 60.0) -> None:
+        """Take notebooks away from a user now: their kernels' studio token is revoked, their server stopped,
+        their hub user deleted (with every JupyterHub token and OAuth grant they hold, so their hub cookie
+        names no one), and any process left running as their system account ended. Files stay."""
+        self._revoke_tokens(user_id)
+        (self.hub.state_dir / "tokens" / username).unlink(missing_ok=True)
+        if self.hub.status() != "stopped":
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    self.hub.api("DELETE", f"/users/{username}", ok=(204, 404))
+                    break
+                except HubError as exc:  # 400: the server is still stopping
+                    if exc.status != 400 or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.3)
+        if self.settings.spawner.endswith(".SystemUserSpawner"):
+            ended = end_account_processes(system_name(username, self.settings.user_prefix))
+            if ended:
+                log.info("ended %d leftover process(es) of %s's notebook account", ended, username)
+
+    def _user_changed(self, user: User) -> None:
+        if user.disabled or not user.principal().can_create:
+            self.lock_out(user.username, user.id)
 
     # --- lifecycle -------------------------------------------------------------------------------
     def resume(self) -> None:

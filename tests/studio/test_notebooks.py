@@ -25,6 +25,7 @@ from .browser import chromium, free_port, serving, shot
 from .conftest import PASSWORD, StudioWorld, build_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+MEMORY_MB = 2048
 
 
 @dataclass
@@ -69,7 +70,15 @@ def site(tmp_path_factory: pytest.TempPathFactory, numeric_package: Path) -> Ite
     home = tmp_path_factory.mktemp("notebooks")
     homes = Path(tempfile.mkdtemp(prefix="oar-notebook-homes-", dir="/tmp"))  # reachable by the accounts
     prefix = f"t{secrets.token_hex(2)}-"  # accounts of this run only
-    settings = NotebookSettings(home_root=homes, user_prefix=prefix, max_notebook_mb=1, grant_traverse=True)
+    settings = NotebookSettings(
+        home_root=homes,
+        user_prefix=prefix,
+        max_notebook_mb=1,
+        grant_traverse=True,
+        memory_mb=MEMORY_MB,
+        cpus=1.0,
+        max_processes=256,
+    )
     port = free_port()
     world = build_world(f"sqlite:///{home / 'hub.db'}", home, numeric_package, port=port, notebooks=settings)
     try:
@@ -151,6 +160,32 @@ def test_users_cannot_reach_each_others_servers_or_files(site: Site) -> None:
     url, headers = site.server_url("alice"), site.service_headers()
     outcome = execute(url, headers, start_kernel(url, headers), f"open({bob_home + '/private/secret.ipynb'!r}).read()")
     assert outcome.error is not None and outcome.error.startswith("PermissionError"), outcome
+
+
+def test_a_kernel_over_its_memory_limit_gets_memory_error_and_the_other_user_is_untouched(site: Site) -> None:
+    from oar.notebooks.resources import cgroup_dirs
+
+    headers = site.service_headers()
+    alice, bob = site.server_url("alice"), site.server_url("bob")
+    greedy, calm = start_kernel(alice, headers), start_kernel(bob, headers)
+    limits = "import resource\nprint(resource.getrlimit(resource.RLIMIT_AS)[0] >> 20, resource.getrlimit(6)[0])\n"
+    grab = (
+        "try:\n    block = bytearray(3 << 30)\n    print('allocated')\nexcept MemoryError:\n    print('MemoryError')\n"
+    )
+    outcome = execute(alice, headers, greedy, limits + grab)
+    assert outcome.stdout.split() == [str(MEMORY_MB), "256", "MemoryError"], outcome
+    assert execute(alice, headers, greedy, "1 + 1").result == "2"  # the kernel lives on
+    assert execute(bob, headers, calm, "sum(range(10**6))").result == str(sum(range(10**6)))
+
+    groups = cgroup_dirs(f"{site.prefix}alice")
+    if groups:  # cgroups writable here: the account's group holds the kernel, with RAM and CPU capped
+        member = execute(alice, headers, greedy, "print(open('/proc/self/cgroup').read())").stdout
+        assert f"oar-notebooks/{site.prefix}alice" in member
+        folder = groups.get("v2") or groups["memory"]
+        memory = (folder / ("memory.max" if "v2" in groups else "memory.limit_in_bytes")).read_text()
+        assert int(memory) == MEMORY_MB << 20
+        cpu = (groups.get("v2") or groups["cpu"]) / ("cpu.max" if "v2" in groups else "cpu.cfs_quota_us")
+        assert cpu.read_text().split()[0] == "100000"  # one core per 100 ms period
 
 
 def test_a_notebook_over_the_size_limit_is_refused_with_a_message(site: Site) -> None:

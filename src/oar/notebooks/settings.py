@@ -30,6 +30,10 @@ class NotebookSettings:
     session_hours: int = 12  # lifetime of the hub's own cookie; the studio's ticket is needed again after
     public_url: str | None = None  # where browsers reach the proxy (a TLS front); default http://127.0.0.1:<port>
     grant_traverse: bool = False  # add o+x to folders on the way to this Python / oar that lack it
+    memory_mb: int = 8192  # per process (RLIMIT_AS) and, with cgroups, all of a user's processes; 0: none
+    cpus: float = 2.0  # CPU cores at most per user (cgroups only); 0: none
+    max_processes: int = 1024  # processes and threads per user account (RLIMIT_NPROC); 0: none
+    cgroups: bool = True  # also cap each user's RAM and CPU in a cgroup where /sys/fs/cgroup is writable
     spawner: str = "oar.notebooks.spawner.SystemUserSpawner"  # or dockerspawner.DockerSpawner, kubespawner...
 
     def __post_init__(self) -> None:
@@ -37,6 +41,10 @@ class NotebookSettings:
             raise InvalidInputError("idle_timeout must be >= 60 s and cull_every >= 10 s")
         if not 0 < self.max_notebook_mb <= 1024:
             raise InvalidInputError("max_notebook_mb must be in (0, 1024]")
+        if self.memory_mb and self.memory_mb < 512:
+            raise InvalidInputError("memory_mb must be 0 (no limit) or >= 512: a JupyterLab server needs about 300 MB")
+        if self.cpus < 0 or (self.max_processes and self.max_processes < 64):
+            raise InvalidInputError("cpus must be >= 0 and max_processes 0 (no limit) or >= 64")
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

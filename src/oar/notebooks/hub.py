@@ -13,6 +13,7 @@ and are re-adopted by the new hub (``cleanup_servers = False``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -30,9 +31,10 @@ from oar.notebooks.accounts import open_for_accounts
 from oar.notebooks.kernels import oar_source_path
 from oar.notebooks.settings import SETTINGS_ENV, NotebookSettings
 from oar.supervise import LocalProcessSpawner, ProcessSpec, RestartPolicy, Status, Supervisor, spawner_from_state
-from oar.supervise.ports import allocate_ports
+from oar.supervise.ports import allocate_ports, port_is_free
 
 KEY = "jupyterhub"
+log = logging.getLogger("oar.notebooks.hub")
 PROXY_VERSION = "5.3.0"
 
 
@@ -198,10 +200,7 @@ class NotebookHub:
         _write_secret(self.state_dir / "ticket_key", self.ticket_key)
 
     def _write_run_config(self) -> None:
-        previous = self._run_config() or {}
-        ports = [previous.get(k) for k in ("proxy_port", "hub_port", "proxy_api_port")]
-        if not all(ports):
-            ports = allocate_ports(3)
+        ports = self._free_ports(self._run_config() or {})
         run = {
             "settings": self.settings.to_json(),
             "state_dir": str(self.state_dir),
@@ -213,6 +212,25 @@ class NotebookHub:
             "pythonpath": oar_source_path(),
         }
         _write_secret(self.state_dir / "run.json", json.dumps(run, indent=1))
+
+    def _free_ports(self, previous: dict[str, Any]) -> list[int]:
+        """The ports of the last run when they are still free (a stable address for bookmarks), else new
+        ones: another program may have taken one while the hub was down. The proxy a killed hub left
+        behind still holds its two ports; the new hub replaces that proxy, so those count as free."""
+        keys = ("proxy_port", "hub_port", "proxy_api_port")
+        ports = [previous.get(k) for k in keys]
+        if not all(ports):
+            return allocate_ports(3)
+        ours = _alive(self.state_dir / "proxy.pid")
+        taken = [
+            key
+            for key, port in zip(keys, ports, strict=True)
+            if not port_is_free(port) and not (ours and key != "hub_port")
+        ]
+        if taken:
+            log.warning("notebook hub: %s taken by another program; moving to new ports", ", ".join(taken))
+            return allocate_ports(3, taken=ports)
+        return ports
 
     def _spec(self) -> ProcessSpec:
         config = Path(__file__).with_name("jupyterhub_config.py")
@@ -251,6 +269,15 @@ def _pythonpath() -> dict[str, str]:
         return {}
     rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != source]
     return {"PYTHONPATH": os.pathsep.join([source, *rest])}
+
+
+def _alive(pid_file: Path) -> bool:
+    """Whether the process named in ``pid_file`` still runs."""
+    try:
+        os.kill(int(pid_file.read_text().strip()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _write_secret(path: Path, text: str) -> None:

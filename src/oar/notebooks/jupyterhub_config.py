@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from oar.notebooks.activity import BUSY_ENV
 from oar.notebooks.kernels import write_kernel_specs
 from oar.notebooks.limits import LIMIT_ENV
 from oar.notebooks.settings import SETTINGS_ENV, NotebookSettings
@@ -38,6 +39,7 @@ c.JupyterHub.cookie_max_age_days = _settings.session_hours / 24
 c.JupyterHub.cleanup_servers = False  # a restarted hub re-adopts the users' running servers
 c.JupyterHub.cleanup_proxy = True
 c.JupyterHub.allow_named_servers = False
+c.JupyterHub.last_activity_interval = _settings.activity_every  # proxy activity -> hub, for the culler
 
 # --- who: the studio vouches for every user ----------------------------------------------------------
 c.JupyterHub.authenticator_class = "oar.notebooks.authenticator.StudioAuthenticator"
@@ -90,6 +92,8 @@ c.Spawner.environment = {
     "JUPYTER_CONFIG_PATH": str(_share / "config"),
     "OAR_STUDIO_URL": _run["studio_url"],
     LIMIT_ENV: str(_settings.max_notebook_mb),
+    "JUPYTERHUB_ACTIVITY_INTERVAL": str(_settings.activity_every),  # server -> hub activity reports
+    BUSY_ENV: str(_settings.activity_every),  # busy kernels count as activity this often
     "PATH": f"{_bin}:/usr/local/bin:/usr/bin:/bin",
 }
 if _run.get("pythonpath"):

@@ -37,14 +37,20 @@ class NotebookSettings:
     spawner: str = "oar.notebooks.spawner.SystemUserSpawner"  # or dockerspawner.DockerSpawner, kubespawner...
 
     def __post_init__(self) -> None:
-        if self.idle_timeout < 60 or self.cull_every < 10:
-            raise InvalidInputError("idle_timeout must be >= 60 s and cull_every >= 10 s")
+        if self.idle_timeout < 20 or self.cull_every < 5:
+            raise InvalidInputError("idle_timeout must be >= 20 s and cull_every >= 5 s")
         if not 0 < self.max_notebook_mb <= 1024:
             raise InvalidInputError("max_notebook_mb must be in (0, 1024]")
         if self.memory_mb and self.memory_mb < 512:
             raise InvalidInputError("memory_mb must be 0 (no limit) or >= 512: a JupyterLab server needs about 300 MB")
         if self.cpus < 0 or (self.max_processes and self.max_processes < 64):
             raise InvalidInputError("cpus must be >= 0 and max_processes 0 (no limit) or >= 64")
+
+    @property
+    def activity_every(self) -> int:
+        """Seconds between activity reports (busy kernels -> server -> hub): a quarter of the idle timeout,
+        at most JupyterHub's 300 s default, so a busy server is seen active well before it could be culled."""
+        return max(5, min(300, self.idle_timeout // 4))
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

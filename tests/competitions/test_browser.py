@@ -97,7 +97,16 @@ def test_organizer_two_participants_boards_and_the_end(hub, home, digits_package
         assert bob.locator("#private-board").count() == 0
         shot(bob, "05-package-scored")
 
-        organizer.reload()
+        organizer.reload()  # the creator organizes: the private board live, and the organize forms
+        assert "(live, organizers only" in organizer.inner_text("#private-board")
+        organizer.fill("#organizer-users", "carol")
+        organizer.click("#organizers-form button[type=submit]")
+        assert "no active user 'carol'" in organizer.inner_text("body")
+        organizer.goto(f"{url}/competitions/browser-cup")
+        organizer.fill("#edit-form input[name=title]", "Browser cup, round 1")
+        organizer.click("#edit-form button[type=submit]")
+        assert "Browser cup, round 1" in organizer.inner_text("h1")
+        shot(organizer, "05b-organizer-view")
         organizer.click("#close-form button[type=submit]")
         organizer.wait_for_url(f"{url}/competitions/browser-cup")
         assert "ended" in organizer.inner_text("#competition-state")

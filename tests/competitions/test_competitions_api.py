@@ -124,8 +124,15 @@ def test_boards_hide_every_private_score_until_the_end(studio, home):
         "page": client("bob").get("/competitions/digits-cup"),
         "list": client("bob").get("/competitions"),
         "private": client("bob").get("/api/v1/competitions/digits-cup/leaderboard?board=private"),
-        "private-csv": client("admin").get("/api/v1/competitions/digits-cup/leaderboard.csv?board=private"),
+        "private-csv": client("bob").get("/api/v1/competitions/digits-cup/leaderboard.csv?board=private"),
+        "scores": client("bob").get("/api/v1/competitions/digits-cup/scores"),
+        "rescore": client("bob").post("/api/v1/competitions/digits-cup/rescore"),
+        "edit": client("bob").patch("/api/v1/competitions/digits-cup", json={"title": "mine now"}),
+        "organize": client("bob").put("/api/v1/competitions/digits-cup/organizers", json={"users": ["bob"]}),
+        "edit-page": client("bob").post("/competitions/digits-cup/rescore"),
     }
+    for name in ("scores", "rescore", "edit", "organize"):
+        assert before[name].status_code == 403, name
     assert before["private"].status_code == 403 and before["private-csv"].status_code == 403
     assert "revealed at the end" in before["private"].json()["error"]["message"]
     board = before["board"].json()
@@ -137,8 +144,9 @@ def test_boards_hide_every_private_score_until_the_end(studio, home):
     for name, response in before.items():
         text = response.text
         assert 'private_score":1' not in text and 'private_score": 1' not in text, name
-        assert "private score" not in text.lower() or name in ("private", "private-csv"), name
+        assert "private score" not in text.lower() or name in ("private", "private-csv", "scores"), name
     assert before["csv"].text.splitlines()[1].startswith("1,alice,1.000000")
+    _organizer_sees_private_scores_and_cannot_play(studio, core, submitted)
     # the end passes: the private board appears, Bob first
     assert client("alice").post("/api/v1/competitions/digits-cup/close").status_code == 403
     assert client("admin").post("/api/v1/competitions/digits-cup/close").json()["ended"] is True
@@ -151,3 +159,54 @@ def test_boards_hide_every_private_score_until_the_end(studio, home):
         "/api/v1/competitions/digits-cup/submissions", files={"file": ("p.csv", b"id,prediction\n")}
     )
     assert late.status_code == 403 and "has ended" in late.json()["error"]["message"]
+
+
+def _organizer_sees_private_scores_and_cannot_play(studio, core, submitted) -> None:
+    """Carol, a member the creator made an organizer: she follows the private board live, sees every score,
+    edits the competition and re-scores it, and cannot submit; Bob, who took part, cannot be made one."""
+    from fastapi.testclient import TestClient
+
+    app, client = studio
+    accounts = app.state.services.accounts
+    carol = TestClient(app, headers={"authorization": f"Bearer {_token(accounts, 'carol')}"})
+    base = "/api/v1/competitions/digits-cup"
+    assert carol.get(f"{base}/leaderboard?board=private").status_code == 403  # not an organizer yet
+    taken = client("admin").put(f"{base}/organizers", json={"users": ["carol", "bob"]})
+    assert taken.status_code == 409 and "bob took part" in taken.json()["error"]["message"]
+    assert client("admin").put(f"{base}/organizers", json={"users": ["nobody-here"]}).status_code == 422
+    made = client("admin").put(f"{base}/organizers", json={"users": ["carol"]})
+    assert made.status_code == 200 and made.json()["organizers"] == ["admin", "carol"]
+    assert carol.put(f"{base}/organizers", json={"users": ["carol", "vera"]}).status_code == 403  # creator's call
+
+    private = carol.get(f"{base}/leaderboard?board=private").json()
+    assert [(e["user"], e["score"]) for e in private] == [("bob", 1.0), ("alice", 0.0)]
+    assert carol.get(f"{base}/leaderboard.csv?board=private").text.splitlines()[1].startswith("1,bob,1.000000")
+    every = {s["user"]: s["private_score"] for s in carol.get(f"{base}/scores").json()}
+    assert every == {"alice": 0.0, "bob": 1.0}
+    page = carol.get("/competitions/digits-cup").text
+    assert 'id="private-board"' in page and 'id="every-submission"' in page and 'id="submit-form"' not in page
+    refused = carol.post(f"{base}/submissions", files={"file": ("p.csv", b"id,prediction\n")})
+    assert refused.status_code == 403 and "organizers see private scores" in refused.json()["error"]["message"]
+
+    edited = carol.patch(base, json={"title": "Digits cup, round 1", "limits": {"daily": 4, "total": 6}})
+    assert edited.status_code == 200 and edited.json()["title"] == "Digits cup, round 1"
+    assert edited.json()["limits"]["daily"] == 4 and edited.json()["test_size"] == TEST_ROWS
+    bad = carol.patch(base, json={"seed": 9, "limits": {"daily": 0}})
+    assert bad.status_code == 422 and "seed: cannot be changed" in bad.json()["error"]["message"]
+    assert "daily" in carol.patch(base, json={"limits": {"daily": 0}}).json()["error"]["message"]
+
+    again = carol.post(f"{base}/rescore")
+    assert again.status_code == 200 and {s["id"] for s in again.json()} == set(submitted.values())
+    for submission_id in submitted.values():
+        assert wait_scored(core, submission_id).status == "scored"
+    assert core.store.submission(submitted["bob"]).private_score == 1.0
+    for user in ("alice", "bob"):  # still nothing private for the participants
+        mine = client(user).get(f"{base}/submissions").json()
+        assert all(s["private_score"] is None for s in mine)
+        assert client(user).get(f"{base}/leaderboard?board=private").status_code == 403
+        page = client(user).get("/competitions/digits-cup").text
+        assert 'id="private-board"' not in page and 'id="every-submission"' not in page and "private score" not in page
+
+
+def _token(accounts, name: str) -> str:
+    return accounts.issue_token(accounts.create_user(name, "member", PASSWORD).id, "t")

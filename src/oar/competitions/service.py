@@ -20,7 +20,7 @@ import yaml
 
 from oar._core.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, OarError
 from oar.competitions import hidden, predictions, sandbox
-from oar.competitions.config import CompetitionSpec
+from oar.competitions.config import CompetitionSpec, parse_spec
 from oar.competitions.metrics import METRICS
 from oar.competitions.store import (
     CANCELLED,
@@ -37,6 +37,7 @@ from oar.competitions.store import (
 from oar.hub import Hub
 
 SUBMISSIONS = "submissions"
+EDITABLE = {"title", "description", "limits", "weights"}
 SCORING_RETRIES = 1  # one more attempt after a crashed scorer (a lost or killed worker is requeued anyway)
 
 
@@ -96,6 +97,46 @@ class Competitions:
             starts_at=spec.phases[0].start,
             ends_at=spec.end,
         )
+
+    def organizers(self, competition: Competition) -> list[str]:
+        return organizers_of(competition)
+
+    def set_organizers(self, competition: Competition, users: list[str]) -> Competition:
+        """The added organizers (the creator always is one). Someone who has submitted cannot organize:
+        organizers see private scores before the end."""
+        chosen = sorted({u for u in users if u != competition.owner})
+        playing = {s.user for s in self.store.submissions(competition.id)} & set(chosen)
+        if playing:
+            names = ", ".join(sorted(playing))
+            raise ConflictError(f"{names} took part in '{competition.name}' and cannot organize it")
+        return self.store.update_spec(competition.id, {"organizers": chosen})
+
+    def edit(self, competition: Competition, changes: dict[str, Any]) -> Competition:
+        """Change what can change without a new hidden split: title, description, limits and weights,
+        each checked as the competition file is."""
+        unknown = sorted(set(changes) - EDITABLE)
+        if unknown:
+            fixed, editable = ", ".join(unknown), ", ".join(sorted(EDITABLE))
+            raise InvalidInputError(f"{fixed}: cannot be changed after creation; editable: {editable}")
+        fields = set(CompetitionSpec.model_fields)
+        raw = {k: v for k, v in competition.spec.items() if k in fields}
+        checked = parse_spec({**raw, **changes}, f"the changes to '{competition.name}'").model_dump(mode="json")
+        title = checked["title"] or competition.name if "title" in changes else None
+        return self.store.update_spec(competition.id, {k: checked[k] for k in changes}, title=title)
+
+    def rescore(self, competition: Competition) -> list[Submission]:
+        """Score every scored submission again, each by a new scoring job (after the hidden set or the metric
+        was fixed); the new scores replace the old ones when they land."""
+        queued = []
+        for submission in self.store.submissions(competition.id):
+            if submission.status != SCORED:
+                continue
+            job = self._score_job(competition, submission)
+            if self.store.update(submission.id, only_if={SCORED}, status=QUEUED, error="", job_id=job.id):
+                queued.append(self.store.submission(submission.id))
+        if queued:
+            ensure_scheduler(self.hub)
+        return queued
 
     def close(self, competition: Competition, at: datetime | None = None) -> Competition:
         """End it now (or at ``at``): submissions stop, the private board is revealed."""
@@ -290,12 +331,15 @@ class Competitions:
 
     # --- leaderboards ----------------------------------------------------------------------------
 
-    def leaderboard(self, competition: Competition, board: str = "public", at: datetime | None = None) -> list[Entry]:
-        """The public board (live), or the private one once the competition has ended (else refused)."""
+    def leaderboard(
+        self, competition: Competition, board: str = "public", at: datetime | None = None, reveal: bool = False
+    ) -> list[Entry]:
+        """The public board (live), or the private one once the competition has ended (else refused; with
+        ``reveal``, for its organizers, live)."""
         at = at or now()
         if board not in ("public", "private"):
             raise InvalidInputError("board is public or private")
-        if board == "private" and not competition.ended(at):
+        if board == "private" and not competition.ended(at) and not reveal:
             raise ForbiddenError(
                 f"the private leaderboard is revealed at the end ({competition.ends_at:%Y-%m-%d %H:%M} UTC)"
             )
@@ -327,6 +371,9 @@ class Competitions:
     # --- helpers ---------------------------------------------------------------------------------
 
     def _may_submit(self, competition: Competition, user: str) -> None:
+        if user in self.organizers(competition):
+            name = competition.name
+            raise ForbiddenError(f"you organize '{name}': organizers see private scores and cannot take part")
         at = now()
         if competition.open_phase(at) is None:
             when = "has ended" if competition.ended(at) else "is not open now"
@@ -372,6 +419,12 @@ class Competitions:
             deadline=None,
             cluster="local",
         )
+
+
+def organizers_of(competition: Competition) -> list[str]:
+    """Who runs it: its creator, then the users the creator (or an admin) added."""
+    added = [u for u in competition.spec.get("organizers", []) if u != competition.owner]
+    return [competition.owner, *added]
 
 
 def ensure_scheduler(hub: Hub) -> None:

@@ -122,6 +122,18 @@ class CompetitionStore:
             session.commit()
             return _competition(row)
 
+    def update_spec(self, competition_id: int, changes: dict[str, Any], title: str | None = None) -> Competition:
+        """Replace top-level keys of the stored spec (and the title column)."""
+        with self._sessions() as session:
+            row = session.get(CompetitionRow, competition_id)
+            if row is None:
+                raise NotFoundError(f"no competition {competition_id}")
+            row.spec = {**row.spec, **changes}
+            if title is not None:
+                row.title = title
+            session.commit()
+            return _competition(row)
+
     def add_submission(self, **fields: Any) -> Submission:
         fields.setdefault("id", uuid.uuid4().hex[:12])
         with self._sessions() as session:

@@ -9,11 +9,11 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from oar._core.errors import InvalidInputError
 from oar.competitions.predictions import MAX_BYTES
-from oar.competitions.service import Entry
+from oar.competitions.service import Entry, organizers_of
 from oar.competitions.store import Competition, now
 from oar.studio.api.common import ERRORS, Caller, Studio, Timestamp
 from oar.studio.services.competitions import SubmissionView, leaderboard_csv
@@ -32,6 +32,7 @@ class CompetitionOut(BaseModel):
     title: str
     description: str
     owner: str
+    organizers: list[str] = Field(description="its creator, then the users they added")
     dataset_name: str
     dataset_version: int
     task: str
@@ -75,6 +76,14 @@ class EntryOut(BaseModel):
     details: dict[str, Any] | None
 
 
+class OrganizersIn(BaseModel):
+    users: list[str] = Field(max_length=50, description="the organizers besides the creator")
+
+
+class EditIn(BaseModel):
+    model_config = ConfigDict(extra="allow")  # every key is checked by the service: unknown ones are named
+
+
 class SelectionIn(BaseModel):
     submission_ids: list[str] = Field(max_length=20)
 
@@ -93,6 +102,7 @@ def competition_out(c: Competition) -> CompetitionOut:
         title=c.title,
         description=c.spec.get("description", ""),
         owner=c.owner,
+        organizers=organizers_of(c),
         dataset_name=c.dataset_name,
         dataset_version=c.dataset_version,
         task=c.spec.get("task", ""),
@@ -223,3 +233,28 @@ def leaderboard_export(
     entries = studio.competitions.leaderboard(who, name, board)
     headers = {"content-disposition": f'attachment; filename="{name}-{board}-leaderboard.csv"'}
     return PlainTextResponse(leaderboard_csv(entries, board), media_type="text/csv", headers=headers)
+
+
+@router.patch("/{name}", response_model=CompetitionOut)
+def edit(name: str, body: EditIn, studio: Studio, who: Caller) -> CompetitionOut:
+    """Organizers (and admins): change ``title``, ``description``, ``limits`` or ``weights``, checked as the
+    competition file is; the hidden split, metric and phases stay."""
+    return competition_out(studio.competitions.edit(who, name, body.model_dump()))
+
+
+@router.put("/{name}/organizers", response_model=CompetitionOut)
+def set_organizers(name: str, body: OrganizersIn, studio: Studio, who: Caller) -> CompetitionOut:
+    """The creator (or an admin) chooses the other organizers; someone who has submitted cannot be one."""
+    return competition_out(studio.competitions.set_organizers(who, name, body.users))
+
+
+@router.post("/{name}/rescore", response_model=list[SubmissionOut])
+def rescore(name: str, studio: Studio, who: Caller) -> list[SubmissionOut]:
+    """Organizers (and admins): score every scored submission again, each by a new scoring job."""
+    return [submission_out(s) for s in studio.competitions.rescore(who, name)]
+
+
+@router.get("/{name}/scores", response_model=list[SubmissionOut])
+def scores(name: str, studio: Studio, who: Caller) -> list[SubmissionOut]:
+    """Organizers only: every submission with its public and private score, newest first."""
+    return [submission_out(s) for s in studio.competitions.all_submissions(who, name)]

@@ -56,7 +56,7 @@ class Services:
             runs=RunService(hub),
             jobs=JobService(hub),
             deployments=deployments,
-            competitions=CompetitionService(hub),
+            competitions=CompetitionService(hub, accounts),
             notebooks=notebooks,
             tutorials=TutorialService(hub.sessions, notebooks),
             starters=StarterService(notebooks, datasets, models, deployments),

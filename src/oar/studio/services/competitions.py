@@ -1,8 +1,11 @@
 """Competitions for the API and the pages: who may organize, submit and see what.
 
-Admins organize (create, close). Members and admins take part; viewers look. A participant sees their
-own submissions and the public board; nobody, the organizer included, gets a private score before the
-competition's end: :func:`visible` drops it from every submission and the private board is refused.
+Admins create competitions. Each competition has organizers: its creator, and the users the creator (or
+an admin) adds, admins or not. Organizers (and admins) edit it, re-score it and end it; organizers, and
+only they, see private scores before the end (the private board, every submission's scores), so they
+cannot take part. Members and admins take part; viewers look. A participant sees their own submissions
+and the public board; :func:`visible` drops the private score from every submission until the end, and
+the private board is refused to everyone but the organizers.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from oar.competitions.service import Competitions, Entry
 from oar.competitions.store import Competition, Submission, now
 from oar.hub import Hub
 from oar.studio.services.access import Principal, require_admin, require_creator, require_signed_in
+from oar.studio.services.accounts import AccountService
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,8 @@ class SubmissionView:
     scored_at: datetime | None
 
 
-def visible(submission: Submission, competition: Competition, at: datetime) -> SubmissionView:
-    revealed = competition.ended(at)
+def visible(submission: Submission, competition: Competition, at: datetime, organizer: bool = False) -> SubmissionView:
+    revealed = organizer or competition.ended(at)
     return SubmissionView(
         id=submission.id,
         user=submission.user,
@@ -59,9 +63,56 @@ def visible(submission: Submission, competition: Competition, at: datetime) -> S
 
 
 class CompetitionService:
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, accounts: AccountService | None = None) -> None:
         self.hub = hub
         self.core = Competitions(hub)
+        self.accounts = accounts
+
+    # --- organizers ------------------------------------------------------------------------------
+    def is_organizer(self, who: Principal | None, competition: Competition) -> bool:
+        return who is not None and who.username in self.core.organizers(competition)
+
+    def organizers(self, name: str) -> list[str]:
+        return self.core.organizers(self.core.store.get(name))
+
+    def set_organizers(self, who: Principal | None, name: str, users: list[str]) -> Competition:
+        """Only the creator (or an admin) chooses the organizers; each must be an active studio user."""
+        actor = require_signed_in(who)
+        competition = self.core.store.get(name)
+        if actor.username != competition.owner and not actor.is_admin:
+            raise ForbiddenError(f"only {competition.owner}, who created '{name}', or an admin chooses its organizers")
+        for username in users:
+            try:
+                user = self.accounts.by_name(username) if self.accounts else None
+            except NotFoundError:
+                user = None
+            if self.accounts and (user is None or user.disabled):
+                raise InvalidInputError(f"no active user '{username[:40]}'")
+        return self.core.set_organizers(competition, users)
+
+    def edit(self, who: Principal | None, name: str, changes: dict[str, Any]) -> Competition:
+        competition = self._managed(who, name, "edit")
+        return self.core.edit(competition, changes)
+
+    def rescore(self, who: Principal | None, name: str) -> list[SubmissionView]:
+        competition = self._managed(who, name, "re-score")
+        at, organizer = now(), self.is_organizer(who, competition)
+        return [visible(s, competition, at, organizer) for s in self.core.rescore(competition)]
+
+    def all_submissions(self, who: Principal | None, name: str) -> list[SubmissionView]:
+        """Every participant's submissions with both scores: organizers only."""
+        competition = self.core.store.get(name)
+        if not self.is_organizer(require_signed_in(who), competition):
+            raise ForbiddenError(f"only the organizers of '{name}' see every submission and its private score")
+        at = now()
+        return [visible(s, competition, at, organizer=True) for s in reversed(self.core.submissions(competition))]
+
+    def _managed(self, who: Principal | None, name: str, action: str) -> Competition:
+        actor = require_signed_in(who)
+        competition = self.core.store.get(name)
+        if not (actor.is_admin or self.is_organizer(actor, competition)):
+            raise ForbiddenError(f"only the organizers of '{name}' (or an admin) can {action} it")
+        return competition
 
     def list(self, who: Principal | None) -> list[Competition]:
         require_signed_in(who)
@@ -79,8 +130,7 @@ class CompetitionService:
         return self.core.create(spec, actor.username)
 
     def close(self, who: Principal | None, name: str) -> Competition:
-        require_admin(who)
-        return self.core.close(self.core.store.get(name))
+        return self.core.close(self._managed(who, name, "end"))
 
     def inputs(self, who: Principal | None, name: str) -> Path:
         """The hidden test set's inputs (ids and features, never labels)."""
@@ -139,9 +189,11 @@ class CompetitionService:
         return [visible(s, competition, at) for s in self.core.select(competition, actor.username, submission_ids)]
 
     def leaderboard(self, who: Principal | None, name: str, board: str = "public") -> list[Entry]:
-        """The public board; the private one only once the competition has ended (403 before)."""
+        """The public board; the private one once the competition has ended (403 before), except to its
+        organizers, who follow it live."""
         require_signed_in(who)
-        return self.core.leaderboard(self.core.store.get(name), board)
+        competition = self.core.store.get(name)
+        return self.core.leaderboard(competition, board, reveal=self.is_organizer(who, competition))
 
 
 def leaderboard_csv(entries: list[Entry], board: str) -> str:

@@ -41,14 +41,19 @@ def competition_detail(name: str, request: Request):  # type: ignore[no-untyped-
     competition = studio.competitions.get(who, name)
     at = now()
     ended = competition.ended(at)
+    organizer = studio.competitions.is_organizer(who, competition)
     return render(
         request,
         "competitions/detail.html",
         c=competition,
         ended=ended,
         open=competition.open_phase(at) is not None,
+        organizer=organizer,
+        organizers=studio.competitions.organizers(name),
+        manages=organizer or who.is_admin,
         public=studio.competitions.leaderboard(who, name, "public"),
-        private=studio.competitions.leaderboard(who, name, "private") if ended else None,
+        private=studio.competitions.leaderboard(who, name, "private") if ended or organizer else None,
+        everyone=studio.competitions.all_submissions(who, name) if organizer else None,
         mine=studio.competitions.mine(who, name),
         quota=studio.competitions.quota(who, name),
         now=at,
@@ -100,3 +105,36 @@ async def close(name: str, request: Request):  # type: ignore[no-untyped-def]
     services(request).competitions.close(who, name)
     flash(request, f"competition {name} ended: the private leaderboard is revealed")
     return RedirectResponse(f"/competitions/{name}", 303)
+
+
+@router.post("/competitions/{name}/organizers")
+async def organizers(name: str, request: Request):  # type: ignore[no-untyped-def]
+    who = require_user(request)
+    form = await checked_form(request)
+    users = [u for u in form.get("users", "").replace(",", " ").split() if u]
+    competition = services(request).competitions.set_organizers(who, name, users)
+    flash(request, f"organizers of {name}: {', '.join([competition.owner, *competition.spec['organizers']])}")
+    return RedirectResponse(f"/competitions/{name}#organize", 303)
+
+
+@router.post("/competitions/{name}/edit")
+async def edit(name: str, request: Request):  # type: ignore[no-untyped-def]
+    who = require_user(request)
+    form = await checked_form(request)
+    changes: dict[str, object] = {"title": form.get("title", ""), "description": form.get("description", "")}
+    try:
+        changes["limits"] = {k: int(form[k]) for k in ("daily", "total", "final_selections")}
+    except (KeyError, ValueError):
+        raise InvalidInputError("limits: daily, total and final selections are whole numbers") from None
+    services(request).competitions.edit(who, name, changes)
+    flash(request, f"competition {name} saved")
+    return RedirectResponse(f"/competitions/{name}#organize", 303)
+
+
+@router.post("/competitions/{name}/rescore")
+async def rescore(name: str, request: Request):  # type: ignore[no-untyped-def]
+    who = require_user(request)
+    await checked_form(request)
+    queued = services(request).competitions.rescore(who, name)
+    flash(request, f"{len(queued)} submission(s) queued to be scored again")
+    return RedirectResponse(f"/competitions/{name}#organize", 303)

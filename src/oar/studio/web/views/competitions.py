@@ -83,7 +83,8 @@ async def submit(name: str, request: Request):  # type: ignore[no-untyped-def]
             raise
         flash(request, f"not submitted (no quota used): {exc}")
         return RedirectResponse(f"/competitions/{name}#submit", 303)
-    flash(request, f"submission {view.id} queued for scoring")
+    outcome = {"scored": "scored", "failed": f"failed: {view.error}"}.get(view.status, "queued for scoring")
+    flash(request, f"submission {view.id} {outcome}")
     return RedirectResponse(f"/competitions/{name}#mine", 303)
 
 

@@ -84,7 +84,7 @@ def main() -> int:
     hub = Hub()
     core = Competitions(hub)
     stamp = str(int(time.time()))
-    text_cup = core.create(parse_spec(spec(f"bench-text-{stamp}", "chnsenti", None), "bench"), "bench")
+    text_cup = core.create(parse_spec(spec(f"bench-text-{stamp}", "chnsenti", None), "bench"), "organizer")
     ids = hidden.input_ids(home, text_cup.name)
     content = ("id,prediction\n" + "".join(f"{i},{n % 2}\n" for n, i in enumerate(ids))).encode()
     firsts = {}
@@ -118,7 +118,7 @@ def main() -> int:
         package = digits_classifier(home / "staged" / "digits-lr")
         ref = hub.register_model(package.path, "digits-lr", "bench").model_id
         dataset = "digits"
-    cup = core.create(parse_spec(spec(f"bench-pkg-{stamp}", dataset, None), "bench"), "bench")
+    cup = core.create(parse_spec(spec(f"bench-pkg-{stamp}", dataset, None), "bench"), "organizer")
     started, submitted = {}, []
     for _ in range(args.count):
         t = time.time()

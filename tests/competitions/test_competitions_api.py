@@ -111,7 +111,10 @@ def test_boards_hide_every_private_score_until_the_end(studio, home):
         files = {"file": ("p.csv", _csv(_designed(home, right_on_public)))}
         response = client(user).post("/api/v1/competitions/digits-cup/submissions", files=files)
         assert response.status_code == 202, response.text
-        submitted[user] = response.json()["id"]
+        body = response.json()  # a file under a built-in metric is scored as it arrives, with no job
+        assert body["status"] == "scored" and body["details"] == {"scored": "at submission"}, body
+        assert body["private_score"] is None
+        submitted[user] = body["id"]
     core = studio[0].state.services.competitions.core
     for user, submission_id in submitted.items():
         assert wait_scored(core, submission_id).status == "scored", user

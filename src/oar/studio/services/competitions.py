@@ -107,6 +107,12 @@ class CompetitionService:
         at = now()
         return [visible(s, competition, at, organizer=True) for s in reversed(self.core.submissions(competition))]
 
+    def _playable(self, actor: Principal, name: str) -> Competition:
+        competition = self.core.store.get(name)
+        if self.is_organizer(actor, competition):
+            raise ForbiddenError(f"you organize '{name}': organizers see private scores and cannot take part")
+        return competition
+
     def _managed(self, who: Principal | None, name: str, action: str) -> Competition:
         actor = require_signed_in(who)
         competition = self.core.store.get(name)
@@ -140,12 +146,12 @@ class CompetitionService:
         self, who: Principal | None, name: str, content: bytes, filename: str, note: str = ""
     ) -> SubmissionView:
         actor = require_creator(who, "submit to a competition")
-        competition = self.core.store.get(name)
+        competition = self._playable(actor, name)
         return visible(self.core.submit_file(competition, actor.username, content, filename, note), competition, now())
 
     def submit_package(self, who: Principal | None, name: str, ref: str, note: str = "") -> SubmissionView:
         actor = require_creator(who, "submit to a competition")
-        competition = self.core.store.get(name)
+        competition = self._playable(actor, name)
         model_name = ref.partition(":")[0]
         try:
             owner = self.hub.model_catalog.get(model_name).owner
@@ -158,7 +164,7 @@ class CompetitionService:
     def submit_reproduction(self, who: Principal | None, name: str, run_id: str, note: str = "") -> SubmissionView:
         """Only the run's owner (or an admin) may submit it for reproduction."""
         actor = require_creator(who, "submit to a competition")
-        competition = self.core.store.get(name)
+        competition = self._playable(actor, name)
         try:
             owner = self.hub.runs.get(run_id).owner
         except NotFoundError:

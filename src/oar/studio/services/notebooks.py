@@ -155,6 +155,7 @@ class NotebookService:
         self._revoke_tokens(user_id)
         (self.hub.state_dir / "tokens" / username).unlink(missing_ok=True)
         if self.hub.status() != "stopped":
+            self.hub.wait_ready(timeout)  # a hub restarting just now is waited for, not skipped
             deadline = time.monotonic() + timeout
             while True:
                 try:

@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any, Literal, get_type_hints
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from tokenizers import Tokenizer
 from torch import nn
 
@@ -130,25 +139,31 @@ class JobConfig(BaseModel):
             return {**raw, "model": {"arch": raw["model"]}}
         return raw
 
-    @model_validator(mode="after")
-    def _task_fits(self) -> JobConfig:
-        """The task, the dataset and the arch must agree; the message lists what would."""
-        data_task = TASK_OF_DATASET[BUILTIN_TASKS[self.data.dataset]]
-        task = self.task or data_task
-        if task != data_task:
+    @field_validator("data")
+    @classmethod
+    def _data_fits_the_task(cls, data: DataSection, info: ValidationInfo) -> DataSection:
+        task, data_task = info.data.get("task"), TASK_OF_DATASET[BUILTIN_TASKS[data.dataset]]
+        if task is not None and task != data_task:
             fitting = [name for name, t in BUILTIN_TASKS.items() if TASK_OF_DATASET[t] == task]
             raise ValueError(
-                f"task '{task}' does not fit dataset '{self.data.dataset}' ({data_task} data); "
+                f"task '{task}' does not fit dataset '{data.dataset}' ({data_task} data); "
                 f"datasets for {task}: {', '.join(fitting)}"
             )
-        arch_task = ARCHS[self.model.arch][1]
-        if arch_task != task:
+        return data
+
+    @field_validator("model")
+    @classmethod
+    def _model_fits_the_task(cls, model: ModelSection, info: ValidationInfo) -> ModelSection:
+        """The arch must learn what the task (or, without one, the dataset) asks; the message lists what would."""
+        data = info.data.get("data")
+        task = info.data.get("task") or (data and TASK_OF_DATASET[BUILTIN_TASKS[data.dataset]])
+        arch_task = ARCHS[model.arch][1]
+        if task and arch_task != task:
             fitting = [name for name, (_, k) in ARCHS.items() if k == task]
             raise ValueError(
-                f"model.arch '{self.model.arch}' is a {arch_task} model, not a {task} one; choose one of "
-                + ", ".join(fitting)
+                f"arch '{model.arch}' is a {arch_task} model, not a {task} one; choose one of " + ", ".join(fitting)
             )
-        return self
+        return model
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -6,7 +6,7 @@ from __future__ import annotations
 def test_the_learn_list_shows_each_users_own_progress(world) -> None:
     alice, bob = world.client("alice"), world.client("bob")
     names = [t["name"] for t in alice.get("/api/v1/notebooks/tutorials").json()]
-    assert len(names) == 7 and names[0] == "01-quickstart"
+    assert len(names) == 8 and names[0] == "01-quickstart"
     done = alice.post("/api/v1/notebooks/tutorials/03-kill-and-resume/done")
     assert done.status_code == 200 and done.json()["done_at"]
     mine = {t["name"]: t["done_at"] for t in alice.get("/api/v1/notebooks/tutorials").json()}

@@ -5,6 +5,7 @@ import pytest
 
 from oar._core.errors import NotFoundError
 from oar.data import BUILTIN_DATASETS, load_builtin
+from oar.data.builtin import BUILTIN_TASKS
 from oar.data.dataset import stratified_split
 
 
@@ -20,7 +21,7 @@ def test_chnsenti_is_deduplicated_and_contradictions_are_dropped():
 @pytest.mark.parametrize("name", list(BUILTIN_DATASETS))
 def test_every_builtin_dataset_loads_with_a_datacard_and_digest(name):
     data = load_builtin(name)
-    assert data.digest.startswith("sha256:")
+    assert data.digest.startswith("sha256:") and data.card.task == BUILTIN_TASKS[name]
     assert data.card.source and data.card.license
     counts = data.label_counts()
     assert set(counts) == set(data.labels)

@@ -1,6 +1,6 @@
 """``oar train CONFIG.yaml`` / ``oar train --resume RUN`` [``--nproc N``].
 
-Exit codes: 0 finished (and, for text runs, registered); 1 bad input (one red line); 75
+Exit codes: 0 finished (and, for text and ctr runs, registered); 1 bad input (one red line); 75
 preempted by SIGTERM at any phase, with everything done so far checkpointed, so
 ``oar train --resume RUN`` continues it (``EX_TEMPFAIL``).
 """
@@ -83,7 +83,9 @@ def _print_summary(run: Run) -> None:
     m = run.metrics
     console.print(
         f"finished {m.get('steps')} steps in {m.get('train_seconds', 0):.1f} s of training: "
-        f"test accuracy {m.get('test_accuracy', float('nan')):.4f}; weights {m.get('weights')}",
+        f"test accuracy {m.get('test_accuracy', float('nan')):.4f}"
+        + (f", test AUC {m['test_auc']:.4f}" if m.get("test_auc") is not None else "")
+        + f"; weights {m.get('weights')}",
         soft_wrap=True,
     )
     graph, precision = m.get("graph") or {}, m.get("precision") or {}
@@ -100,7 +102,7 @@ def _print_summary(run: Run) -> None:
         console.print(
             f"registered [bold]{m['model']}[/]: parity max |Δ| {parity.get('max_abs_diff', float('nan')):.2e}, "
             f"argmax agreement {parity.get('argmax_agreement', float('nan')):.4f} on {parity.get('samples')} "
-            f"test texts; serve it: oar serve {str(m['model']).split(':')[0]}",
+            f"samples; serve it: oar serve {str(m['model']).split(':')[0]}",
             soft_wrap=True,
         )
     elif m.get("register_skipped"):

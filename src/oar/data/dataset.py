@@ -18,12 +18,14 @@ class DataCard:
     """What a dataset is and where it came from; stored in the hub next to its digest."""
 
     name: str
-    task: str  # "text-classification" | "image-classification"
+    task: str  # "text-classification" | "image-classification" | "click-through-rate"
     source: str
     license: str
     labels: list[str]
     description: str = ""
     notes: list[str] = field(default_factory=list)
+    # the input layout a model needs beyond the arrays' shape (tabular data: dense count, table sizes, bag length)
+    features: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -31,7 +33,11 @@ class DataCard:
 
 @dataclass(frozen=True)
 class Split:
-    """One partition: ``x`` is a list of texts or an ``(n, ...)`` float array, ``y`` integer labels."""
+    """One partition: ``x`` is a list of texts or an ``(n, ...)`` float array, ``y`` integer labels.
+
+    Click-through-rate rows are packed into one float row each (``oar.models.dlrm.pack``): dense
+    features, then every feature's bag of ids, exact as floats below 2**24.
+    """
 
     x: list[str] | np.ndarray
     y: np.ndarray

@@ -27,11 +27,18 @@ class CtrData:
     ids: np.ndarray  # int64 [N, 26, bag], -1 = padding
     clicks: np.ndarray  # int64 [N], 0 or 1
     cardinalities: tuple[int, ...]
+    probability: np.ndarray | None = None  # float64 [N]: the hidden model's click probability (the known signal)
 
     def split(self, fraction: float) -> tuple[CtrData, CtrData]:
         cut = int(len(self.clicks) * fraction)
-        first = CtrData(self.dense[:cut], self.ids[:cut], self.clicks[:cut], self.cardinalities)
-        return first, CtrData(self.dense[cut:], self.ids[cut:], self.clicks[cut:], self.cardinalities)
+        p = self.probability
+        first = CtrData(self.dense[:cut], self.ids[:cut], self.clicks[:cut], self.cardinalities, _cut(p, None, cut))
+        second = CtrData(self.dense[cut:], self.ids[cut:], self.clicks[cut:], self.cardinalities, _cut(p, cut, None))
+        return first, second
+
+
+def _cut(values: np.ndarray | None, start: int | None, stop: int | None) -> np.ndarray | None:
+    return None if values is None else values[start:stop]
 
 
 def criteo_like(rows: int, seed: int = 0, bag: int = 4, max_table_rows: int = 10_000, zipf: float = 1.1) -> CtrData:
@@ -57,5 +64,6 @@ def criteo_like(rows: int, seed: int = 0, bag: int = 4, max_table_rows: int = 10
     cross = rng.normal(0, 1.0, (cards[5], cards[8]))
     logit += cross[np.clip(ids[:, 5, 0], 0, None), np.clip(ids[:, 8, 0], 0, None)]
     logit += -1.6 - np.median(logit)  # ~25% clicks, as in the Criteo logs
-    clicks = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.int64)
-    return CtrData(dense, ids, clicks, cards)
+    probability = 1 / (1 + np.exp(-logit))
+    clicks = (rng.random(rows) < probability).astype(np.int64)
+    return CtrData(dense, ids, clicks, cards, probability)

@@ -9,7 +9,8 @@ Same parameters, same answers: ``load_state_dict`` moves weights between the two
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -69,6 +70,37 @@ class PackedInputs(nn.Module):
         dense = packed[:, : self.dense_features]
         ids = packed[:, self.dense_features :].round().long().view(-1, *self.shape)
         return self.model(dense, ids)
+
+    def split(self, packed: Tensor) -> tuple[Tensor, Tensor]:
+        """A packed batch as the served model's two inputs ``(dense, ids)``."""
+        return unpack(packed, self.dense_features, *self.shape)
+
+
+def packed_dlrm(
+    features: Mapping[str, Any],
+    num_classes: int = 2,
+    dim: int = 16,
+    bottom: tuple[int, ...] = (64,),
+    top: tuple[int, ...] = (128,),
+    fused: bool = True,
+) -> PackedInputs:
+    """Arch ``dlrm`` of ``oar train``: a DLRM for a click-through-rate dataset's packed rows.
+
+    ``features`` is the dataset card's layout (``dense_features``, ``cardinalities``, ``bag``); the
+    model answers (no click, click), so ``num_classes`` must be 2.
+    """
+    if num_classes != 2:
+        raise ValueError(f"dlrm predicts click / no click (2 classes); the dataset has {num_classes}")
+    cards = [int(c) for c in features["cardinalities"]]
+    dense = int(features["dense_features"])
+    model = DLRM(cards, dense_features=dense, dim=dim, bottom=bottom, top=top, fused=fused)
+    return PackedInputs(model, dense, len(cards), int(features["bag"]))
+
+
+def unpack(packed: Tensor, dense_features: int, features: int, bag: int) -> tuple[Tensor, Tensor]:
+    """``pack``'s inverse: ``(dense float32 [B, dense_features], ids int64 [B, features, bag])``."""
+    ids = packed[:, dense_features:].round().long().view(-1, features, bag)
+    return packed[:, :dense_features].float().contiguous(), ids
 
 
 def pack(dense: Tensor, ids: Tensor) -> Tensor:

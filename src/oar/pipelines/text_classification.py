@@ -157,7 +157,7 @@ def train_and_register(
     if dataset.card.task != "text-classification":
         raise InvalidInputError(
             f"dataset '{dataset_name}' is for {dataset.card.task}, not text classification; "
-            "train it with `oar train JOB.yaml` and a vision model"
+            "train it with `oar train JOB.yaml` and a model for it (vision models, or dlrm for click-through rate)"
         )
     dataset_version = hub.register_dataset(dataset)
     run = _interrupted_run(hub, config, dataset_version) if checkpoint_every_s else None

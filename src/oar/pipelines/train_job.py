@@ -7,6 +7,10 @@ event files and the final weights; the hub row holds the status, the metrics and
 the history (per ``log_every`` steps plus every evaluation) as training goes.
 A finished text run is exported to ONNX, parity-checked on its test split and
 registered under the job's ``name`` (``register_model: false`` or ``--no-register`` skip it).
+A click-through-rate run (``task: ctr``) also records the ROC AUC of its validation and test
+splits, and its package is the click-probability scorer ``(dense, ids) -> click_probability``
+exported with the fused ``oar_dlrm::bag_interact`` op (a custom-domain node, its ONNX Runtime
+library shipped in the package).
 
 SIGTERM at any phase (start-up, tokenizer, data, model, checkpoint restore, training,
 test evaluation, weight save, export) ends the process with exit 75 and the run
@@ -29,11 +33,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
+from torch import nn
 
 from oar.hub import Hub, Run
 from oar.train import Callback, Trainer, TrainingPreempted, TrainResult
+from oar.train.batches import StatefulBatches
 from oar.train.checkpoint import Checkpoints
 from oar.train.distributed import World, any_rank, leave, world_from_env
 from oar.train.folder_lock import FolderLock
@@ -184,6 +191,9 @@ def _finish(
         "weights": str(weights),
         "world_size": world.size,
     }
+    if data.kind == "ctr":
+        metrics["valid_auc"] = click_auc(trainer.model, data.valid, trainer.device)
+        metrics["test_auc"] = click_auc(trainer.model, data.test, trainer.device)
     if result.config_changes:
         metrics["config_changes"] = result.config_changes
     hub.runs.update(run_id, metrics=metrics)
@@ -194,15 +204,38 @@ def _finish(
     return hub.runs.finish(run_id, "finished", hub.runs.get(run_id).metrics, result.history)
 
 
+@torch.no_grad()
+def click_auc(model: nn.Module, batches: StatefulBatches, device: torch.device | str = "cpu") -> float:
+    """ROC AUC (scikit-learn's) of the click logit margin over ``batches``; NaN when one class is absent."""
+    from sklearn.metrics import roc_auc_score
+
+    was_training = model.training
+    model.eval()
+    scores, labels = [], []
+    for inputs, targets in batches:
+        logits = model(inputs.to(device)).float()
+        scores.append((logits[:, 1] - logits[:, 0]).cpu())
+        labels.append(targets)
+    model.train(was_training)
+    y = torch.cat(labels).numpy()
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    return float(roc_auc_score(y, torch.cat(scores).numpy()))
+
+
 def _register(trainer: Trainer, data: JobData, job: JobConfig, hub: Hub, run: Run, metrics: dict) -> dict[str, Any]:
     """Export to ONNX, check it against the trained model on the test split, register it under the job's name."""
     from oar.export import save_text_classifier
 
-    if data.kind != "text" or data.tokenizer is None:
-        return {"model": None, "register_skipped": "packages hold text classifiers; image models are not exported"}
+    if data.kind == "image":
+        return {"model": None, "register_skipped": "packages hold text classifiers and recommenders; image models "
+                "are not exported"}  # fmt: skip
     assert run.dataset_name is not None and run.dataset_version is not None
     dataset = hub.datasets.get(run.dataset_name, run.dataset_version)
     package_metrics = {k: v for k, v in metrics.items() if isinstance(v, float)}
+    if data.kind == "ctr":
+        return _register_recommender(trainer.model, data, job, hub, run.id, package_metrics, dataset.ref)
+    assert data.tokenizer is not None
     with tempfile.TemporaryDirectory(dir=hub.artifacts.root / "tmp") as tmp:
         package = save_text_classifier(
             trainer.model.eval(),
@@ -216,6 +249,38 @@ def _register(trainer: Trainer, data: JobData, job: JobConfig, hub: Hub, run: Ru
             run_id=run.id,
         )
         current_phase_watch().phase("commit", run.metrics.get("checkpoint"))  # a SIGTERM during the export
+        registered = hub.register_model(package.path)
+    parity = package.manifest.parity
+    return {"model": registered.model_id, "parity": parity.model_dump(mode="json") if parity else None}
+
+
+def _register_recommender(
+    model: nn.Module, data: JobData, job: JobConfig, hub: Hub, run_id: str, metrics: dict, dataset: dict
+) -> dict[str, Any]:
+    """The served form ``(dense, ids) -> click_probability``, parity-checked on the test split, registered.
+
+    Parity runs on generated inputs (random, edge values: ids in every table's range) and on every
+    test batch; the fused op is a custom-domain node whose ONNX Runtime library the package ships.
+    """
+    from oar.export.module_package import export_module
+    from oar.export.onnx import InputSpec
+    from oar.models.dlrm import ClickProbability, PackedInputs
+
+    assert isinstance(model, PackedInputs)
+    scorer = ClickProbability(model.model).eval()
+    features, bag = model.shape
+    smallest = min(int(c) for c in data.dataset.card.features["cardinalities"])
+    specs = [
+        InputSpec([None, model.dense_features], "float32", "dense"),
+        InputSpec([None, features, bag], "int64", "ids", value_range=(-1, smallest - 1)),
+    ]
+    samples = (model.split(inputs) for inputs, _ in data.test)
+    with tempfile.TemporaryDirectory(dir=hub.artifacts.root / "tmp") as tmp:
+        package = export_module(
+            scorer, specs, Path(tmp) / "package", name=job.name, output_names=["click_probability"],
+            sample_inputs=samples, metrics=metrics, dataset=dataset, run_id=run_id,
+        )  # fmt: skip
+        current_phase_watch().phase("commit", hub.runs.get(run_id).metrics.get("checkpoint"))
         registered = hub.register_model(package.path)
     parity = package.manifest.parity
     return {"model": registered.model_id, "parity": parity.model_dump(mode="json") if parity else None}

@@ -15,20 +15,30 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Literal, get_type_hints
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from tokenizers import Tokenizer
 from torch import nn
 
 from oar._core.config_files import invalid, read_yaml
 from oar._core.errors import InvalidInputError
 from oar.data import Dataset, load_builtin
-from oar.data.builtin import BUILTIN_DATASETS
+from oar.data.builtin import BUILTIN_DATASETS, BUILTIN_TASKS
 from oar.data.dataset import Split
 from oar.data.tokenizer import configure_for_inference, token_ids, train_wordpiece
 from oar.models import ARCHITECTURES
+from oar.models.dlrm import packed_dlrm
 from oar.train.batches import StatefulBatches, TensorBatches, TextBatches
 from oar.train.config import TrainerConfig
 
@@ -55,8 +65,16 @@ def _minilm_tokenizer(max_tokens: int) -> Tokenizer:
     return minilm_tokenizer(max_tokens)
 
 
-# the zoo plus pretrained encoders; a pretrained one brings its tokenizer instead of training one
-ARCHS: dict[str, tuple[Callable[..., nn.Module], str]] = {**ARCHITECTURES, "minilm": (_minilm, "text")}
+# the zoo plus pretrained encoders (a pretrained one brings its tokenizer instead of training one) and the
+# recommender, whose first argument is the dataset card's feature layout
+ARCHS: dict[str, tuple[Callable[..., nn.Module], str]] = {
+    **ARCHITECTURES,
+    "minilm": (_minilm, "text"),
+    "dlrm": (packed_dlrm, "ctr"),
+}
+# a job's ``task`` for each dataset task (DataCard.task)
+TASK_OF_DATASET = {"text-classification": "text", "image-classification": "image", "click-through-rate": "ctr"}
+Task = Literal["text", "image", "ctr"]
 PRETRAINED_TOKENIZERS: dict[str, Callable[[int], Tokenizer]] = {"minilm": _minilm_tokenizer}
 
 
@@ -101,13 +119,51 @@ class JobConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field("train", min_length=1, max_length=100)
+    task: Task | None = Field(
+        None, description="text, image or ctr (click-through rate); checked against the dataset and the arch"
+    )
     data: DataSection
     model: ModelSection
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     tensorboard: bool = Field(True, description="write TensorBoard event files into the run folder")
     register_model: bool = Field(
-        True, description="text runs: export to ONNX, parity-check and register the model under `name` when done"
+        True,
+        description="text and ctr runs: export to ONNX, parity-check and register the model under `name` when done",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_shorthand(cls, raw: Any) -> Any:
+        """``model: dlrm`` is ``model: {arch: dlrm}``."""
+        if isinstance(raw, dict) and isinstance(raw.get("model"), str):
+            return {**raw, "model": {"arch": raw["model"]}}
+        return raw
+
+    @field_validator("data")
+    @classmethod
+    def _data_fits_the_task(cls, data: DataSection, info: ValidationInfo) -> DataSection:
+        task, data_task = info.data.get("task"), TASK_OF_DATASET[BUILTIN_TASKS[data.dataset]]
+        if task is not None and task != data_task:
+            fitting = [name for name, t in BUILTIN_TASKS.items() if TASK_OF_DATASET[t] == task]
+            raise ValueError(
+                f"task '{task}' does not fit dataset '{data.dataset}' ({data_task} data); "
+                f"datasets for {task}: {', '.join(fitting)}"
+            )
+        return data
+
+    @field_validator("model")
+    @classmethod
+    def _model_fits_the_task(cls, model: ModelSection, info: ValidationInfo) -> ModelSection:
+        """The arch must learn what the task (or, without one, the dataset) asks; the message lists what would."""
+        data = info.data.get("data")
+        task = info.data.get("task") or (data and TASK_OF_DATASET[BUILTIN_TASKS[data.dataset]])
+        arch_task = ARCHS[model.arch][1]
+        if task and arch_task != task:
+            fitting = [name for name, (_, k) in ARCHS.items() if k == task]
+            raise ValueError(
+                f"arch '{model.arch}' is a {arch_task} model, not a {task} one; choose one of " + ", ".join(fitting)
+            )
+        return model
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -136,7 +192,7 @@ def load_job(path: str | Path) -> JobConfig:
 @dataclass
 class JobData:
     dataset: Dataset
-    kind: str  # "text" | "image"
+    kind: str  # "text" | "image" | "ctr"
     train: StatefulBatches
     valid: StatefulBatches
     test: StatefulBatches
@@ -146,7 +202,7 @@ class JobData:
 def validate_job(job: JobConfig) -> Dataset:
     """Checks that need the dataset or the model's signature; run before recording anything."""
     dataset = load_builtin(job.data.dataset)
-    kind = "text" if dataset.card.task == "text-classification" else "image"
+    kind = TASK_OF_DATASET[dataset.card.task]
     if ARCHS[job.model.arch][1] != kind:
         raise InvalidInputError(
             f"model.arch '{job.model.arch}' is for {ARCHS[job.model.arch][1]} data but dataset "
@@ -164,7 +220,7 @@ def prepare_data(job: JobConfig, workdir: Path) -> JobData:
     train, valid = dataset.train.head(job.data.limit), dataset.valid.head(job.data.valid_limit)
     test = dataset.test.head(job.data.test_limit)
     size, seed = job.data.batch_size, job.trainer.seed
-    if kind == "image":
+    if kind in ("image", "ctr"):  # fixed-shape rows: images, packed click-through-rate rows
         batches = [TensorBatches(np.asarray(s.x), s.y, size, shuffle=s is train, seed=seed) for s in (train, valid)]
         return JobData(dataset, kind, batches[0], batches[1], TensorBatches(np.asarray(test.x), test.y, size))
     tokenizer = _tokenizer(job, train, workdir)
@@ -179,6 +235,8 @@ def build_model(job: JobConfig, data: JobData) -> nn.Module:
     make, kind = ARCHS[job.model.arch]
     options = _checked_options(job.model.arch, make, job.model.options)
     num_classes = len(data.dataset.labels)
+    if kind == "ctr":
+        return make(data.dataset.card.features, num_classes, **options)
     if kind == "text":
         assert data.tokenizer is not None
         return make(data.tokenizer.get_vocab_size(), num_classes, **options)
@@ -189,7 +247,7 @@ def build_model(job: JobConfig, data: JobData) -> nn.Module:
 def _checked_options(arch: str, make: Callable[..., nn.Module], options: dict[str, Any]) -> dict[str, Any]:
     """Options checked against the constructor's signature and type hints (a YAML list becomes a tuple)."""
     function = make.__init__ if inspect.isclass(make) else make
-    params = list(inspect.signature(make).parameters)[2:]  # after (vocab_size | in_channels, num_classes)
+    params = list(inspect.signature(make).parameters)[2:]  # after (vocab_size | in_channels | features, num_classes)
     unknown = sorted(set(options) - set(params))
     if unknown:
         raise InvalidInputError(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -38,10 +39,18 @@ def list_recipes() -> None:
 
 @solutions_app.command("run")
 def run(
-    name: str = typer.Argument(..., help="a recipe name (oar solutions list), or a recipe directory / recipe.yaml"),
-    reduced: bool = typer.Option(False, "--reduced", help="a few epochs on a small subset (CI, a first look)"),
-    home: Path = typer.Option(None, "--home", help="OAR_HOME for this run: its hub, packages and report"),
-    strict: bool = typer.Option(False, "--strict", help=f"exit {EXIT_BELOW_EXPECTED} when a metric is under its expected value"),
+    name: Annotated[
+        str, typer.Argument(help="a recipe name (oar solutions list), or a recipe directory / recipe.yaml")
+    ],
+    reduced: Annotated[
+        bool, typer.Option("--reduced", help="a few epochs on a small subset (CI, a first look)")
+    ] = False,
+    home: Annotated[
+        Path | None, typer.Option("--home", help="OAR_HOME for this run: its hub, packages, report")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help=f"exit {EXIT_BELOW_EXPECTED} when a metric is under its expected value")
+    ] = False,
 ) -> None:
     """Run a recipe end to end: train, export, register, serve, query; print and write its report."""
     if home is not None:

@@ -63,6 +63,14 @@ def model_by_id(hub: Hub, model_id: str) -> ModelVersion:
     return hub.models.get(name, int(version) if version else None)
 
 
+def check_sections(recipe: Recipe) -> None:
+    """Validate what the recipe file holds for other modules (its ``oar train`` job) before anything runs."""
+    if recipe.job is not None:
+        from oar.train.job import parse_job, validate_job
+
+        validate_job(parse_job(recipe.job, f"recipe {recipe.name}: job"))
+
+
 def _train(ctx: Context, job_data: dict[str, Any]) -> Run:
     """``oar train`` on the recipe's job section, in this process, with the display's training bar."""
     from oar.pipelines.train_job import execute, start_run
@@ -103,7 +111,7 @@ def _serve(ctx: Context, roles: dict[str, str], items: TestItems, outcome: Outco
             f"p50 {served.p50_ms:.2f} ms, p99 {served.p99_ms:.2f} ms over {requests} requests"
         )
     ctx.display.note(f"server stopped (exit code {code})")
-    outcome.artifacts["server_log"] = str(ctx.folder / "server.log")
+    outcome.artifacts.update(server_log=str(ctx.folder / "server.log"), server_exit_code=str(code))
     return by_role
 
 
@@ -139,7 +147,9 @@ def image_int8(ctx: Context) -> Outcome:
     assert quantize is not None
     with ctx.display.step("train"):
         run = _train(ctx, {**job, "register_model": False})
-        outcome.metrics.update(valid_accuracy=run.metrics.get("valid_accuracy"), train_seconds=run.metrics.get("train_seconds"))
+        outcome.metrics.update(
+            valid_accuracy=run.metrics.get("valid_accuracy"), train_seconds=run.metrics.get("train_seconds")
+        )
         outcome.artifacts["run"] = run.id
     with ctx.display.step("export fp32 (parity-checked)"):
         fp32 = _export_image_run(ctx.hub, run)
@@ -208,7 +218,10 @@ def _export_image_run(hub: Hub, run: Run) -> ModelVersion:
         labels=data.dataset.labels,
         sample_inputs=[torch.from_numpy(valid)],
         dataset=hub.datasets.get(run.dataset_name, run.dataset_version).ref,
-        metrics={"test_accuracy": float(run.metrics["test_accuracy"]), "valid_accuracy": float(run.metrics["valid_accuracy"])},
+        metrics={
+            "test_accuracy": float(run.metrics["test_accuracy"]),
+            "valid_accuracy": float(run.metrics["valid_accuracy"]),
+        },
         run_id=run.id,
         register=True,
         hub=hub,

@@ -87,7 +87,7 @@ class Report:
         lines = [
             f"# {self.title} (`{self.recipe}`, {self.mode})",
             "",
-            f"`{self.command}`: oar {self.oar_version}, started {self.started_at}, {self.wall_seconds:.0f} s wall time.",
+            f"`{self.command}`: oar {self.oar_version}, started {self.started_at}, {self.wall_seconds:.0f} s wall",
             "",
             "| metric | value |",
             "|---|---:|",

@@ -17,7 +17,7 @@ from rich.console import Console
 from oar import __version__
 from oar.hub import Hub
 from oar.solutions.display import StepDisplay
-from oar.solutions.flows import FLOWS, Context
+from oar.solutions.flows import FLOWS, Context, check_sections
 from oar.solutions.recipe import RECIPE_FILE, Recipe, find_recipe, load_recipe
 from oar.solutions.report import Report, check_metrics
 
@@ -36,6 +36,7 @@ def run_recipe(spec: str, reduced: bool = False, hub: Hub | None = None, console
     """Run recipe ``spec`` end to end and return its report (also written to the run's folder)."""
     console = console or Console()
     recipe = resolve(spec).resolved(reduced)
+    check_sections(recipe)
     hub = hub or Hub()
     mode = "reduced" if reduced else "full"
     started_at = datetime.now(UTC)

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from oar.solutions.recipe import Expected
 
+SOLUTIONS_DIR = "solutions"  # under OAR_HOME: one folder per run, holding report.json and report.md
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 

@@ -19,9 +19,7 @@ from oar.hub import Hub
 from oar.solutions.display import StepDisplay
 from oar.solutions.flows import FLOWS, Context, check_sections
 from oar.solutions.recipe import RECIPE_FILE, Recipe, find_recipe, load_recipe
-from oar.solutions.report import Report, check_metrics
-
-SOLUTIONS_DIR = "solutions"  # under OAR_HOME: one folder per run, holding report.json and report.md
+from oar.solutions.report import SOLUTIONS_DIR, Report, check_metrics
 
 
 def resolve(spec: str) -> Recipe:

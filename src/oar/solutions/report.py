@@ -132,5 +132,7 @@ class Report:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
+        if value and abs(value) < 1e-3:
+            return f"{value:.2e}"  # a parity difference: 0.0000 would hide its size
         return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
     return "-" if value is None else str(value)

@@ -121,7 +121,7 @@ def pack(
     out: str = typer.Option(None, "--out", "-o", help="directory to create (default: ./NAME-VERSION-edge)"),
     archive: bool = typer.Option(False, help="also write OUT.tar.gz"),
 ) -> None:
-    """Write a package as a directory that classifies text with onnxruntime + tokenizers + numpy only."""
+    """Write a package as a directory that classifies with onnxruntime + numpy (+ tokenizers for text) only."""
     from oar.edge import RUNNER_FILE, pack_edge
     from oar.hub import Hub
     from oar.serve.repository import parse_model_spec

@@ -24,6 +24,7 @@ from oar.cli import (
     ops_commands,
     quickstart,
     serve_command,
+    solutions_commands,
     studio_command,
     train_command,
 )
@@ -71,6 +72,7 @@ app.add_typer(jobs_commands.jobs_app, name="jobs")
 app.add_typer(ops_commands.ops_app, name="ops")
 app.add_typer(competitions_commands.competitions_app, name="competitions")
 app.add_typer(notebooks_commands.notebooks_app, name="notebooks")
+app.add_typer(solutions_commands.solutions_app, name="solutions")
 
 err = Console(stderr=True)
 

@@ -30,6 +30,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,11 @@ class HubRecorder(Callback):
         self._flushed = time.monotonic()
 
 
-def execute(run_id: str, hub: Hub, progress: bool = True) -> Run:
-    """Train (or continue) run ``run_id`` in this process; one of N under torchrun. Returns the run."""
+def execute(run_id: str, hub: Hub, progress: bool = True, callbacks: Sequence[Callback] = ()) -> Run:
+    """Train (or continue) run ``run_id`` in this process; one of N under torchrun. Returns the run.
+
+    ``callbacks`` run on the main process beside the hub's recorder (a caller's own progress display).
+    """
     run = hub.runs.get(run_id)
     job, folder = job_of(run), run_dir(hub, run_id)
     world = world_from_env()
@@ -127,8 +131,8 @@ def execute(run_id: str, hub: Hub, progress: bool = True) -> Run:
             tensorboard_dir=str(folder / "tensorboard") if job.tensorboard else None,
             compile_cache_dir=job.trainer.compile_cache_dir or str(hub.home / COMPILE_CACHE),
         )
-        callbacks = [HubRecorder(hub, run_id)] if world.is_main else []
-        trainer = Trainer(model, data.train, data.valid, config, progress, callbacks=callbacks)
+        hooks = [HubRecorder(hub, run_id), *callbacks] if world.is_main else []
+        trainer = Trainer(model, data.train, data.valid, config, progress, callbacks=hooks)
         result = trainer.fit()
         if not world.is_main:
             return hub.runs.get(run_id)

@@ -19,6 +19,7 @@ from oar.studio.services.jobs import JobService
 from oar.studio.services.models import ModelService
 from oar.studio.services.notebooks import NotebookService
 from oar.studio.services.runs import RunService
+from oar.studio.services.solutions import SolutionService
 from oar.studio.services.starters import StarterService
 from oar.studio.services.tutorials import TutorialService
 
@@ -37,6 +38,7 @@ class Services:
     notebooks: NotebookService
     tutorials: TutorialService
     starters: StarterService
+    solutions: SolutionService
     signin_limiter: SignInLimiter
 
     @classmethod
@@ -60,6 +62,7 @@ class Services:
             notebooks=notebooks,
             tutorials=TutorialService(hub.sessions, notebooks),
             starters=StarterService(notebooks, datasets, models, deployments),
+            solutions=SolutionService(hub),
             signin_limiter=SignInLimiter(config.signin_attempts, config.signin_window),
         )
 

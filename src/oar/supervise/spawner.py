@@ -69,6 +69,8 @@ class Spawner(ABC):
 def spawner_from_state(state: dict[str, Any]) -> Spawner:
     """Re-adopt whatever backend wrote ``state`` (its ``kind`` field picks the class)."""
     kind = state.get("kind") if isinstance(state, dict) else None
+    if kind == "ray" and kind not in _BACKENDS:
+        import oar.supervise.ray_spawner  # noqa: F401  (ray is imported only where a cluster is used)
     backend = _BACKENDS.get(kind) if isinstance(kind, str) else None
     if backend is None:
         known = ", ".join(sorted(_BACKENDS)) or "none"

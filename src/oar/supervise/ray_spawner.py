@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from oar.supervise.spawner import EXIT_UNKNOWN, Spawner
 NAMESPACE = "oar-serve"
 NODE_IP = "{node_ip}"
 _CALL_TIMEOUT_S = 10.0
+_CONNECT = threading.Lock()
 
 
 @ray.remote(max_restarts=0, max_task_retries=0, num_cpus=0)
@@ -62,8 +64,9 @@ class ProcessHost:
 
 def connect(address: str | None) -> None:
     """Join the Ray cluster at ``address`` once per process (``None``/``"auto"``: the local one)."""
-    if not ray.is_initialized():
-        ray.init(address=address or "auto", namespace=NAMESPACE, log_to_driver=False, logging_level="WARNING")
+    with _CONNECT:  # replicas start from several threads at once
+        if not ray.is_initialized():
+            ray.init(address=address or "auto", namespace=NAMESPACE, log_to_driver=False, logging_level="WARNING")
 
 
 class RaySpawner(Spawner):

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import logging
 import os
 import shutil
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,12 +70,22 @@ class HAProxyBalancer:
         return self.run_dir / "haproxy.cfg"
 
     @property
+    def socket_dir(self) -> Path:
+        """A short folder for the two control sockets (a socket's path must fit in 107 bytes)."""
+        digest = hashlib.sha256(str(self.run_dir.resolve()).encode()).hexdigest()[:16]
+        folder = Path(tempfile.gettempdir()) / f"oar-lb-{os.getuid()}-{digest}"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        if folder.stat().st_uid != os.getuid() or folder.stat().st_mode & 0o077:
+            raise OarError(f"{folder} belongs to someone else or is open to others: remove it")
+        return folder
+
+    @property
     def admin_socket(self) -> Path:
-        return self.run_dir / "admin.sock"
+        return self.socket_dir / "admin.sock"
 
     @property
     def master_socket(self) -> Path:
-        return self.run_dir / "master.sock"
+        return self.socket_dir / "master.sock"
 
     @property
     def endpoint(self) -> str:
@@ -228,7 +240,7 @@ class HAProxyBalancer:
         import subprocess
 
         check = subprocess.run(
-            [self.spawner.spec.argv[0], "-c", "-q", "-f", str(temporary)], capture_output=True, text=True, timeout=30
+            [self.spawner.spec.argv[0], "-c", "-f", str(temporary)], capture_output=True, text=True, timeout=30
         )
         if check.returncode != 0:
             raise OarError(f"haproxy configuration rejected: {(check.stdout + check.stderr).strip()[-1000:]}")

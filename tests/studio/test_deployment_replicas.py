@@ -14,6 +14,7 @@ from oar.client import ModelClient
 
 from .browser import chromium, serving, shot
 from .conftest import PASSWORD, build_world, studio_config
+from .test_cli import _oar
 
 pytestmark = [
     pytest.mark.slow,
@@ -71,6 +72,16 @@ def test_replicas_are_deployed_from_the_page_shown_per_replica_and_readopted(
         assert rows.count() == 2 and "this machine" in rows.nth(0).inner_text()
         shot(page, "deployments-replicas")
         assert errors == []
+
+        cli_home = tmp_path / "cli"
+        assert _oar("login", url, "--token", world.tokens["alice"], home=cli_home).returncode == 0
+        listed = _oar("deployments", "list", home=cli_home)
+        assert listed.returncode == 0 and f"{deployment_id}  sentiment:1  v1  running" in listed.stdout
+        shown = _oar("deployments", "show", deployment_id, home=cli_home)
+        assert shown.returncode == 0 and "  r0  running  node local" in shown.stdout and "  r1  " in shown.stdout
+        for bad, message in (("0", "1 <= min <= max"), ("two", "N or MIN-MAX"), ("3-1", "1 <= min <= max")):
+            refused = _oar("deployments", "deploy", "sentiment:1", "--replicas", bad, home=cli_home)
+            assert refused.returncode == 1 and message in refused.stderr and "Traceback" not in refused.stderr
     figures = alice.get(f"{API}/deployments/{deployment_id}/figures").json()
     assert [r["name"] for r in figures["replicas"]] == ["r0", "r1"] and figures["replica_count"] == 2
     pids = {r["name"]: r["endpoint"] for r in figures["replicas"]}

@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -113,6 +114,7 @@ class ReplicatedDeployment:
         self.on_change: OnChange | None = None
         self.scale_events: list[tuple[float, int]] = []  # (time, count) of every scaling step
         self._lock = threading.RLock()
+        self._changing = threading.RLock()  # one scaling step or rollover at a time
         self._supervisor = Supervisor(
             on_change=self._supervised, policy=restart or RestartPolicy(initial_delay=0.2, max_delay=10.0)
         )
@@ -258,6 +260,7 @@ class ReplicatedDeployment:
             for name in self._supervisor.watched():
                 self._supervisor.unwatch(name, stop=False)
             self.balancer.stop(timeout)
+            shutil.rmtree(self.balancer.socket_dir, ignore_errors=True)
             with ThreadPoolExecutor(max_workers=max(len(self.replicas), 1)) as pool:
                 list(pool.map(lambda served: served.undeploy(timeout), self.replicas.values()))
             release_ports((self.balancer.port, self.balancer.grpc_port))
@@ -267,6 +270,10 @@ class ReplicatedDeployment:
     def scale_to(self, count: int, timeout: float = 120.0, drain_timeout: float = 30.0) -> None:
         """Add replicas (each ready before it joins the balancer) or drain and remove the newest ones."""
         count = min(max(count, 1), MAX_REPLICAS)
+        with self._changing:
+            self._scale_to(count, timeout, drain_timeout)
+
+    def _scale_to(self, count: int, timeout: float, drain_timeout: float) -> None:
         while len(self.replicas) < count:
             name, served = self._new_replica(timeout)
             with self._lock:
@@ -279,29 +286,31 @@ class ReplicatedDeployment:
 
     def remove_replica(self, name: str, drain_timeout: float = 30.0) -> None:
         """Drain ``name`` (no new request), wait for the ones it holds, stop it, drop it from the balancer."""
-        with self._lock:
-            served = self.replicas[name]
-            self._supervisor.unwatch(name, stop=False)
-        with contextlib.suppress(OarError):
-            self.balancer.drain(name)
-            deadline = time.monotonic() + drain_timeout
-            while self.balancer.in_flight(name) > 0 and time.monotonic() < deadline:
-                time.sleep(0.05)
-        with self._lock:
-            del self.replicas[name]
-            self.balancer.update(self._servers())
-        served.undeploy()
-        self._scaled()
+        with self._changing:
+            with self._lock:
+                served = self.replicas[name]
+                self._supervisor.unwatch(name, stop=False)
+            with contextlib.suppress(OarError):
+                self.balancer.drain(name)
+                deadline = time.monotonic() + drain_timeout
+                while self.balancer.in_flight(name) > 0 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            with self._lock:
+                del self.replicas[name]
+                self.balancer.update(self._servers())
+            served.undeploy()
+            self._scaled()
 
     def rollover(self, version: int, timeout: float = 120.0) -> dict[str, Any]:
         """Every replica to ``version``, one at a time, each answering the new version before the next."""
-        for name in sorted(self.replicas, key=_index):
-            served = self.replicas.get(name)
-            if served is not None:
-                served.rollover(version, timeout)
-                with contextlib.suppress(OarError):
-                    self._supervisor.notify(name)
-        self.version = version
+        with self._changing:
+            self.version = version  # replicas added from now on start with it
+            for name in sorted(self.replicas, key=_index):
+                served = self.replicas.get(name)
+                if served is not None:
+                    served.rollover(version, timeout)
+                    with contextlib.suppress(OarError):
+                        self._supervisor.notify(name)
         return self.state()
 
     # --- figures ----------------------------------------------------------------------------------
@@ -309,7 +318,7 @@ class ReplicatedDeployment:
         """Per replica: name, node, endpoint, status, req/s, p50/p99 ms, CPU % over ``window`` seconds."""
         with self._lock:
             members = dict(self.replicas)
-            statuses = {name: self._supervisor.record(name)["status"] for name in members}
+            statuses = {name: self._status(name) for name in members}
         before = {n: _scrape(s) for n, s in members.items()}
         cpu_before = {n: _cpu_seconds(s) for n, s in members.items()}
         time.sleep(window)
@@ -356,6 +365,12 @@ class ReplicatedDeployment:
             Server(name, served.host, served.port, served.grpc_port)
             for name, served in sorted(self.replicas.items(), key=lambda kv: _index(kv[0]))
         ]
+
+    def _status(self, name: str) -> str:
+        try:
+            return str(self._supervisor.record(name)["status"])
+        except OarError:
+            return "removing"
 
     def _balancer_up(self) -> bool:
         with contextlib.suppress(OarError, OSError):

@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from oar._core.errors import InvalidInputError
+from oar.client import ModelClient
 from oar.supervise import port_is_free
 from oar.supervise.autoscale import AutoscalePolicy
 from oar.supervise.loadgen import LoadGenerator
@@ -62,6 +64,9 @@ def test_replicas_behind_one_endpoint_survive_kill_drain_and_rollover(hub, head_
         answer = httpx.post(deployment.endpoint + PATH, content=BODY, headers=headers, timeout=10)
         assert answer.status_code == 200 and answer.json()["model_version"] == "1"
         assert httpx.post(deployment.endpoint + PATH, content=BODY, timeout=10).status_code == 401
+        x = {"x": np.asarray([[0.5, -1, 2, 0.25]], dtype=np.float32)}
+        with ModelClient(deployment.grpc_endpoint, token=token) as grpc:  # HTTP/2 through the TCP frontend
+            assert grpc.infer(MODEL, x)["output"].shape == (1, 3)
 
         # kill -9 one replica under steady load: the balancer retries elsewhere, the supervisor replaces it
         victim = deployment.replicas["r0"].spawner
@@ -69,6 +74,7 @@ def test_replicas_behind_one_endpoint_survive_kill_drain_and_rollover(hub, head_
         with load(deployment, token) as steady:
             time.sleep(1.0)
             os.kill(old_pid, signal.SIGKILL)
+            wait_for(lambda: deployment.balancer.states().get("r0") == "DOWN", 10)  # health checks took it out
             wait_for(lambda: victim.pid != old_pid and deployment.replicas["r0"].ready(), 60)
             wait_for(lambda: deployment.balancer.states().get("r0") == "UP", 30)
             time.sleep(1.0)

@@ -182,7 +182,9 @@ def test_a_process_that_dies_at_start_fails_with_its_log_tail(tmp_path: Path) ->
 
 
 def test_unknown_or_malformed_states_are_refused() -> None:
-    with pytest.raises(InvalidInputError, match="unknown kind 'ray'"):
+    with pytest.raises(InvalidInputError, match=r"unknown kind 'k8s'.*known kinds: local, ray"):
+        spawner_from_state({"kind": "k8s"})
+    with pytest.raises(InvalidInputError, match="stored Ray process state is malformed"):
         spawner_from_state({"kind": "ray"})
     with pytest.raises(InvalidInputError, match="malformed"):
         spawner_from_state({"kind": "local", "spec": {"argv": []}})

@@ -53,6 +53,11 @@ class ServerUnreachableError(OarError, ConnectionError):
     http_status = 503
 
 
+class ConnectionFailedError(ServerUnreachableError):
+    """The connection was refused, reset or closed before any answer came: the request was not served, so an
+    idempotent one (inference) may be sent again, through a balancer to another replica."""
+
+
 class ParityError(OarError):
     """An exported model disagrees with the model it was exported from."""
 

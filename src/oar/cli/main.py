@@ -17,6 +17,7 @@ from oar import __version__
 from oar._core.errors import OarError
 from oar.cli import (
     competitions_commands,
+    deployments_commands,
     export_commands,
     hub_commands,
     jobs_commands,
@@ -73,6 +74,7 @@ app.add_typer(ops_commands.ops_app, name="ops")
 app.add_typer(competitions_commands.competitions_app, name="competitions")
 app.add_typer(notebooks_commands.notebooks_app, name="notebooks")
 app.add_typer(solutions_commands.solutions_app, name="solutions")
+app.add_typer(deployments_commands.deployments_app, name="deployments")
 
 err = Console(stderr=True)
 

@@ -22,12 +22,20 @@ admin_app = typer.Typer(help="Studio accounts.", no_args_is_help=True)
 studio_app.add_typer(admin_app, name="admin")
 
 
-def _config(database_url: str | None, host: str = "127.0.0.1", port: int = 8600, secure_cookies: bool = False):  # type: ignore[no-untyped-def]
+def _config(  # type: ignore[no-untyped-def]
+    database_url: str | None,
+    host: str = "127.0.0.1",
+    port: int = 8600,
+    secure_cookies: bool = False,
+    ray_address: str | None = None,
+):
     try:
         from oar.studio.config import StudioConfig
     except ImportError as exc:
         raise OarError(f"the studio needs {exc.name}: pip install 'oar-platform[studio]'") from exc
-    return StudioConfig(database_url=database_url, host=host, port=port, secure_cookies=secure_cookies)
+    return StudioConfig(
+        database_url=database_url, host=host, port=port, secure_cookies=secure_cookies, ray_address=ray_address
+    )
 
 
 @studio_app.callback()
@@ -37,12 +45,15 @@ def studio(
     host: str = typer.Option("127.0.0.1", help="bind address; loopback by default"),
     port: int = typer.Option(8600, help="port"),
     secure_cookies: bool = typer.Option(False, help="mark the session cookie Secure (behind HTTPS)"),
+    ray_address: str = typer.Option(
+        None, envvar="OAR_RAY_ADDRESS", help="place deployments' replicas on this Ray cluster (else on this machine)"
+    ),
 ) -> None:
     """Run the studio: API + web UI in one process, on SQLite in OAR_HOME unless --database-url is given."""
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"database_url": database_url, "host": host, "port": port}  # the links admin commands print
         return
-    config = _config(database_url, host, port, secure_cookies)
+    config = _config(database_url, host, port, secure_cookies, ray_address)
     if database_url:  # the `oar serve` processes of deployments read the same database
         os.environ["OAR_DATABASE_URL"] = database_url
     try:

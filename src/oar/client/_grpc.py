@@ -8,6 +8,7 @@ import grpc
 import numpy as np
 
 from oar._core.errors import (
+    ConnectionFailedError,
     ForbiddenError,
     InvalidInputError,
     ModelNotFoundError,
@@ -72,7 +73,7 @@ def _grpc_outputs(response: pb.ModelInferResponse) -> Tensors:
 def _grpc_error(error: grpc.RpcError, address: str) -> OarError:
     code = error.code()  # type: ignore[attr-defined]
     if code == grpc.StatusCode.UNAVAILABLE:
-        return ServerUnreachableError(f"cannot reach an oar gRPC server at {address}: {error.details()}")  # type: ignore[attr-defined]
+        return ConnectionFailedError(f"cannot reach an oar gRPC server at {address}: {error.details()}")  # type: ignore[attr-defined]
     if code == grpc.StatusCode.DEADLINE_EXCEEDED and "queue" not in (error.details() or ""):  # type: ignore[attr-defined]
         return ServerUnreachableError(f"gRPC server at {address} did not answer in time")
     message = f"gRPC {code.name}: {error.details()}"  # type: ignore[attr-defined]

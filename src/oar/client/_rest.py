@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import orjson
 
-from oar._core.errors import OarError, ServerUnreachableError
+from oar._core.errors import ConnectionFailedError, OarError, ServerUnreachableError
 from oar.client._common import ERRORS_BY_STATUS, decode_json_tensor, encode_json_tensor, rest_path
 from oar.protocol.raw import from_raw
 
@@ -60,9 +60,15 @@ def _verify(ca_pem: bytes | None) -> ssl.SSLContext | bool:
     return ssl.create_default_context(cadata=ca_pem.decode("ascii")) if ca_pem else True
 
 
+#: Failures that mean no server handled the request: refused, reset, or closed before an answer.
+_NOT_SERVED = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
 def _unreachable(endpoint: str, exc: Exception) -> ServerUnreachableError:
     if isinstance(exc, httpx.TimeoutException):
         return ServerUnreachableError(f"server at {endpoint} did not answer in time")
+    if isinstance(exc, _NOT_SERVED):
+        return ConnectionFailedError(f"cannot reach an oar server at {endpoint}: {type(exc).__name__}: {exc}")
     return ServerUnreachableError(f"cannot reach an oar server at {endpoint}: {exc}")
 
 
@@ -84,7 +90,7 @@ class RestTransport:
         headers = {"content-type": "application/json"} if content is not None else None
         try:
             return self._http.request(method, path, content=content, headers=headers)
-        except (httpx.ConnectError, httpx.TimeoutException) as exc:
+        except (*_NOT_SERVED, httpx.TimeoutException) as exc:
             raise _unreachable(self.endpoint, exc) from None
 
     def status(self, path: str) -> int | None:
@@ -115,7 +121,7 @@ class AsyncRestTransport:
         headers = {"content-type": "application/json"} if content is not None else None
         try:
             return await self._http.request(method, path, content=content, headers=headers)
-        except (httpx.ConnectError, httpx.TimeoutException) as exc:
+        except (*_NOT_SERVED, httpx.TimeoutException) as exc:
             raise _unreachable(self.endpoint, exc) from None
 
     async def status(self, path: str) -> int | None:

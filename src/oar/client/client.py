@@ -11,8 +11,11 @@ A text-to-image model's ``predict`` returns the image as PNG bytes, whether or n
 The scheme picks the transport (``http``/``https`` or ``grpc``/``grpcs``); both
 keep one connection alive. ``ca_cert`` (a PEM file) trusts a private CA or a
 self-signed server certificate instead of the system's roots. A request the server shed (503 /
-RESOURCE_EXHAUSTED) is retried with exponential backoff: inference has no side
-effects, so a retry is always safe.
+RESOURCE_EXHAUSTED) is retried with exponential backoff, and so is one whose connection was
+refused or reset before any answer (a replica that died: a balancer sends the retry to
+another one): inference has no side effects, so a retry is always safe. Retries are
+bounded by ``RetryPolicy.attempts``; a timeout is never retried (the server may still be
+working on it).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from oar._core.errors import InvalidInputError, OverloadedError
+from oar._core.errors import ConnectionFailedError, InvalidInputError, OverloadedError
 from oar.client._common import (
     RetryPolicy,
     generation_parameters,
@@ -123,7 +126,7 @@ class ModelClient:
         for attempt in range(self.retry.attempts):
             try:
                 return self._transport.infer(name, chosen, inputs, parameters)
-            except OverloadedError:
+            except (OverloadedError, ConnectionFailedError):
                 if attempt + 1 == self.retry.attempts:
                     raise
                 time.sleep(self.retry.delay(attempt))
@@ -207,7 +210,7 @@ class AsyncModelClient:
         for attempt in range(self.retry.attempts):
             try:
                 return await self._transport.infer(name, chosen, inputs, parameters)
-            except OverloadedError:
+            except (OverloadedError, ConnectionFailedError):
                 if attempt + 1 == self.retry.attempts:
                     raise
                 await asyncio.sleep(self.retry.delay(attempt))

@@ -35,6 +35,8 @@ class StudioConfig:
     deployments_enabled: bool = True
     argon2: Parameters = field(default_factory=lambda: profiles.RFC_9106_LOW_MEMORY)
     notebooks: NotebookSettings = field(default_factory=NotebookSettings)
+    ray_address: str | None = None  # replicas of deployments go to this Ray cluster (else: this machine)
+    ray_resources: dict[str, float] = field(default_factory=lambda: {"oar-serve": 1.0})  # one replica asks this
 
     @property
     def url(self) -> str:

@@ -39,6 +39,7 @@ from oar.supervise.figures import LiveFigures, MetricsSnapshot
 from oar.supervise.health import StartFailedError, is_ready, wait_ready
 from oar.supervise.local import LocalProcessSpawner, ProcessSpec
 from oar.supervise.ports import LOOPBACK, allocate_ports, release_ports
+from oar.supervise.spawner import Spawner, spawner_from_state
 
 KIND = "oar-serve"
 SERVE_ENTRY = ("-m", "oar.cli.serve_main")  # `oar serve` alone: no torch import, so (re)starts are quick
@@ -63,14 +64,16 @@ class ServeDeployment:
         token_sha256: str,
         home: str | None = None,
         extra_args: tuple[str, ...] = (),
-        spawner: LocalProcessSpawner | None = None,
+        spawner: Spawner | None = None,
+        ray: dict[str, Any] | None = None,
     ) -> None:
         self.model, self.version, self.run_dir = model, version, run_dir
         self.port, self.grpc_port = port, grpc_port
         self.token_sha256 = token_sha256
         self.home = home
         self.extra_args = extra_args
-        self.spawner = spawner or LocalProcessSpawner(self._spec())
+        self.ray = ray  # {"name", "address", "resources"}: a RaySpawner places it on the cluster
+        self.spawner: Spawner = spawner or self._new_spawner()
 
     # --- building ---------------------------------------------------------------------------------
     @classmethod
@@ -82,12 +85,14 @@ class ServeDeployment:
         taken_ports: list[int] | tuple[int, ...] | set[int] = (),
         home: str | Path | None = None,
         extra_args: tuple[str, ...] = (),
+        ray: dict[str, Any] | None = None,
     ) -> tuple[ServeDeployment, str]:
         """A new (not yet started) deployment of ``model:version`` and its bearer token (shown once).
 
         ``version`` is a number: resolve ``name@alias`` in the hub first. ``taken_ports`` are the ports
         stored for the caller's other deployments. ``extra_args`` go to ``oar serve`` as they are
         (batching, threads); ``--workers`` is refused: a rollover must reach every process at once.
+        ``ray`` (``name``, ``address``, ``resources``) runs it on a Ray cluster through a ``RaySpawner``.
         """
         _check_model(model, version)
         if any(arg.split("=")[0] in ("--workers", "--port", "--grpc-port", "--host") for arg in extra_args):
@@ -101,7 +106,8 @@ class ServeDeployment:
         _write_secret(folder / ADMIN_TOKEN_NAME, secrets.token_urlsafe(32))
         port, grpc_port = allocate_ports(2, taken=taken_ports)
         home_text = str(Path(home).resolve()) if home else None
-        return cls(model, version, folder, port, grpc_port, digest, home_text, tuple(extra_args)), token
+        served = cls(model, version, folder, port, grpc_port, digest, home_text, tuple(extra_args), ray=ray)
+        return served, token
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ServeDeployment:
@@ -118,7 +124,8 @@ class ServeDeployment:
                 token_sha256=state["token_sha256"],
                 home=state.get("home"),
                 extra_args=tuple(state.get("extra_args", ())),
-                spawner=LocalProcessSpawner.from_state(state["spawner"]),
+                spawner=spawner_from_state(state["spawner"]),
+                ray=state.get("ray"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"stored {KIND} deployment state is malformed: {exc}") from None
@@ -135,17 +142,28 @@ class ServeDeployment:
             "token_sha256": self.token_sha256,
             "home": self.home,
             "extra_args": list(self.extra_args),
+            "ray": self.ray,
             "spawner": self.spawner.state(),
         }
 
     # --- where it answers -------------------------------------------------------------------------
     @property
+    def host(self) -> str:
+        """Where it listens: loopback, or the address of the Ray node that runs it."""
+        return getattr(self.spawner, "host", None) or LOOPBACK
+
+    @property
+    def node(self) -> str | None:
+        """The Ray node that runs it (None: this machine)."""
+        return getattr(self.spawner, "node_id", None)
+
+    @property
     def endpoint(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def grpc_endpoint(self) -> str:
-        return f"grpc://{LOOPBACK}:{self.grpc_port}"
+        return f"grpc://{self.host}:{self.grpc_port}"
 
     @property
     def ports(self) -> tuple[int, int]:
@@ -178,6 +196,13 @@ class ServeDeployment:
 
     def log_tail(self, lines: int = 50) -> str:
         return self.spawner.log_tail(lines)
+
+    def set_token_digest(self, digest: str) -> None:
+        """Accept the bearer token whose SHA-256 is ``digest`` instead of its own (replicas share one);
+        the probe token stays. Read by the server at its next start."""
+        probe = self._secret(PROBE_TOKEN_NAME)
+        _write_secret(self.run_dir / TOKEN_DIGEST_NAME, f"{digest}\n{_sha256(probe)}")
+        self.token_sha256 = digest
 
     def figures(self, window: float = 1.0) -> LiveFigures:
         """req/s, p50/p99 latency and errors over the next ``window`` seconds (two ``/metrics`` scrapes)."""
@@ -212,7 +237,7 @@ class ServeDeployment:
         except httpx.HTTPError as exc:
             raise OarError(f"rollover of {self.model} to version {version} failed: {exc!r}") from None
         self.version = version
-        self.spawner.spec = self._spec()  # a restart after a crash serves the new version
+        self.spawner.spec = self._spec()  # type: ignore[attr-defined]  # a restart after a crash serves the new version
         return self.state()
 
     def _load(self, http: httpx.Client, policy: str) -> None:
@@ -232,13 +257,22 @@ class ServeDeployment:
             raise OarError(f"deployment secret {self.run_dir / name} is unreadable: {exc.strerror or exc}") from None
 
     # --- the process ------------------------------------------------------------------------------
+    def _new_spawner(self) -> Spawner:
+        if self.ray is None:
+            return LocalProcessSpawner(self._spec())
+        from oar.supervise.ray_spawner import RaySpawner  # ray is imported only where a cluster is used
+
+        return RaySpawner(
+            self._spec(), name=self.ray["name"], address=self.ray.get("address"), resources=self.ray.get("resources")
+        )
+
     def _spec(self) -> ProcessSpec:
         argv = (
             sys.executable,
             *SERVE_ENTRY,
             f"{self.model}:{self.version}",
             "--host",
-            LOOPBACK,
+            "{node_ip}" if self.ray else LOOPBACK,
             "--port",
             str(self.port),
             "--grpc-port",

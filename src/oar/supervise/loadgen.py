@@ -42,6 +42,14 @@ class LoadResult:
     failed: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     versions: Counter[str] = field(default_factory=Counter)  # model_version of the good answers
+    latencies_s: list[float] = field(default_factory=list)  # send to answer, of every answered request
+
+    def latency_ms(self, q: float) -> float | None:
+        """The ``q`` quantile (0..1) of the answered requests' latency, in milliseconds."""
+        if not self.latencies_s:
+            return None
+        ordered = sorted(self.latencies_s)
+        return 1000.0 * ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
     @property
     def sent(self) -> int:
@@ -228,7 +236,7 @@ class _Connection(asyncio.Protocol):
             body = bytes(self.buffer[end + 4 : end + 4 + length])
             del self.buffer[: end + 4 + length]
             if self.pending:
-                self.pending.popleft()
+                self.load.result.latencies_s.append(time.monotonic() - self.pending.popleft())
             self.load.judge(status, body)
             if close:
                 self._drop("closed with requests pending")

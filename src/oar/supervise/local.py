@@ -11,11 +11,13 @@ command line nor in the stored state.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ from oar._core.errors import InvalidInputError, OarError
 from oar.supervise.logs import RotatingLog
 from oar.supervise.procinfo import ProcessIdentity, reap
 from oar.supervise.spawner import EXIT_UNKNOWN, Spawner
+
+_PR_SET_PDEATHSIG = 1
 
 
 class ProcessSpec(BaseModel):
@@ -56,8 +60,9 @@ class LocalProcessSpawner(Spawner):
 
     kind = "local"
 
-    def __init__(self, spec: ProcessSpec) -> None:
+    def __init__(self, spec: ProcessSpec, die_with_parent: bool = False) -> None:
         self.spec = spec
+        self.die_with_parent = die_with_parent  # a host actor's child: no orphan when its node is lost
         self.log = RotatingLog(Path(spec.log_path), spec.log_max_bytes, spec.log_backups)
         self._popen: subprocess.Popen[bytes] | None = None
         self._identity: ProcessIdentity | None = None
@@ -83,6 +88,7 @@ class LocalProcessSpawner(Spawner):
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     close_fds=True,
+                    preexec_fn=_die_with(os.getpid()) if self.die_with_parent else None,
                 )
             except OSError as exc:
                 raise OarError(f"cannot start {self.spec.argv[0]!r}: {exc.strerror or exc}") from None
@@ -181,3 +187,15 @@ class LocalProcessSpawner(Spawner):
                 return None
             time.sleep(0.05)
         return self._exit_code
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGKILL when ``parent`` dies (and at once if it already has)."""
+
+    def arm() -> None:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the line above: nobody will send the signal
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return arm

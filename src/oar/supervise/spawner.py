@@ -16,6 +16,7 @@ spawner keeps no database of its own.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Final
 
@@ -25,6 +26,7 @@ from oar._core.errors import InvalidInputError
 EXIT_UNKNOWN: Final = -255
 
 _BACKENDS: dict[str, type[Spawner]] = {}
+_LAZY = {"ray": "oar.supervise.ray_spawner"}  # backends whose module is imported when a state needs it
 
 
 class Spawner(ABC):
@@ -69,8 +71,10 @@ class Spawner(ABC):
 def spawner_from_state(state: dict[str, Any]) -> Spawner:
     """Re-adopt whatever backend wrote ``state`` (its ``kind`` field picks the class)."""
     kind = state.get("kind") if isinstance(state, dict) else None
+    if isinstance(kind, str) and kind in _LAZY and kind not in _BACKENDS:
+        importlib.import_module(_LAZY[kind])  # registers it; ray is imported only where a cluster is used
     backend = _BACKENDS.get(kind) if isinstance(kind, str) else None
     if backend is None:
-        known = ", ".join(sorted(_BACKENDS)) or "none"
+        known = ", ".join(sorted(set(_BACKENDS) | set(_LAZY))) or "none"
         raise InvalidInputError(f"stored spawner state has unknown kind {kind!r}; known kinds: {known}")
     return backend.from_state(state)

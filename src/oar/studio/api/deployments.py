@@ -15,6 +15,9 @@ router = APIRouter(prefix="/deployments", tags=["deployments"], responses=ERRORS
 
 class DeploymentIn(BaseModel):
     model: str = Field(max_length=270, description="name@alias, name:version or name (its latest version)")
+    replicas: int | list[int] | None = Field(
+        None, description="N, or [min, max] to autoscale between them; above one: replicas behind one balancer"
+    )
 
 
 class DeploymentOut(BaseModel):
@@ -28,6 +31,7 @@ class DeploymentOut(BaseModel):
     message: str
     created_at: Timestamp
     updated_at: Timestamp
+    replicas: list[int] | None = None
 
 
 class PredictIn(BaseModel):
@@ -45,7 +49,7 @@ def list_deployments(studio: Studio, who: Caller) -> list[DeploymentOut]:
 
 @router.post("", response_model=DeploymentOut, status_code=201)
 def create_deployment(body: DeploymentIn, studio: Studio, who: Caller) -> DeploymentOut:
-    return deployment_out(studio.deployments.create(who, body.model))
+    return deployment_out(studio.deployments.create(who, body.model, body.replicas))
 
 
 @router.get("/{deployment_id}", response_model=DeploymentOut)
@@ -61,7 +65,8 @@ def deployment_token(deployment_id: str, studio: Studio, who: Caller) -> dict[st
 
 @router.get("/{deployment_id}/figures")
 def figures(deployment_id: str, studio: Studio, who: Caller) -> dict[str, Any]:
-    """Live figures from the server's Prometheus metrics: req/s, p50/p99 latency, errors."""
+    """Live figures from the server's Prometheus metrics: req/s, p50/p99 latency, errors; with replicas, also
+    each replica's node, req/s, p99 and CPU under ``replicas``."""
     return studio.deployments.figures(who, deployment_id)
 
 

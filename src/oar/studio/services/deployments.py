@@ -36,11 +36,13 @@ from oar.studio.orm import DeploymentRow
 from oar.studio.security import derived_token
 from oar.studio.services.access import Principal, require_creator, require_owner, require_signed_in
 from oar.studio.services.models import ModelService
-from oar.supervise import ServeDeployment, Supervisor
+from oar.supervise import ReplicaCount, ReplicatedDeployment, ServeDeployment, Supervisor
 from oar.supervise.deployment import PROBE_TOKEN_NAME, TOKEN_DIGEST_NAME
+from oar.supervise.replicas import KIND as REPLICATED
 
 log = logging.getLogger("oar.studio.deployments")
 LIVE = ("starting", "running", "backoff", "rolling")
+Served = ServeDeployment | ReplicatedDeployment
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Deployment:
     message: str
     created_at: datetime
     updated_at: datetime
+    replicas: list[int] | None = None  # [min, max]; None: one process, no balancer
 
 
 class DeploymentService:
@@ -63,7 +66,7 @@ class DeploymentService:
         self.models = models
         self.config = config
         self.root = Path(config.home) / "studio" / "deployments"
-        self._running: dict[str, ServeDeployment] = {}
+        self._running: dict[str, Served] = {}
         self._lock = threading.RLock()
         self._supervisor = Supervisor(on_change=self._supervisor_changed)
         self._threads: list[threading.Thread] = []
@@ -115,7 +118,9 @@ class DeploymentService:
             "version": deployment.version,
         }
         served = self._running.get(deployment_id)
-        if served is not None and deployment.status in ("running", "rolling"):
+        if isinstance(served, ReplicatedDeployment) and deployment.status in ("running", "rolling"):
+            out |= self._replica_figures(served)
+        elif served is not None and deployment.status in ("running", "rolling"):
             try:
                 figures = served.figures(window=1.0)
             except OarError as exc:
@@ -133,11 +138,33 @@ class DeploymentService:
                 )
         return out
 
+    def _replica_figures(self, served: ReplicatedDeployment) -> dict[str, Any]:
+        """Each replica's figures (node, req/s, p99, CPU) and the deployment's sums; cost at N nodes."""
+        rows = served.figures(window=1.0)
+        measured = [r for r in rows if "requests" in r]
+        requests = sum(r["requests"] for r in measured)
+        p99s = [r["p99_ms"] for r in measured if r.get("p99_ms") is not None]
+        p50s = [r["p50_ms"] for r in measured if r.get("p50_ms") is not None]
+        price = self.node_price_per_hour * len(rows)  # one on-demand node per replica
+        return {
+            "replicas": rows,
+            "replica_count": len(rows),
+            "requests_per_second": sum(r["requests_per_second"] for r in measured),
+            "p50_ms": max(p50s) if p50s else None,
+            "p99_ms": max(p99s) if p99s else None,
+            "errors": sum(r["errors"] for r in measured),
+            "requests": requests,
+            "node_price_per_hour": price,
+            "cost_per_million_requests": serving_cost_per_million(price, requests, 1.0),
+        }
+
     # --- changing --------------------------------------------------------------------------------
-    def create(self, who: Principal | None, ref: str) -> Deployment:
+    def create(self, who: Principal | None, ref: str, replicas: Any = None) -> Deployment:
+        """Deploy ``ref``; ``replicas`` (N or [min, max]) above one puts N processes behind a balancer."""
         actor = require_creator(who, "deploy a model")
         if not self.config.deployments_enabled:
             raise ForbiddenError("deployments are switched off on this studio")
+        count = None if replicas in (None, "", 1, "1") else ReplicaCount.parse(replicas)
         parsed = parse_model_ref(ref)
         model = self.models.resolve(actor, ref)
         ref = str(parsed) if parsed.alias or parsed.version else model.model_id
@@ -148,13 +175,13 @@ class DeploymentService:
             version=model.version,
             owner=actor.username,
             status="starting",
-            state={},
+            state={"replicas": count.to_json()} if count else {},
             message="",
         )
         with self.hub.sessions() as session:
             session.add(row)
             session.commit()
-        self._in_background(self._start, row.id, model.name, model.version)
+        self._in_background(self._start, row.id, model.name, model.version, count)
         return _deployment(row)
 
     def delete(self, who: Principal | None, deployment_id: str) -> None:
@@ -167,6 +194,9 @@ class DeploymentService:
             with contextlib.suppress(OarError):
                 self._supervisor.unwatch(deployment_id, stop=False)
             served.undeploy()
+        elif (row_state := self._state_of(deployment_id)).get("kind") == REPLICATED:
+            with contextlib.suppress(OarError):  # never adopted (failed start): stop what it left running
+                ReplicatedDeployment.from_state(row_state).undeploy()
         self._update(deployment_id, status="stopped", endpoint=None, port=None, message="undeployed")
 
     def predict(self, who: Principal | None, deployment_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -215,17 +245,22 @@ class DeploymentService:
         with self.hub.sessions() as session:
             rows = session.scalars(select(DeploymentRow).where(DeploymentRow.status.in_(LIVE))).all()
         for row in rows:
-            if not row.state:
-                self._in_background(self._start, row.id, row.model, row.version)
+            if not row.state.get("kind"):
+                count = ReplicaCount.parse(row.state["replicas"]) if row.state.get("replicas") else None
+                self._in_background(self._start, row.id, row.model, row.version, count)
                 continue
             try:
-                served = ServeDeployment.from_state(row.state)
+                served = _served_from_state(row.state)
             except OarError as exc:
                 self._update(row.id, status="failed", message=str(exc))
                 continue
             with self._lock:
                 self._running[row.id] = served
-            self._supervisor.watch(row.id, served.spawner, ready=served.ready)
+            if isinstance(served, ReplicatedDeployment):
+                served.on_change = self._replicas_changed(row.id)
+                served.resume()
+            else:
+                self._supervisor.watch(row.id, served.spawner, ready=served.ready)
             ref = parse_model_ref(row.ref)
             if ref.alias:
                 self._in_background(self._follow_alias, row.id, ref.name, ref.alias)
@@ -237,6 +272,9 @@ class DeploymentService:
         for thread in list(self._threads):
             thread.join(60)
         self._supervisor.close()
+        for served in list(self._running.values()):
+            if isinstance(served, ReplicatedDeployment):
+                served.close()
         if stop_processes:
             with self._lock:
                 running = list(self._running.items())
@@ -250,16 +288,19 @@ class DeploymentService:
         with self.hub.sessions() as session:
             rows = session.scalars(select(DeploymentRow).where(DeploymentRow.status != "stopped")).all()
         for row in rows:
-            if row.state:
+            if row.state.get("kind"):
                 try:
-                    ServeDeployment.from_state(row.state).undeploy()
+                    _served_from_state(row.state).undeploy()
                 except OarError as exc:  # a malformed record: nothing to stop, the row still ends
                     log.warning("deployment %s: %s", row.id, exc)
             self._update(row.id, status="stopped", endpoint=None, port=None, message="stopped with the studio")
         return [row.id for row in rows]
 
     # --- internals -------------------------------------------------------------------------------
-    def _start(self, deployment_id: str, model: str, version: int) -> None:
+    def _start(self, deployment_id: str, model: str, version: int, count: ReplicaCount | None = None) -> None:
+        if count is not None:
+            self._start_replicated(deployment_id, model, version, count)
+            return
         try:
             taken = self._taken_ports()
             served, _ = ServeDeployment.create(
@@ -289,6 +330,45 @@ class DeploymentService:
         self._supervisor.watch(deployment_id, served.spawner, ready=served.ready)
         self._supervisor.start()  # idempotent
 
+    def _start_replicated(self, deployment_id: str, model: str, version: int, count: ReplicaCount) -> None:
+        """Replicas (on the studio's Ray cluster when it has one) behind one balancer endpoint."""
+        ray = None
+        if self.config.ray_address:
+            ray = {"address": self.config.ray_address, "resources": dict(self.config.ray_resources)}
+        try:
+            served, _ = ReplicatedDeployment.create(
+                model, version, self.root / deployment_id, count, self._taken_ports(), self.config.home, ray=ray
+            )
+            served.token_sha256 = hashlib.sha256(self._token(deployment_id).encode()).hexdigest()
+            served.on_change = self._replicas_changed(deployment_id)
+            state = served.start(timeout=120)
+        except OarError as exc:
+            log.warning("deployment %s failed to start: %s", deployment_id, exc)
+            self._update(deployment_id, status="failed", message=str(exc)[-2000:])
+            return
+        with self._lock:
+            self._running[deployment_id] = served
+        self._update(
+            deployment_id,
+            status="running",
+            state=state,
+            endpoint=served.endpoint,
+            port=served.port,
+            version=version,
+            message="",
+        )
+
+    def _replicas_changed(self, deployment_id: str) -> Any:
+        def store(state: dict[str, Any]) -> None:
+            self._update(deployment_id, state=state)
+
+        return store
+
+    def _state_of(self, deployment_id: str) -> dict[str, Any]:
+        with self.hub.sessions() as session:
+            row = session.get(DeploymentRow, deployment_id)
+            return dict(row.state) if row is not None and row.state else {}
+
     def _alias_moved(self, model: str, alias: str, version: int) -> None:
         for deployment_id in self.refs_of(f"{model}@{alias}"):
             self._in_background(self._follow_alias, deployment_id, model, alias)
@@ -317,7 +397,7 @@ class DeploymentService:
     def _supervisor_changed(self, key: str, record: dict[str, Any]) -> None:
         status = record.get("status")
         served = self._running.get(key)
-        if status not in ("running", "starting", "backoff", "failed") or served is None:
+        if status not in ("running", "starting", "backoff", "failed") or not isinstance(served, ServeDeployment):
             return
         self._update(key, status=status, state=served.state())
 
@@ -337,7 +417,8 @@ class DeploymentService:
     def _taken_ports(self) -> list[int]:
         with self.hub.sessions() as session:
             rows = session.scalars(select(DeploymentRow).where(DeploymentRow.status != "stopped")).all()
-            return [p for r in rows for p in (r.state.get("port"), r.state.get("grpc_port")) if p]
+            states = [r.state for r in rows] + [m for r in rows for m in r.state.get("members", {}).values()]
+            return [p for state in states for p in (state.get("port"), state.get("grpc_port")) if p]
 
     def _update(self, deployment_id: str, **changes: Any) -> None:
         with self.hub.sessions() as session:
@@ -375,6 +456,12 @@ def _tensors(model: ModelVersion, inputs: dict[str, Any]) -> dict[str, np.ndarra
         raise InvalidInputError(f"bad input values: {exc}") from None
 
 
+def _served_from_state(state: dict[str, Any]) -> Served:
+    if state.get("kind") == REPLICATED:
+        return ReplicatedDeployment.from_state(state)
+    return ServeDeployment.from_state(state)
+
+
 def _deployment(row: DeploymentRow) -> Deployment:
     return Deployment(
         row.id,
@@ -387,6 +474,7 @@ def _deployment(row: DeploymentRow) -> Deployment:
         row.message,
         row.created_at,
         row.updated_at,
+        (row.state or {}).get("replicas"),
     )
 
 

@@ -54,6 +54,22 @@ async function tryIt(event) {
   output.dataset.status = String(response.status);
 }
 
+function replicaRow(replica) {
+  const row = document.createElement("tr");
+  const number = (value) => (value === undefined || value === null ? "-" : value.toFixed(1));
+  const node = replica.node === "local" ? "this machine" : `${replica.node.slice(0, 12)} (${replica.host})`;
+  const cells = [replica.name, node, replica.status, `v${replica.version}`,
+    number(replica.requests_per_second), number(replica.p99_ms), number(replica.cpu_percent)];
+  cells.forEach((text, index) => {
+    const cell = document.createElement("td");
+    cell.textContent = text;
+    if (index >= 4) cell.className = "num";
+    row.appendChild(cell);
+  });
+  row.dataset.replica = replica.name;
+  return row;
+}
+
 async function refreshFigures(table) {
   try {
     const response = await fetch(`/api/v1/deployments/${table.dataset.deployment}/figures`);
@@ -65,6 +81,8 @@ async function refreshFigures(table) {
     });
     const status = document.getElementById("deployment-status");
     if (status && figures.status) { status.textContent = figures.status; status.className = "tag " + figures.status; }
+    const replicas = document.querySelector("table.replicas tbody");
+    if (replicas && figures.replicas) replicas.replaceChildren(...figures.replicas.map(replicaRow));
     if (figures.endpoint) document.querySelectorAll(".endpoint-text").forEach((el) => { el.textContent = figures.endpoint; });
   } catch (err) { /* the next tick retries */ }
 }

@@ -23,7 +23,8 @@ def deployment_list(request: Request):  # type: ignore[no-untyped-def]
 async def deploy(request: Request):  # type: ignore[no-untyped-def]
     who = require_user(request)
     form = await checked_form(request)
-    deployment = services(request).deployments.create(who, form.get("model", "").strip())
+    replicas = form.get("replicas", "").strip() or None
+    deployment = services(request).deployments.create(who, form.get("model", "").strip(), replicas)
     flash(request, f"deploying {deployment.ref}")
     return RedirectResponse(f"/deployments/{deployment.id}", 303)
 

@@ -238,8 +238,18 @@ def models_show(model: str = typer.Argument(..., help="NAME, NAME:VERSION or NAM
         found = remote.get("/models/resolve", ref=model)
         _json(remote.get(f"/models/{found['name']}/versions/{found['version']}"))
         return
-    m = Hub().models.get(*parse_model_spec(model))
-    _json({"model_id": m.model_id, "digest": m.digest, "path": m.path, "manifest": m.manifest})
+    hub = Hub()
+    m = hub.models.get(*parse_model_spec(model))
+    here = m.path if m.path.is_dir() else None  # an object store's package is here once a command fetched it
+    _json(
+        {
+            "model_id": m.model_id,
+            "digest": m.digest,
+            "store": hub.artifacts.location,
+            "path": here,
+            "manifest": m.manifest,
+        }
+    )
 
 
 @models_app.command("delete")

@@ -107,7 +107,16 @@ class Hub:
 
     def open_package(self, name: str, version: int | None = None) -> ModelPackage:
         """The package of ``name:version``, fetched from the artifact store into this machine's cache if needed."""
-        return ModelPackage.open(self.artifacts.fetch(self.models.get(name, version).digest))
+        return self.open_version(self.models.get(name, version))
+
+    def open_version(self, model: ModelVersion) -> ModelPackage:
+        """``model``'s package on this machine's disk, the one way every consumer reads a registered package.
+
+        ``ModelVersion.path`` only says where the package sits once it is here: with an object store a
+        machine holds just the packages it used lately (a size-capped cache). This downloads what is
+        missing and checks it against ``model.digest`` first; a package already here costs one stat.
+        """
+        return ModelPackage.open(self.artifacts.fetch(model.digest))
 
     def close(self) -> None:
         self.engine.dispose()

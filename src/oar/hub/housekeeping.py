@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from oar.hub.hub import Hub
-from oar.hub.orm import ModelRow, RegisteredModelRow
+from oar.hub.orm import ModelRow
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,5 @@ def remove(hub: Hub, garbage: Iterable[Unreferenced], keep: Iterable[str] = ()) 
 
 
 def storage_by_owner(hub: Hub) -> list[OwnerStorage]:
-    """Versions and package bytes per catalog owner, largest first (a scan: for reports, not listings)."""
-    with hub.sessions() as session:
-        rows = session.execute(
-            select(RegisteredModelRow.owner, func.count(ModelRow.id), func.coalesce(func.sum(ModelRow.size), 0))
-            .join(ModelRow, ModelRow.name == RegisteredModelRow.name)
-            .group_by(RegisteredModelRow.owner)
-        ).all()
-    return sorted((OwnerStorage(o, int(n), int(b)) for o, n, b in rows), key=lambda s: (-s.bytes, s.owner or ""))
+    """Model versions and package bytes per catalog owner, largest first (each shared package once)."""
+    return [OwnerStorage(u.owner, u.model_versions, u.model_bytes) for u in hub.storage().owners if u.model_versions]

@@ -18,6 +18,7 @@ from oar.hub.entities import DatasetVersion, ModelVersion
 from oar.hub.orm import ModelRow
 from oar.hub.schema import migrate
 from oar.hub.stores import DatasetStore, ModelStore, RunStore
+from oar.hub.usage import StorageReport, storage_report
 from oar.package import ModelPackage
 
 _REGISTER_RETRIES = 5
@@ -44,9 +45,9 @@ class Hub:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
-        migrate(self.engine)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.artifacts = open_artifact_store(self.home / "artifacts", artifacts_url)
+        migrate(self.engine, self.artifacts)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.datasets = DatasetStore(self.sessions)
         self.runs = RunStore(self.sessions)
         self.models = ModelStore(self.sessions, self.artifacts.package_path)
@@ -117,6 +118,10 @@ class Hub:
         missing and checks it against ``model.digest`` first; a package already here costs one stat.
         """
         return ModelPackage.open(self.artifacts.fetch(model.digest))
+
+    def storage(self, owner: str | None = None) -> StorageReport:
+        """Bytes and versions per owner (every owner, or ``owner``'s), from the sizes recorded at registration."""
+        return storage_report(self.sessions, owner)
 
     def close(self) -> None:
         self.engine.dispose()

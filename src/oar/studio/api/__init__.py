@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from oar.studio.api import auth, competitions, datasets, deployments, jobs, models, notebooks, runs, tokens, users
+from oar.studio.api import (
+    auth,
+    competitions,
+    datasets,
+    deployments,
+    jobs,
+    models,
+    notebooks,
+    runs,
+    storage,
+    tokens,
+    users,
+)
 
 API_PREFIX = "/api/v1"
-RESOURCES = (auth, datasets, models, runs, jobs, deployments, competitions, notebooks, users, tokens)
+RESOURCES = (auth, datasets, models, runs, jobs, deployments, competitions, notebooks, storage, users, tokens)
 
 
 def api_router() -> APIRouter:

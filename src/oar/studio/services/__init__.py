@@ -20,6 +20,7 @@ from oar.studio.services.models import ModelService
 from oar.studio.services.notebooks import NotebookService
 from oar.studio.services.runs import RunService
 from oar.studio.services.starters import StarterService
+from oar.studio.services.storage import StorageService
 from oar.studio.services.tutorials import TutorialService
 
 
@@ -37,6 +38,7 @@ class Services:
     notebooks: NotebookService
     tutorials: TutorialService
     starters: StarterService
+    storage: StorageService
     signin_limiter: SignInLimiter
 
     @classmethod
@@ -60,6 +62,7 @@ class Services:
             notebooks=notebooks,
             tutorials=TutorialService(hub.sessions, notebooks),
             starters=StarterService(notebooks, datasets, models, deployments),
+            storage=StorageService(hub),
             signin_limiter=SignInLimiter(config.signin_attempts, config.signin_window),
         )
 

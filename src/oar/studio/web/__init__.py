@@ -24,11 +24,12 @@ from oar.studio.web.views import (
     models,
     notebooks,
     runs,
+    storage,
     tokens,
 )
 
 STATIC = Path(__file__).parent / "static"
-VIEWS = (home, auth, datasets, models, runs, jobs, deployments, competitions, notebooks, tokens, admin)
+VIEWS = (home, auth, datasets, models, runs, jobs, deployments, competitions, notebooks, storage, tokens, admin)
 
 
 def plotly_js() -> Path:

@@ -95,3 +95,18 @@ def test_the_cache_keeps_to_its_cap(s3, tmp_path, monkeypatch):
     assert (a.open_package("one").path / "model.onnx").stat().st_size == 40_000
     assert not a.artifacts.package_path(second.digest).exists()
     a.close(), b.close()
+
+
+def test_gc_on_the_object_store_names_the_model_and_owner_of_what_it_would_reclaim(s3, tmp_path):
+    from datetime import timedelta
+
+    from oar.hub import housekeeping
+
+    _, bucket = s3
+    a, b = _machines(tmp_path, bucket)
+    orphan = a.register_model(_package(tmp_path / "src", size=3000), "orphan", owner="erin")
+    a.models.delete("orphan", orphan.version)  # the row only: its package is now unreferenced
+    (found,) = housekeeping.unreferenced(b, timedelta(0))  # machine B never cached it
+    assert (found.digest, found.model, found.owner) == (orphan.digest, "orphan", "erin")
+    assert found.size == a.artifacts.size(orphan.digest) and not b.artifacts.package_path(orphan.digest).exists()
+    a.close(), b.close()

@@ -100,3 +100,10 @@ def test_gc_says_whose_bytes_it_would_reclaim(home, tmp_path):
     }
     out = CliRunner().invoke(app, ["hub", "gc", "--grace-hours", "0", "--dry-run"], terminal_width=200).output
     assert f"reclaimable bytes per owner: bob {hub.artifacts.size(orphan.digest):,}, no owner known" in out, out
+
+
+def test_reindex_numbers_the_name_index_in_listing_order(home, tmp_path):
+    hub, _ = _world(home, tmp_path)
+    out = CliRunner().invoke(app, ["hub", "reindex"])
+    assert out.exit_code == 0 and "numbered 1 names in listing order" in out.output, out.output  # "kept"
+    assert [m.name for m in hub.model_catalog.search(q="kep").items] == ["kept"]

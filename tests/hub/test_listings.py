@@ -239,4 +239,11 @@ def test_sqlite_search_reads_the_name_index_newest_first_and_falls_back_when_a_w
     with hub.sessions() as session:
         assert not name_search._in_listing_order(session, "net")
     assert [m.name for m in hub.model_catalog.search(q="net", limit=200).items] == _scan(hub, "net")
+
+    with hub.sessions() as session:  # `oar hub reindex`: in listing order again, the flag cleared
+        assert name_search.renumber(session) == 121
+        session.commit()
+    assert _flag(hub) is None
+    assert [m.name for m in hub.model_catalog.search(q="net", limit=200).items] == _scan(hub, "net")
+    assert _walk(hub, 7, q="net") == _scan(hub, "net")
     hub.close()

@@ -436,6 +436,21 @@ def hub_gc(
         console.print(f"reclaimable bytes per owner: {shares}", soft_wrap=True, highlight=False)
 
 
+@hub_app.command("reindex")
+def hub_reindex() -> None:
+    """Number SQLite's model-name index in listing order again, so search reads it newest first."""
+    from oar.hub import name_search
+
+    hub = Hub()
+    with hub.sessions() as session:
+        numbered = name_search.renumber(session)
+        session.commit()
+    if hub.engine.dialect.name != "sqlite":
+        console.print("nothing to do: PostgreSQL's name index keeps no order")
+    else:
+        console.print(f"numbered {numbered:,} names in listing order; search reads the index newest first")
+
+
 @hub_app.command("storage")
 def hub_storage(json_out: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Versions and bytes per owner: models (a package several versions share counts once) and datasets."""

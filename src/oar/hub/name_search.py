@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Integer, Select, String, column, func, select, table, text
+from sqlalchemy import Integer, Select, String, column, delete, func, select, table, text
 from sqlalchemy.orm import Session, aliased
 
 from oar.hub.orm import CatalogCountRow, RegisteredModelRow
@@ -75,6 +75,25 @@ def _indexed(session: Session, query: Select, q: str, need: int) -> list[Registe
     names = session.scalars(keys).all()
     rows = {r.name: r for r in session.scalars(select(RegisteredModelRow).where(RegisteredModelRow.name.in_(names)))}
     return [rows[n] for n in names]
+
+
+def renumber(session: Session) -> int:
+    """Number SQLite's name index in listing order again and clear the flag; returns the entries numbered.
+
+    For a hub whose index was flagged (a write landed behind the newest entry): search reads it newest
+    first again. The caller commits; writers wait for that transaction (a few seconds at 200,000 names).
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return 0
+    session.execute(text("DELETE FROM registered_models_fts"))
+    numbered = session.execute(
+        text(
+            "INSERT INTO registered_models_fts (rowid, name) "
+            "SELECT row_number() OVER (ORDER BY updated_at, name), name FROM registered_models"
+        )
+    ).rowcount
+    session.execute(delete(CatalogCountRow).where(CatalogCountRow.key == UNORDERED))
+    return numbered
 
 
 def _in_listing_order(session: Session, q: str) -> bool:

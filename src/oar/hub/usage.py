@@ -47,7 +47,8 @@ def storage_report(sessions: sessionmaker[Session], owner: str | None = None) ->
     with sessions() as session:
         models = {row[0]: row[1:] for row in session.execute(_models_by_owner(owner))}
         datasets = {row[0]: row[1:] for row in session.execute(_datasets_by_owner(owner))}
-        shared = session.scalar(_distinct_package_bytes(owner)) or 0
+        # one owner's packages are already counted once each; the hub's total counts each digest once
+        shared = session.scalar(_all_package_bytes()) if owner is None else None
     owners = [
         OwnerUsage(
             who,
@@ -57,7 +58,8 @@ def storage_report(sessions: sessionmaker[Session], owner: str | None = None) ->
         for who in set(models) | set(datasets)
     ]
     owners.sort(key=lambda u: (-u.bytes, u.owner or ""))
-    return StorageReport(owners, int(shared), sum(u.dataset_bytes for u in owners))
+    model_bytes = sum(u.model_bytes for u in owners) if shared is None else int(shared)
+    return StorageReport(owners, model_bytes, sum(u.dataset_bytes for u in owners))
 
 
 def _owned_packages(owner: str | None) -> Select:
@@ -87,9 +89,9 @@ def _models_by_owner(owner: str | None) -> Select:
     ).group_by(packages.c.owner)
 
 
-def _distinct_package_bytes(owner: str | None) -> Select:
-    packages = _owned_packages(owner).subquery()
-    per_digest = select(func.max(packages.c.size).label("size")).group_by(packages.c.digest).subquery()
+def _all_package_bytes() -> Select:
+    """Every package the versions name, each digest once (no join: every version has a catalog entry)."""
+    per_digest = select(func.max(ModelRow.size).label("size")).group_by(ModelRow.digest).subquery()
     return select(func.sum(per_digest.c.size))
 
 

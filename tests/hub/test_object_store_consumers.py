@@ -22,7 +22,7 @@ from oar.jobs.ledger import model_cost
 from oar.package import ModelPackage
 
 pytest.importorskip("boto3")
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(900)  # the first test may train the shared smoke model
 
 
 @pytest.fixture()

@@ -5,7 +5,10 @@ name; tags and owners spread over them; COPY on PostgreSQL, executemany on SQLit
 then times ``--requests`` calls of each listing against a real studio (uvicorn on a loopback port, one
 keep-alive httpx client; auth by bearer token, validation, the database query, JSON): a page of 50
 models unfiltered, filtered by task, by name search (common and rare), by tag, by owner, by two filters,
-an offset page (1,000), a deep page by cursor (half-way down), and a page of one model's versions.
+an offset page (1,000), a deep page by cursor (half-way down), a page of one model's versions, the
+storage figures (a member's own, every owner's for an admin: ``--storage-requests`` each), and last the
+two searches again on the search path from before migration 0008 (SQLite: sorting every match), on the
+same data in the same run.
 The baseline, timed in the same process and run, is ``/api/v1/health`` (the app without a query);
 each line prints p50/p99 in ms and p99 as a ratio of the baseline's p99. The target: p99 < 50 ms.
 
@@ -110,7 +113,7 @@ def version_rows(models: int, per_model: int):  # type: ignore[no-untyped-def]
         for v in range(1, per_model + 1):
             manifest = json.dumps({"name": name, "version": v, "task": task, "metrics": {"acc": 0.8}})
             created = START + timedelta(minutes=i * per_model + v)
-            yield (name, v, f"sha256:{i:06d}{v:04d}", task, None, None, manifest, created)
+            yield (name, v, f"sha256:{i:06d}{v:04d}", task, None, None, manifest, created, 1000 * (1 + (i + v) % 97))
 
 
 def catalog_rows(models: int, per_model: int):  # type: ignore[no-untyped-def]
@@ -126,7 +129,7 @@ def tag_rows(models: int):  # type: ignore[no-untyped-def]
 
 
 TABLES = {
-    "models": "name, version, digest, task, run_id, parent, manifest, created_at",
+    "models": "name, version, digest, task, run_id, parent, manifest, created_at, size",
     "registered_models": "name, owner, visibility, description, task, latest_version, created_at, updated_at",
     "model_tags": "name, tag",
 }
@@ -167,15 +170,26 @@ def _sqlite_row(row: tuple) -> tuple:
     return tuple(v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v for v in row)
 
 
-def timings(client, path: str, params: dict, requests: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+def _search_sorts_every_match(hub) -> None:  # type: ignore[no-untyped-def]
+    """Raise the flag that sends SQLite's name search back to sorting every match (as before 0008)."""
+    from sqlalchemy import text
+
+    from oar.hub.name_search import UNORDERED
+
+    if hub.engine.dialect.name == "sqlite":
+        with hub.engine.begin() as connection:
+            connection.execute(text("INSERT INTO catalog_counts (key, n) VALUES (:k, 1)"), {"k": UNORDERED})
+
+
+def timings(client, path: str, params: dict, requests: int, headers=None) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
     """Wall-clock ms per request, and CPU ms per request of this process (server thread and client together):
     the CPU figure moves much less than the wall clock when other work shares the machine."""
-    for _ in range(5):  # warm-up: connections, caches
-        client.get(path, params=params)
+    for _ in range(min(5, requests)):  # warm-up: connections, caches
+        client.get(path, params=params, headers=headers)
     wall, cpu = np.empty(requests), np.empty(requests)
     for i in range(requests):
         began, began_cpu = time.perf_counter(), time.process_time()
-        response = client.get(path, params=params)
+        response = client.get(path, params=params, headers=headers)
         wall[i] = (time.perf_counter() - began) * 1000
         cpu[i] = (time.process_time() - began_cpu) * 1000
         assert response.status_code == 200, response.text
@@ -201,6 +215,7 @@ def run(kind: str, url: str, home: Path, args: argparse.Namespace) -> bool:
     app = create_app(config, hub)
     accounts = app.state.services.accounts
     token = accounts.issue_token(accounts.create_user("alice", "member").id, "bench")
+    admin = {"authorization": f"Bearer {accounts.issue_token(accounts.create_user('root', 'admin').id, 'bench')}"}
     total = models * per_model
     print(
         f"\n{kind}: {total:,} model versions ({models:,} models) filled in {filled:.1f} s; "
@@ -220,12 +235,23 @@ def run(kind: str, url: str, home: Path, args: argparse.Namespace) -> bool:
         ("models, offset 1,000", "/api/v1/models", {"limit": 50, "offset": 1000}),
         (f"deep page by cursor ({models // 2:,})", "/api/v1/models", {"limit": 50, "cursor": deep_cursor}),
         ("versions of one model", f"/api/v1/models/{model_name(models // 2)}/versions", {"limit": 50}),
+        ("before: name search sorting every match", "/api/v1/models", {"limit": 50, "q": "model-01", "unordered": 1}),
+        ("before: name search, rare", "/api/v1/models", {"limit": 50, "q": model_name(models // 3)[:-1]}),
+        ("storage, a member's own (a quarter)", "/api/v1/storage", {}),
+        ("storage, every owner (admin)", "/api/v1/storage", {"as": "admin"}),
     ]
     ok = True
-    with serving(app) as base, httpx.Client(base_url=base, headers={"authorization": f"Bearer {token}"}) as client:
+    with (
+        serving(app) as base,
+        httpx.Client(base_url=base, headers={"authorization": f"Bearer {token}"}, timeout=120) as client,
+    ):
         base_p99 = None
         for label, path, params in cases:
-            ms, cpu = timings(client, path, params, args.requests)
+            headers = admin if params.pop("as", None) == "admin" else None
+            if params.pop("unordered", None):  # the search path from before migration 0008 (SQLite), same data
+                _search_sorts_every_match(hub)
+            requests = args.storage_requests if path.endswith("/storage") else args.requests
+            ms, cpu = timings(client, path, params, requests, headers)
             p50, p99 = np.percentile(ms, 50), np.percentile(ms, 99)
             base_p99 = base_p99 or p99
             verdict = "" if label.startswith("baseline") else ("  ok" if p99 < TARGET_P99_MS else "  OVER 50 ms")
@@ -244,6 +270,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=0, help="model names (default: versions / 5)")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
+    parser.add_argument("--storage-requests", type=int, default=30, help="requests per storage line (a scan)")
     args = parser.parse_args()
     ok = True
     with tempfile.TemporaryDirectory(prefix="oar-bench-studio-") as tmp:

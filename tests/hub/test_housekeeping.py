@@ -54,6 +54,10 @@ def test_gc_lists_first_and_removes_only_when_asked(home, tmp_path):
     listed = runner.invoke(app, ["hub", "gc", "--grace-hours", "0", "--json"])
     assert listed.exit_code == 0, listed.output
     assert [u["digest"] for u in json.loads(listed.output)["unreferenced"]] == [digests["gone"]]
+    assert json.loads(listed.output)["unreferenced"][0]["model"] == "gone"
+    dry = runner.invoke(app, ["hub", "gc", "--grace-hours", "0", "--dry-run"])
+    assert dry.exit_code == 0 and "1 package(s)" in dry.output and "would go" in dry.output, dry.output
+    assert runner.invoke(app, ["hub", "gc", "--dry-run", "--apply"]).exit_code != 0
     assert hub.artifacts.package_path(digests["gone"]).exists()
     applied = runner.invoke(app, ["hub", "gc", "--grace-hours", "0", "--apply"])
     assert applied.exit_code == 0 and "removed 1 package" in applied.output, applied.output
@@ -79,5 +83,27 @@ def test_storage_per_owner_counts_versions_and_package_bytes(home, tmp_path):
     assert set(figures) == {"bob"}  # alice's models were deleted
     expected = sum(hub.artifacts.size(hub.models.get("kept", v).digest) for v in (1, 2))
     assert (figures["bob"].versions, figures["bob"].bytes) == (2, expected)
-    out = CliRunner().invoke(app, ["hub", "storage", "--json"])
-    assert json.loads(out.output) == [{"owner": "bob", "versions": 2, "bytes": expected}]
+    out = json.loads(CliRunner().invoke(app, ["hub", "storage", "--json"]).output)
+    assert [(o["owner"], o["model_versions"], o["model_bytes"]) for o in out["owners"]] == [("bob", 2, expected)]
+    assert out["model_bytes"] == expected
+
+
+def test_gc_says_whose_bytes_it_would_reclaim(home, tmp_path):
+    hub, digests = _world(home, tmp_path)
+    orphan = hub.register_model(_package(tmp_path / "kept9", 7000, 9), "kept", owner="bob")
+    hub.models.delete("kept", orphan.version)  # the row only, as a registration that stopped before it would
+    garbage = housekeeping.unreferenced(hub, timedelta(0))
+    assert {(g.model, g.owner) for g in garbage} == {("gone", None), ("kept", "bob")}
+    assert housekeeping.reclaimable_by_owner(garbage) == {
+        "bob": hub.artifacts.size(orphan.digest),
+        None: hub.artifacts.size(digests["gone"]),
+    }
+    out = CliRunner().invoke(app, ["hub", "gc", "--grace-hours", "0", "--dry-run"], terminal_width=200).output
+    assert f"reclaimable bytes per owner: bob {hub.artifacts.size(orphan.digest):,}, no owner known" in out, out
+
+
+def test_reindex_numbers_the_name_index_in_listing_order(home, tmp_path):
+    hub, _ = _world(home, tmp_path)
+    out = CliRunner().invoke(app, ["hub", "reindex"])
+    assert out.exit_code == 0 and "numbered 1 names in listing order" in out.output, out.output  # "kept"
+    assert [m.name for m in hub.model_catalog.search(q="kep").items] == ["kept"]

@@ -200,3 +200,50 @@ def test_the_api_pages_by_cursor_and_gives_storage_per_owner(hub, tmp_path, monk
         assert TestClient(app).get("/api/v1/models/storage").status_code == 401
     finally:
         app.state.services.close()
+
+
+def _flag(hub: Hub) -> int | None:
+    with hub.engine.connect() as connection:
+        return connection.execute(
+            sa.text("SELECT n FROM catalog_counts WHERE key = :k"), {"k": name_search.UNORDERED}
+        ).scalar()
+
+
+def _scan(hub: Hub, q: str) -> list[str]:
+    newest_first = (RegisteredModelRow.updated_at.desc(), RegisteredModelRow.name.desc())
+    with hub.engine.connect() as connection:
+        query = sa.select(RegisteredModelRow.name).where(RegisteredModelRow.name.ilike(f"%{q}%"))
+        return connection.scalars(query.order_by(*newest_first)).all()
+
+
+def test_sqlite_search_reads_the_name_index_newest_first_and_falls_back_when_a_write_lands_behind(tmp_path):
+    hub = Hub(home=tmp_path / "home", url=f"sqlite:///{tmp_path / 'hub.db'}")
+    _bulk(hub, [f"net-{i:03d}" for i in range(120)])
+    _register(hub, "net-005", 2)  # a new version: net-005 moves to the front, and so does its index entry
+    assert _flag(hub) is None
+    with hub.sessions() as session:
+        assert name_search._in_listing_order(session, "net")
+        newest = name_search._restrict(session, sa.select(RegisteredModelRow), "net")
+        newest = newest.order_by(name_search._FTS.c.rowid.desc()).limit(51)
+        sql = str(newest.compile(hub.engine, compile_kwargs={"literal_binds": True}))
+        plan = session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}").all()
+    assert not any("TEMP B-TREE" in str(step) for step in plan), plan  # no sort: the index gives the order
+    for q, owner in (("net", None), ("net-0", "alice"), ("t-11", None), ("zzz", None)):
+        scanned = [n for n in _scan(hub, q) if owner is None or hub.model_catalog.get(n).owner == owner]
+        assert [m.name for m in hub.model_catalog.search(q=q, owner=owner, limit=200).items] == scanned, q
+        assert _walk(hub, 7, q=q, owner=owner) == scanned, q
+    assert hub.model_catalog.search(q="net", limit=1).items[0].name == "net-005"
+
+    _bulk(hub, ["net-old"])  # updated_at from the past: behind the newest entry
+    assert _flag(hub) == 1
+    with hub.sessions() as session:
+        assert not name_search._in_listing_order(session, "net")
+    assert [m.name for m in hub.model_catalog.search(q="net", limit=200).items] == _scan(hub, "net")
+
+    with hub.sessions() as session:  # `oar hub reindex`: in listing order again, the flag cleared
+        assert name_search.renumber(session) == 121
+        session.commit()
+    assert _flag(hub) is None
+    assert [m.name for m in hub.model_catalog.search(q="net", limit=200).items] == _scan(hub, "net")
+    assert _walk(hub, 7, q="net") == _scan(hub, "net")
+    hub.close()

@@ -3,7 +3,6 @@ different OAR_HOME directories share one hub through the object store and a data
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,34 +11,9 @@ from oar._core.errors import IntegrityError, NotFoundError, OarError
 from oar.hub import Hub
 
 from .packages import small_package as _package
-from .s3_server import moto_server
 
 pytest.importorskip("boto3")
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture()
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
-    """A fresh bucket; the client settings come from the environment, as on a real machine."""
-    import boto3
-
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": s3_endpoint,
-    }.items():
-        monkeypatch.setenv(key, value)
-    client = boto3.client("s3")
-    bucket = "hub-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
-    client.create_bucket(Bucket=bucket)
-    return client, bucket
 
 
 def _machines(tmp_path: Path, bucket: str) -> tuple[Hub, Hub]:
@@ -120,4 +94,19 @@ def test_the_cache_keeps_to_its_cap(s3, tmp_path, monkeypatch):
     assert b.open_package("one").path.exists()  # fetched again from the store, verified
     assert (a.open_package("one").path / "model.onnx").stat().st_size == 40_000
     assert not a.artifacts.package_path(second.digest).exists()
+    a.close(), b.close()
+
+
+def test_gc_on_the_object_store_names_the_model_and_owner_of_what_it_would_reclaim(s3, tmp_path):
+    from datetime import timedelta
+
+    from oar.hub import housekeeping
+
+    _, bucket = s3
+    a, b = _machines(tmp_path, bucket)
+    orphan = a.register_model(_package(tmp_path / "src", size=3000), "orphan", owner="erin")
+    a.models.delete("orphan", orphan.version)  # the row only: its package is now unreferenced
+    (found,) = housekeeping.unreferenced(b, timedelta(0))  # machine B never cached it
+    assert (found.digest, found.model, found.owner) == (orphan.digest, "orphan", "erin")
+    assert found.size == a.artifacts.size(orphan.digest) and not b.artifacts.package_path(orphan.digest).exists()
     a.close(), b.close()

@@ -238,8 +238,18 @@ def models_show(model: str = typer.Argument(..., help="NAME, NAME:VERSION or NAM
         found = remote.get("/models/resolve", ref=model)
         _json(remote.get(f"/models/{found['name']}/versions/{found['version']}"))
         return
-    m = Hub().models.get(*parse_model_spec(model))
-    _json({"model_id": m.model_id, "digest": m.digest, "path": m.path, "manifest": m.manifest})
+    hub = Hub()
+    m = hub.models.get(*parse_model_spec(model))
+    here = m.path if m.path.is_dir() else None  # an object store's package is here once a command fetched it
+    _json(
+        {
+            "model_id": m.model_id,
+            "digest": m.digest,
+            "store": hub.artifacts.location,
+            "path": here,
+            "manifest": m.manifest,
+        }
+    )
 
 
 @models_app.command("delete")
@@ -382,6 +392,7 @@ def _held_by_live_work(hub: Hub) -> set[str]:
 @hub_app.command("gc")
 def hub_gc(
     apply: bool = typer.Option(False, "--apply", help="remove them (default: only list what would go)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="only list what would go (the default; not with --apply)"),
     grace_hours: float = typer.Option(24.0, help="never remove a package stored less than this long ago"),
     json_out: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
@@ -392,31 +403,66 @@ def hub_gc(
 
     if grace_hours < 0:
         raise InvalidInputError("bad --grace-hours: use 0 or more")
+    if apply and dry_run:
+        raise InvalidInputError("--apply and --dry-run contradict each other: give one")
     hub = Hub()
     held = _held_by_live_work(hub)
     garbage = housekeeping.unreferenced(hub, timedelta(hours=grace_hours), keep=held)
     removed = housekeeping.remove(hub, garbage, keep=held) if apply else []
     if json_out:
-        items = [{"digest": g.digest, "bytes": g.size, "stored_at": g.stored_at} for g in garbage]
-        _json({"store": hub.artifacts.location, "unreferenced": items, "removed": [r.digest for r in removed]})
+        items = [
+            {"digest": g.digest, "bytes": g.size, "stored_at": g.stored_at, "model": g.model, "owner": g.owner}
+            for g in garbage
+        ]
+        by_owner = [{"owner": o, "bytes": b} for o, b in housekeeping.reclaimable_by_owner(garbage).items()]
+        removed_digests = [r.digest for r in removed]
+        _json(
+            {"store": hub.artifacts.location, "unreferenced": items, "by_owner": by_owner, "removed": removed_digests}
+        )
         return
-    rows = [[g.digest[:23], g.size, g.stored_at.isoformat(timespec="seconds")] for g in garbage]
-    _table(f"unreferenced packages in {hub.artifacts.location}", ["digest", "bytes", "stored"], rows)
+    rows = [
+        [g.digest[:23], g.model or "?", g.owner or "-", g.size, g.stored_at.isoformat(timespec="seconds")]
+        for g in garbage
+    ]
+    _table(f"unreferenced packages in {hub.artifacts.location}", ["digest", "model", "owner", "bytes", "stored"], rows)
     total = sum(g.size for g in garbage)
     if apply:
         console.print(f"removed {len(removed)} package(s), {sum(r.size for r in removed):,} bytes")
+        return
+    console.print(f"{len(garbage)} package(s), {total:,} bytes would go: run again with --apply to remove them")
+    if garbage:
+        owners = housekeeping.reclaimable_by_owner(garbage).items()
+        shares = ", ".join(f"{owner or 'no owner known'} {size:,}" for owner, size in owners)
+        console.print(f"reclaimable bytes per owner: {shares}", soft_wrap=True, highlight=False)
+
+
+@hub_app.command("reindex")
+def hub_reindex() -> None:
+    """Number SQLite's model-name index in listing order again, so search reads it newest first."""
+    from oar.hub import name_search
+
+    hub = Hub()
+    with hub.sessions() as session:
+        numbered = name_search.renumber(session)
+        session.commit()
+    if hub.engine.dialect.name != "sqlite":
+        console.print("nothing to do: PostgreSQL's name index keeps no order")
     else:
-        console.print(f"{len(garbage)} package(s), {total:,} bytes would go: run again with --apply to remove them")
+        console.print(f"numbered {numbered:,} names in listing order; search reads the index newest first")
 
 
 @hub_app.command("storage")
 def hub_storage(json_out: bool = typer.Option(False, "--json", help="print JSON")) -> None:
-    """Model versions and package bytes per owner."""
-    from oar.hub import housekeeping
-
-    figures = housekeeping.storage_by_owner(Hub())
+    """Versions and bytes per owner: models (a package several versions share counts once) and datasets."""
+    report = Hub().storage()
     if json_out:
-        _json([{"owner": f.owner, "versions": f.versions, "bytes": f.bytes} for f in figures])
+        owners = [{**u.__dict__, "bytes": u.bytes} for u in report.owners]
+        _json({"owners": owners, "model_bytes": report.model_bytes, "dataset_bytes": report.dataset_bytes})
         return
-    rows = [[f.owner or "-", f.versions, f.bytes] for f in figures]
-    _table("storage per owner", ["owner", "versions", "bytes"], rows)
+    rows = [
+        [u.owner or "-", u.model_versions, u.packages, u.model_bytes, u.dataset_versions, u.dataset_bytes, u.bytes]
+        for u in report.owners
+    ]
+    columns = ["owner", "model versions", "packages", "model bytes", "dataset versions", "dataset bytes", "bytes"]
+    _table("storage per owner", columns, rows)
+    console.print(f"the hub holds {report.bytes:,} bytes (a package several owners share counted once)")

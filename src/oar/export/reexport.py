@@ -52,7 +52,7 @@ def export_registered(
     if format not in FORMATS:
         raise OarError(f"unknown export format '{format}'; use one of {', '.join(FORMATS)}")
     parent = resolve_model(hub, spec)
-    package = ModelPackage.open(parent.path)
+    package = hub.open_version(parent)
     manifest = package.manifest
     if manifest.task != "text-classification":
         raise OarError(f"oar export handles text classifiers; {parent.model_id} is '{manifest.task}'")

@@ -69,7 +69,7 @@ class QuantizeOutcome:
 def quantize_registered(hub: Hub, spec: str, options: QuantizeOptions) -> QuantizeOutcome:
     """Quantize ``spec`` (NAME, NAME:VERSION or run id) with ``options.method``."""
     parent = resolve_model(hub, spec)
-    package = ModelPackage.open(parent.path)
+    package = hub.open_version(parent)
     manifest = package.manifest
     name = options.name or f"{manifest.name}-{options.method}"
     if name == manifest.name:

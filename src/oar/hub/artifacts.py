@@ -65,7 +65,12 @@ class ArtifactStore:
         return datetime.fromtimestamp(self.package_path(digest).stat().st_mtime, UTC)
 
     def size(self, digest: str) -> int:
-        return sum(p.stat().st_size for p in self.package_path(digest).rglob("*") if p.is_file())
+        """The package's bytes (``NotFoundError`` if the store has no such package)."""
+        return sum(p.stat().st_size for p in self.fetch(digest).rglob("*") if p.is_file())
+
+    def read_file(self, digest: str, rel: str) -> bytes:
+        """One file of a stored package, without fetching the rest."""
+        return (self.fetch(digest) / rel).read_bytes()
 
     def remove(self, digest: str) -> None:
         shutil.rmtree(self.package_path(digest), ignore_errors=True)

@@ -48,7 +48,7 @@ class ModelVersion:
     parent: str | None
     manifest: dict[str, Any]
     created_at: datetime
-    path: Path
+    path: Path  # where the package is once on this machine; read it through ``Hub.open_version``
 
     @property
     def model_id(self) -> str:

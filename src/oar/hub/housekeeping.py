@@ -10,14 +10,17 @@ and jobs hold.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
+from oar._core.errors import OarError
 from oar.hub.hub import Hub
 from oar.hub.orm import ModelRow, RegisteredModelRow
+from oar.package import MANIFEST_FILE
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,16 @@ class Unreferenced:
     digest: str
     size: int
     stored_at: datetime
+    model: str | None = None  # the name its manifest records (None: unreadable)
+    owner: str | None = None  # that name's owner, while the catalog still has the name
+
+
+def reclaimable_by_owner(garbage: Iterable[Unreferenced]) -> dict[str | None, int]:
+    """Bytes the listed packages would free, per owner of the model they came from (None: unknown)."""
+    out: dict[str | None, int] = {}
+    for item in garbage:
+        out[item.owner] = out.get(item.owner, 0) + item.size
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 @dataclass(frozen=True)
@@ -49,8 +62,25 @@ def unreferenced(hub: Hub, grace: timedelta, keep: Iterable[str] = ()) -> list[U
             continue
         stored_at = hub.artifacts.stored_at(digest)
         if stored_at <= cutoff:
-            found.append(Unreferenced(digest, hub.artifacts.size(digest), stored_at))
+            model = _model_name(hub, digest)
+            found.append(Unreferenced(digest, hub.artifacts.size(digest), stored_at, model, _owner(hub, model)))
     return sorted(found, key=lambda u: u.stored_at)
+
+
+def _model_name(hub: Hub, digest: str) -> str | None:
+    """The name in the package's manifest: one small read, no download of the package."""
+    try:
+        name = json.loads(hub.artifacts.read_file(digest, MANIFEST_FILE)).get("name")
+    except (OarError, OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def _owner(hub: Hub, model: str | None) -> str | None:
+    if model is None:
+        return None
+    with hub.sessions() as session:
+        return session.scalar(select(RegisteredModelRow.owner).where(RegisteredModelRow.name == model))
 
 
 def remove(hub: Hub, garbage: Iterable[Unreferenced], keep: Iterable[str] = ()) -> list[Unreferenced]:
@@ -67,11 +97,5 @@ def remove(hub: Hub, garbage: Iterable[Unreferenced], keep: Iterable[str] = ()) 
 
 
 def storage_by_owner(hub: Hub) -> list[OwnerStorage]:
-    """Versions and package bytes per catalog owner, largest first (a scan: for reports, not listings)."""
-    with hub.sessions() as session:
-        rows = session.execute(
-            select(RegisteredModelRow.owner, func.count(ModelRow.id), func.coalesce(func.sum(ModelRow.size), 0))
-            .join(ModelRow, ModelRow.name == RegisteredModelRow.name)
-            .group_by(RegisteredModelRow.owner)
-        ).all()
-    return sorted((OwnerStorage(o, int(n), int(b)) for o, n, b in rows), key=lambda s: (-s.bytes, s.owner or ""))
+    """Model versions and package bytes per catalog owner, largest first (each shared package once)."""
+    return [OwnerStorage(u.owner, u.model_versions, u.model_bytes) for u in hub.storage().owners if u.model_versions]

@@ -18,6 +18,7 @@ from oar.hub.entities import DatasetVersion, ModelVersion
 from oar.hub.orm import ModelRow
 from oar.hub.schema import migrate
 from oar.hub.stores import DatasetStore, ModelStore, RunStore
+from oar.hub.usage import StorageReport, storage_report
 from oar.package import ModelPackage
 
 _REGISTER_RETRIES = 5
@@ -44,9 +45,9 @@ class Hub:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
-        migrate(self.engine)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.artifacts = open_artifact_store(self.home / "artifacts", artifacts_url)
+        migrate(self.engine, self.artifacts)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.datasets = DatasetStore(self.sessions)
         self.runs = RunStore(self.sessions)
         self.models = ModelStore(self.sessions, self.artifacts.package_path)
@@ -107,7 +108,20 @@ class Hub:
 
     def open_package(self, name: str, version: int | None = None) -> ModelPackage:
         """The package of ``name:version``, fetched from the artifact store into this machine's cache if needed."""
-        return ModelPackage.open(self.artifacts.fetch(self.models.get(name, version).digest))
+        return self.open_version(self.models.get(name, version))
+
+    def open_version(self, model: ModelVersion) -> ModelPackage:
+        """``model``'s package on this machine's disk, the one way every consumer reads a registered package.
+
+        ``ModelVersion.path`` only says where the package sits once it is here: with an object store a
+        machine holds just the packages it used lately (a size-capped cache). This downloads what is
+        missing and checks it against ``model.digest`` first; a package already here costs one stat.
+        """
+        return ModelPackage.open(self.artifacts.fetch(model.digest))
+
+    def storage(self, owner: str | None = None) -> StorageReport:
+        """Bytes and versions per owner (every owner, or ``owner``'s), from the sizes recorded at registration."""
+        return storage_report(self.sessions, owner)
 
     def close(self) -> None:
         self.engine.dispose()

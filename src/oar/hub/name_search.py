@@ -1,6 +1,9 @@
 """Model name search (``q``: part of the name, any case) that stays fast on a large catalog.
 
-Two ways to find a page of matches, newest first, tried in this order:
+On SQLite the name index is numbered in listing order (migration 0008): the newest matches come first
+out of the index itself, so a search reads matches until its page is full and stops, whatever the number
+of matches (one query; a flag the triggers raise when a write lands behind the newest entry sends search
+back to the ways below). Otherwise two ways, tried in this order:
 
 1. the newest ``WINDOW`` entries that pass the other filters, read in listing order from their index and
    tested one by one: a common text ("bert") fills its page here for the cost of a short index range;
@@ -17,19 +20,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, String, column, func, select, table, text
+from sqlalchemy import Integer, Select, String, column, delete, func, select, table, text
 from sqlalchemy.orm import Session, aliased
 
-from oar.hub.orm import RegisteredModelRow
+from oar.hub.orm import CatalogCountRow, RegisteredModelRow
 
 WINDOW = 2_000
 SEARCH_COUNT_CAP = 1_000
-_FTS = table("registered_models_fts", column("name", String))
+_FTS = table("registered_models_fts", column("rowid", Integer), column("name", String))
+UNORDERED = "fts:unordered"  # the catalog_counts key the triggers set when the rowids stop following the listing
 
 
 def page(session: Session, query: Select, q: str, limit: int, offset: int) -> Sequence[RegisteredModelRow]:
     """``limit`` matches of ``q`` among the rows of ``query`` (already filtered), after skipping ``offset``."""
     need = offset + limit
+    if _in_listing_order(session, q):
+        return _newest_by_index(session, query, q, need)[offset:need]
     found = _recent(session, query, q, need)
     if len(found) < need and _longer_than_window(session, query):
         found = _indexed(session, query, q, need)
@@ -69,6 +75,39 @@ def _indexed(session: Session, query: Select, q: str, need: int) -> list[Registe
     names = session.scalars(keys).all()
     rows = {r.name: r for r in session.scalars(select(RegisteredModelRow).where(RegisteredModelRow.name.in_(names)))}
     return [rows[n] for n in names]
+
+
+def renumber(session: Session) -> int:
+    """Number SQLite's name index in listing order again and clear the flag; returns the entries numbered.
+
+    For a hub whose index was flagged (a write landed behind the newest entry): search reads it newest
+    first again. The caller commits; writers wait for that transaction (a few seconds at 200,000 names).
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return 0
+    session.execute(text("DELETE FROM registered_models_fts"))
+    numbered = session.execute(
+        text(
+            "INSERT INTO registered_models_fts (rowid, name) "
+            "SELECT row_number() OVER (ORDER BY updated_at, name), name FROM registered_models"
+        )
+    ).rowcount
+    session.execute(delete(CatalogCountRow).where(CatalogCountRow.key == UNORDERED))
+    return numbered
+
+
+def _in_listing_order(session: Session, q: str) -> bool:
+    """Whether SQLite's name index can hand out matches newest first (its rowids follow the listing)."""
+    if session.get_bind().dialect.name != "sqlite" or len(q) < 3:
+        return False
+    return not session.scalar(select(CatalogCountRow.n).where(CatalogCountRow.key == UNORDERED))
+
+
+def _newest_by_index(session: Session, query: Select, q: str, need: int) -> list[RegisteredModelRow]:
+    """The index's matches by descending rowid (the listing order), through ``query``'s filters, stopping
+    at ``need``: the cost is the matches read before the page is full, not all of them."""
+    hits = _restrict(session, query, q).order_by(_FTS.c.rowid.desc()).limit(need)
+    return list(session.scalars(hits).all())
 
 
 def _restrict(session: Session, query: Select, q: str) -> Select:

@@ -123,6 +123,13 @@ class ObjectArtifactStore(ArtifactStore):
     def size(self, digest: str) -> int:
         return sum(int(e["size"]) for e in self._index(digest)["files"].values())
 
+    def read_file(self, digest: str, rel: str) -> bytes:
+        """One file of a stored package, read from the store (the cache is left alone)."""
+        try:
+            return self._s3.get_object(Bucket=self.bucket, Key=self._key(digest, f"files/{rel}"))["Body"].read()
+        except Exception as error:
+            raise NotFoundError(f"package {digest} in {self.url} has no readable {rel}: {error}") from error
+
     def remove(self, digest: str) -> None:
         """Index first (the package stops existing), then its files."""
         self._s3.delete_object(Bucket=self.bucket, Key=self._key(digest, INDEX))

@@ -28,6 +28,7 @@ class DatasetRow(Base):
     card: Mapped[dict[str, Any]] = mapped_column(JSON)
     counts: Mapped[dict[str, Any]] = mapped_column(JSON)
     samples: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # a few rows per split
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # bytes of card, counts and samples
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 

@@ -40,8 +40,11 @@ def current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-def migrate(engine: Engine) -> None:
+def migrate(engine: Engine, artifacts: object | None = None) -> None:
     """Upgrade ``engine``'s database to :func:`head`; a no-op (one query) when it is already there.
+
+    ``artifacts`` (the hub's artifact store) lets a migration read what only the store knows, such as
+    the sizes of packages registered before sizes were recorded.
 
     Two processes opening one fresh SQLite hub at once race to create the tables: the loser sees
     an error, finds the database at head and carries on.
@@ -50,14 +53,14 @@ def migrate(engine: Engine) -> None:
         if current(connection) == head():
             return
     try:
-        _upgrade(engine)
+        _upgrade(engine, artifacts)
     except SQLAlchemyError:
         with engine.connect() as connection:
             if current(connection) != head():
                 raise
 
 
-def _upgrade(engine: Engine) -> None:
+def _upgrade(engine: Engine, artifacts: object | None) -> None:
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK})
@@ -67,6 +70,7 @@ def _upgrade(engine: Engine) -> None:
         if revision is not None and revision not in {r.revision for r in _script().walk_revisions()}:
             raise OarError(f"the hub database is at revision {revision}, newer than this oar ({head()}): upgrade oar")
         config = _config(connection)
+        config.attributes["artifacts"] = artifacts
         if revision is None and inspect(connection).has_table("models"):
             command.stamp(config, BASELINE)  # a pre-migration hub: its tables are the baseline
         command.upgrade(config, "head")

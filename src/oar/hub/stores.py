@@ -6,6 +6,7 @@ session closes, and missing things become ``NotFoundError`` with a hint.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -65,7 +66,15 @@ class DatasetStore:
             self._sessions,
             DatasetRow,
             name,
-            lambda v: DatasetRow(name=name, version=v, digest=digest, card=card, counts=counts, samples=samples),
+            lambda v: DatasetRow(
+                name=name,
+                version=v,
+                digest=digest,
+                card=card,
+                counts=counts,
+                samples=samples,
+                size=record_size(card, counts, samples),
+            ),
         )
         with self._sessions() as session:
             entry = session.get(RegisteredDatasetRow, name)
@@ -318,6 +327,11 @@ class ModelStore:
             created_at=row.created_at,
             path=self._package_path(row.digest),
         )
+
+
+def record_size(*values: Any) -> int:
+    """Bytes of these values as the database stores JSON (what a dataset version costs the hub)."""
+    return sum(len(json.dumps(value).encode()) for value in values)
 
 
 def _dataset(row: DatasetRow) -> DatasetVersion:

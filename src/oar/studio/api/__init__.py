@@ -14,12 +14,26 @@ from oar.studio.api import (
     notebooks,
     runs,
     solutions,
+    storage,
     tokens,
     users,
 )
 
 API_PREFIX = "/api/v1"
-RESOURCES = (auth, datasets, models, runs, jobs, deployments, competitions, notebooks, solutions, users, tokens)
+RESOURCES = (
+    auth,
+    datasets,
+    models,
+    runs,
+    jobs,
+    deployments,
+    competitions,
+    notebooks,
+    solutions,
+    storage,
+    users,
+    tokens,
+)
 
 
 def api_router() -> APIRouter:

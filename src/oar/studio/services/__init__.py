@@ -21,6 +21,7 @@ from oar.studio.services.notebooks import NotebookService
 from oar.studio.services.runs import RunService
 from oar.studio.services.solutions import SolutionService
 from oar.studio.services.starters import StarterService
+from oar.studio.services.storage import StorageService
 from oar.studio.services.tutorials import TutorialService
 
 
@@ -39,6 +40,7 @@ class Services:
     tutorials: TutorialService
     starters: StarterService
     solutions: SolutionService
+    storage: StorageService
     signin_limiter: SignInLimiter
 
     @classmethod
@@ -63,6 +65,7 @@ class Services:
             tutorials=TutorialService(hub.sessions, notebooks),
             starters=StarterService(notebooks, datasets, models, deployments),
             solutions=SolutionService(hub),
+            storage=StorageService(hub),
             signin_limiter=SignInLimiter(config.signin_attempts, config.signin_window),
         )
 

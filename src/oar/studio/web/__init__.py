@@ -25,11 +25,26 @@ from oar.studio.web.views import (
     notebooks,
     runs,
     solutions,
+    storage,
     tokens,
 )
 
 STATIC = Path(__file__).parent / "static"
-VIEWS = (home, auth, datasets, models, runs, jobs, deployments, competitions, notebooks, solutions, tokens, admin)
+VIEWS = (
+    home,
+    auth,
+    datasets,
+    models,
+    runs,
+    jobs,
+    deployments,
+    competitions,
+    notebooks,
+    solutions,
+    storage,
+    tokens,
+    admin,
+)
 
 
 def plotly_js() -> Path:

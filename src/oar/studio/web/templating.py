@@ -63,6 +63,16 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes}m {secs:02d}s" if minutes else f"{seconds:.1f} s"
 
 
+def _filesize(value: int | None) -> str:
+    """Bytes for people: ``512 B``, ``3.4 KiB``, ``1.2 GiB``."""
+    size = float(value or 0)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
 def _json_block(value: Any) -> Markup:
     """JSON for a ``<script type="application/json">`` block: safe against ``</script>`` in the data."""
     text = json.dumps(value, default=str, ensure_ascii=False)
@@ -70,7 +80,13 @@ def _json_block(value: Any) -> Markup:
 
 
 TEMPLATES.env.filters.update(
-    when=_when, number=_number, json_block=_json_block, dollars=_dollars, duration=_duration, literal=_literal
+    when=_when,
+    number=_number,
+    filesize=_filesize,
+    json_block=_json_block,
+    dollars=_dollars,
+    duration=_duration,
+    literal=_literal,
 )
 TEMPLATES.env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
 

@@ -12,7 +12,7 @@
   newest entry (an ``updated_at`` from the past) sets the ``fts:unordered`` flag in ``catalog_counts``
   and search goes back to sorting every match.
 
-Revision ID: 0008_hubgaps
+Revision ID: 0008_storage_sizes
 Revises: 0007
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context, op
 
-revision = "0008_hubgaps"
+revision = "0008_storage_sizes"
 down_revision = "0007"
 branch_labels = None
 depends_on = None

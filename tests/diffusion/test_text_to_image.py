@@ -241,6 +241,42 @@ def test_a_client_that_disconnects_stops_its_generation_and_others_are_served(t2
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
+def test_a_rest_client_that_closes_its_connection_stops_its_generation(t2i_server, registered):
+    """A plain close (FIN, not a reset) mid-generation: the server's probe meets the closed socket's reset and
+    cancels the running and the queued generation; a half-closed client (write side shut, still reading) is
+    still answered."""
+    with ModelClient(t2i_server.endpoint, timeout=40) as client:
+        client.predict(registered.name, inputs={"prompt": PROMPT}, parameters={"steps": 1, "width": SIDE})  # warm
+        before = _cancelled(t2i_server, registered.name)
+        long_running = _post_infer(t2i_server, registered.name, steps=900)
+        waiting = _post_infer(t2i_server, registered.name, steps=900)
+        time.sleep(1.0)
+        long_running.close()  # FIN: the client is gone, its process still alive
+        waiting.close()
+        started = time.monotonic()
+        png = client.predict(registered.name, inputs={"prompt": PROMPT}, parameters={"steps": 2, "width": SIDE})
+        waited = time.monotonic() - started
+        half_closed = _post_infer(t2i_server, registered.name, steps=2)
+        half_closed.shutdown(socket.SHUT_WR)  # done sending, still reading: must get its image
+        half_closed.settimeout(60)
+        answer = b""
+        while chunk := half_closed.recv(65536):
+            answer += chunk
+        half_closed.close()
+    assert _size(png)[0] == SIDE
+    assert waited < 30, f"the next request waited {waited:.0f} s: the closed connection's generation kept running"
+    assert _cancelled(t2i_server, registered.name) - before >= 2
+    assert b"HTTP/1.1 200 OK\r\n" in answer and b"\x89PNG" in answer, answer[:200]
+
+
+def _cancelled(server, model: str) -> float:
+    metrics = httpx.get(f"{server.endpoint}/metrics", timeout=10).text
+    lines = [line for line in metrics.splitlines() if "cancelled" in line and model in line and line[0] != "#"]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_a_grpc_call_past_its_deadline_stops_its_generation(t2i_server, registered):
     import grpc
 

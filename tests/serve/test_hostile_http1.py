@@ -215,6 +215,20 @@ def test_a_boolean_in_a_shape_is_a_400_with_a_message(hostile_server) -> None:
     assert status_of(reply) == 400 and b"non-negative integers" in reply
 
 
+def test_a_half_closed_client_still_gets_every_answer_it_asked_for(hostile_server) -> None:
+    """FIN after pipelined requests: the server may probe with 100 Continue (a closed socket would reset),
+    and a client that still reads gets each answer, then the close."""
+    request = (
+        f"POST {INFER} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {len(BODY)}\r\n\r\n"
+    ).encode() + BODY
+    with connect(hostile_server) as sock:
+        sock.sendall(request * 3)
+        sock.shutdown(socket.SHUT_WR)
+        reply = read_all(sock)
+    assert reply.count(b"HTTP/1.1 200 OK\r\n") == 3, reply[:300]
+    assert reply.count(b"HTTP/1.1 ") - reply.count(b"HTTP/1.1 100 Continue\r\n\r\n") == 3, reply[:300]
+
+
 def test_an_idle_keep_alive_connection_is_closed_after_its_timeout(hostile_server) -> None:
     with connect(hostile_server) as sock:
         sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: t\r\n\r\n")

@@ -80,6 +80,9 @@ def serve(
         "at the cap the longest-waiting one makes room for a new one",
     ),
     threads: int = typer.Option(0, help="ONNX Runtime intra-op threads per model (0 = its default)"),
+    device: str = typer.Option(
+        "cpu", help="cpu | cuda (ONNX Runtime's CUDA provider; an error when unavailable) | auto (CUDA if present)"
+    ),
     token: str = typer.Option(None, envvar="OAR_SERVE_TOKEN", help="require 'Authorization: Bearer TOKEN'"),
     auth_token_file: Annotated[
         Path | None,
@@ -123,6 +126,7 @@ def serve(
         workers=workers,
         max_body_bytes=max_body_bytes,
         intra_op_threads=threads,
+        device=device,
         batching=BatchingConfig(
             max_batch_size=max_batch_size,
             max_queue_delay_us=max_queue_delay_us,

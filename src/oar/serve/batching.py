@@ -47,6 +47,7 @@ import numpy as np
 from oar._core.errors import InvalidInputError, OarError, OverloadedError, RequestTimeoutError
 from oar.serve.config import BatchingConfig
 from oar.serve.metrics import ModelMetrics
+from oar.serve.queues import DrainableQueue
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class _Pending:
         return self.start < other.start if self.start != other.start else self.seq < other.seq
 
 
-class DynamicBatcher:
+class DynamicBatcher(DrainableQueue):
     """``outputs = await batcher.submit(inputs)``, or a future from ``enqueue``; ``run`` is the batch ``infer``."""
 
     def __init__(self, name: str, run: Callable[[Tensors], Tensors], config: BatchingConfig, metrics: ModelMetrics):
@@ -175,21 +176,6 @@ class DynamicBatcher:
         if len(flows) > _FLOWS_KEPT:
             self._flow_ends = {f: end for f, end in flows.items() if end > self._virtual_time}
         return start
-
-    def close(self) -> None:
-        """Refuse new requests; queued and running ones still finish (see ``drain``)."""
-        self._closed = True
-
-    async def drain(self, timeout: float = 30.0) -> bool:
-        """Wait until nothing is queued or running; ``False`` if ``timeout`` passed first."""
-        deadline = time.monotonic() + timeout
-        while self.busy:
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.005)
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-        return True
 
     def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._scheduled or self._running >= self._max_running or not self._queue:

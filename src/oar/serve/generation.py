@@ -28,6 +28,7 @@ import numpy as np
 from oar._core.errors import OarError, OverloadedError, RequestTimeoutError
 from oar.runtime.text_to_image import GenerationRequest, GenerationStopped, TextToImageRuntime
 from oar.serve.metrics import ModelMetrics
+from oar.serve.queues import DrainableQueue
 
 log = logging.getLogger(__name__)
 Tensors = dict[str, np.ndarray]
@@ -52,7 +53,7 @@ class _Job:
         return None
 
 
-class GenerationQueue:
+class GenerationQueue(DrainableQueue):
     """``future = queue.enqueue(inputs, parameters=...)``; cancel the future to stop its generation."""
 
     def __init__(self, name: str, runtime: TextToImageRuntime, metrics: ModelMetrics, timeout_us: int = 0) -> None:
@@ -66,7 +67,9 @@ class GenerationQueue:
         self._queue: deque[_Job] = deque()
         self._running = 0
         self._closed = False
-        self._executor = ThreadPoolExecutor(self.concurrency, f"oar-gen-{name}")
+        self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(self.concurrency, f"oar-gen-{name}")
+
+    _DRAIN_POLL_S = 0.01  # generations take seconds
 
     @property
     def depth(self) -> int:
@@ -102,19 +105,6 @@ class GenerationQueue:
         self.metrics.queue_depth.set(len(self._queue))
         self._kick(loop)
         return job.future
-
-    def close(self) -> None:
-        """Refuse new requests; queued and running ones still finish (see ``drain``)."""
-        self._closed = True
-
-    async def drain(self, timeout: float = 30.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.busy:
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.01)
-        self._executor.shutdown(wait=False)
-        return True
 
     def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
         while self._queue and self._running < self.concurrency:

@@ -136,6 +136,7 @@ class HttpProtocol(asyncio.Protocol):
         self.read_paused = False
         self.write_paused = False
         self.lingering = False  # the last answer is out: drop what the client still sends, until the deadline
+        self.peer_done = False  # the client sent FIN with answers owed: probed until they are out
         self._reset()
 
     def _reset(self) -> None:
@@ -169,11 +170,25 @@ class HttpProtocol(asyncio.Protocol):
         self.parser = None
 
     def eof_received(self) -> bool | None:
-        """The client has sent all it will: answer what it asked for, then close (half-close is allowed)."""
+        """The client has sent all it will: answer what it asked for, then close (half-close is allowed).
+
+        A FIN does not say whether the client still reads (a half-close) or has gone (a plain close): a
+        ``100 Continue`` probe tells them apart, since a closed socket answers it with a reset, which ends the
+        connection at the next probe (each sweep, ``_probe``) and cancels what it asked for, a queued or
+        running generation included. Clients must accept any number of 1xx before the answer (RFC 9110).
+        """
         if self.pending and not self.lingering:
             self.closing = True
+            self.peer_done = True
+            self._probe()
             return True
         return None
+
+    def _probe(self) -> None:
+        """While answers are owed to a client that sent FIN: write an interim answer; a reset ends the connection."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(_CONTINUE)
+            self.deadline = self.server.now + self.server.tick
 
     def data_received(self, data: bytes) -> None:
         if self.lingering:
@@ -395,6 +410,8 @@ class HttpProtocol(asyncio.Protocol):
             self.server.connections.discard(self)
         elif self.lingering or self.write_paused:
             transport.abort()  # done draining, or a peer that reads nothing: no answer can reach it
+        elif self.peer_done and self.pending:
+            self._probe()
         elif self.in_message:
             phase = "head" if self.in_head else "body"
             limit = self.limits.header_timeout_s if self.in_head else self.limits.body_timeout_s

@@ -34,6 +34,7 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from oar._core.errors import OarError
 from oar.hub import Hub
+from oar.runtime.session import use_device
 from oar.serve.config import BatchingConfig, ConnectionLimits, SecurityConfig, VersionPolicy
 from oar.serve.dataplane import DataPlane
 from oar.serve.grpc_app import create_grpc_server
@@ -62,6 +63,7 @@ class ServeOptions:
     workers: int = 1
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     intra_op_threads: int = 0
+    device: str = "cpu"  # cpu | cuda | auto: where ONNX Runtime sessions run (``oar.runtime.session``)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     version_policy: VersionPolicy = field(default_factory=VersionPolicy)
     security: SecurityConfig = field(default_factory=SecurityConfig)
@@ -78,6 +80,7 @@ def build_dataplane(
     options: ServeOptions, hub: Hub | None = None, metrics: ServerMetrics | None = None
 ) -> tuple[DataPlane, list[LoadedModel]]:
     """Load the models ``options`` name (every model of the source when none are named)."""
+    use_device(options.device)  # a CUDA request this machine cannot honour fails here, before any model loads
     source = DirectorySource(options.model_dir) if options.model_dir else HubSource(hub or Hub())
     repository = ModelRepository(
         source,

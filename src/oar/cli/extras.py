@@ -30,7 +30,7 @@ MODULE_EXTRAS: dict[str, str] = {
 }
 
 
-_GROUPS = {"datasets", "runs", "models", "import"}  # commands with subcommands: name both words
+_GROUPS = {"datasets", "runs", "models", "import", "fewshot"}  # commands with subcommands: name both words
 
 
 def missing_dependency_message(exc: ModuleNotFoundError, argv: list[str]) -> str | None:

@@ -18,6 +18,7 @@ from oar._core.errors import OarError
 from oar.cli import (
     competitions_commands,
     export_commands,
+    fewshot_commands,
     hub_commands,
     jobs_commands,
     notebooks_commands,
@@ -71,6 +72,7 @@ app.add_typer(jobs_commands.jobs_app, name="jobs")
 app.add_typer(ops_commands.ops_app, name="ops")
 app.add_typer(competitions_commands.competitions_app, name="competitions")
 app.add_typer(notebooks_commands.notebooks_app, name="notebooks")
+app.add_typer(fewshot_commands.fewshot_app, name="fewshot")
 
 err = Console(stderr=True)
 

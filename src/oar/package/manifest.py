@@ -124,6 +124,7 @@ class Lineage(BaseModel):
     dataset: dict[str, Any] | None = None  # name, version, digest
     run_id: str | None = None
     parent: str | None = None  # "name:version" of the package this one was derived from
+    examples: dict[str, Any] | None = None  # few-shot: the drawn examples (split, shots, seed, ids)
     oar_version: str
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 

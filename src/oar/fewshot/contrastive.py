@@ -100,7 +100,7 @@ def tune_encoder(
         loss.backward()
         optimizer.step()
         schedule.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     model.eval()
     tail = losses[-max(1, len(losses) // 10) :]
     return {

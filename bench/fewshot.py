@@ -157,7 +157,8 @@ def main() -> None:
                 print(name, json.dumps(row), flush=True)
                 args.out.write_text(json.dumps(results, indent=1))
         accuracy, seconds = full_fine_tune(data, tokenizer, args.full_steps, test.x, test.y)
-        out["full"] = {"accuracy": accuracy, "seconds": seconds, "steps": args.full_steps, "texts": args.full_steps * 32}
+        texts = args.full_steps * 32
+        out["full"] = {"accuracy": accuracy, "seconds": seconds, "steps": args.full_steps, "texts": texts}
         print(name, "full fine-tune:", out["full"], flush=True)
         args.out.write_text(json.dumps(results, indent=1))
     print_table(results)

@@ -76,7 +76,8 @@ def test_train_package_hub_serve_and_the_client_agrees_with_the_package(tmp_path
 
     home = tmp_path / "home"
     args = ["--dataset", "rotten-tomatoes", "--shots", "8", "--seed", "1", "--name", "rt-few"]
-    result = oar_cli("fewshot", "train", *args, "--iterations", "1", "--max-pairs", "16", "--test-limit", "40", home=home)
+    quick = ["--iterations", "1", "--max-pairs", "16", "--test-limit", "40"]
+    result = oar_cli("fewshot", "train", *args, *quick, home=home)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "registered rt-few:1" in result.stdout
 

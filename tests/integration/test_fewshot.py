@@ -103,3 +103,35 @@ def test_train_package_hub_serve_and_the_client_agrees_with_the_package(tmp_path
         served = client.predict("rt-few", inputs={"text": TEXTS})
     assert [r["label"] for r in served] == [labels[i] for i in logits.argmax(1)]
     np.testing.assert_allclose([r["score"] for r in served], probabilities.max(1), rtol=1e-4, atol=1e-5)
+
+
+def test_a_fewshot_job_file_is_checked_at_submission_and_queued_as_its_own_kind(tmp_path):
+    import yaml
+
+    import oar.jobs  # noqa: F401  (the job tables)
+    from oar.hub import Hub
+    from oar.jobs.kinds import worker_module
+    from oar.jobs.pools import default_pools
+    from oar.jobs.service import submit
+    from oar.jobs.store import JobStore
+
+    hub = Hub(tmp_path / "home")
+    path = tmp_path / "job.yaml"
+    bad = {"name": "rt", "fewshot": {"dataset": "rotten-tomatoes", "shots": 8, "epochs": 3}}
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(InvalidInputError, match="epochs"):
+        submit(path, hub, default_pools())
+    path.write_text(yaml.safe_dump({"fewshot": {"dataset": "rotten-tomatoes", "shots": 100000}}))
+    with pytest.raises(InvalidInputError, match="more than class"):
+        submit(path, hub, default_pools())
+    good = {
+        "name": "rt-job",
+        "fewshot": {"dataset": "rotten-tomatoes", "shots": 4, "seed": 2},
+        "resources": {"pool": "spot"},
+    }
+    path.write_text(yaml.safe_dump(good))
+    job = submit(path, hub, default_pools())
+    run = hub.runs.get(job.run_id)
+    assert worker_module(job.spec) == "oar.fewshot.job" and job.pool == "spot"
+    assert run.kind == "fewshot" and run.status == "queued" and len(run.config["example_ids"]) == 8
+    assert run.config["model_name"] == "rt-job" and JobStore.open(hub).get(job.id).state == "queued"

@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--max-pairs", type=int, default=640, help="0: no cap")
     parser.add_argument("--test-limit", type=int, default=1000)
-    parser.add_argument("--full-steps", type=int, default=150)
+    parser.add_argument("--full-steps", type=int, default=150, help="0: no full fine-tune")
     parser.add_argument("--out", type=Path, default=Path("fewshot-bench.json"))
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: no spinning on a shared machine)")
     args = parser.parse_args()
@@ -137,7 +137,7 @@ def main() -> None:
         frozen_test = embed_texts(pretrained, tokenizer, test.x)
         out["tfidf_full_train"] = tfidf_accuracy(name, data.train.x, data.train.y, test.x, test.y)
         for position, shots in enumerate(args.shots):
-            if position == 1:  # the full fine-tune right after the first K: the comparison that matters most
+            if position == 1 and args.full_steps > 0:  # right after the first K: the comparison that matters most
                 full_run(args, data, tokenizer, test, out, results)
             for seed in range(args.draws):
                 ids = draw_shots(data, shots, seed)
@@ -159,7 +159,7 @@ def main() -> None:
                 out["rows"].append(row)
                 print(name, json.dumps(row), flush=True)
                 args.out.write_text(json.dumps(results, indent=1))
-        if "full" not in out:
+        if "full" not in out and args.full_steps > 0:
             full_run(args, data, tokenizer, test, out, results)
     print_table(results)
 

@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["rotten-tomatoes", "chnsenti"])
     parser.add_argument("--shots", nargs="+", type=int, default=[8, 16, 64])
     parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--first-draw", type=int, default=0, help="seed of the first draw (to extend a run)")
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--max-pairs", type=int, default=640, help="0: no cap")
     parser.add_argument("--test-limit", type=int, default=1000)
@@ -139,7 +140,7 @@ def main() -> None:
         for position, shots in enumerate(args.shots):
             if position == 1 and args.full_steps > 0:  # right after the first K: the comparison that matters most
                 full_run(args, data, tokenizer, test, out, results)
-            for seed in range(args.draws):
+            for seed in range(args.first_draw, args.first_draw + args.draws):
                 ids = draw_shots(data, shots, seed)
                 examples = data.train.take(ids)
                 frozen = LogisticRegression(max_iter=1000).fit(

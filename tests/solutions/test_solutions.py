@@ -7,7 +7,6 @@ checks the hub, the report's checks against the recipe's reduced expectations, a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -26,7 +25,6 @@ from oar.solutions.recipe import RECIPE_FILE, Expected, recipes_root
 from oar.solutions.report import Report, check_metrics
 
 BUNDLED = ("digits-edge-int8", "news-topics", "review-sentiment-fewshot")
-HAS_FEWSHOT = importlib.util.find_spec("oar.fewshot") is not None
 
 
 def oar_cli(*args: str, home: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
@@ -193,7 +191,6 @@ def test_news_topics_reduced_trains_serves_and_strict_fails_on_an_unmet_expectat
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.skipif(not HAS_FEWSHOT, reason="oar.fewshot is not part of this tree yet")
 def test_review_sentiment_fewshot_reduced_serves_its_model(tmp_path):
     home = tmp_path / "home"
     result = oar_cli(

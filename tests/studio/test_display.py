@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -138,3 +139,21 @@ def test_a_lineage_run_node_is_labelled_once(world):
     graph = world.client("alice").get(f"{API}/models/sentiment/versions/2/lineage").json()
     run = next(node for node in graph["nodes"] if node["kind"] == "run")
     assert run["label"] == world.runs[1]
+
+
+def test_a_few_shot_models_page_shows_its_drawn_examples(world, numeric_package, tmp_path):
+    from oar.package import ModelPackage
+
+    target = tmp_path / "fewshot"
+    shutil.copytree(numeric_package, target)
+    manifest = ModelPackage.open(target).manifest
+    draw = {"split": "train", "shots": 2, "seed": 7, "ids": [3, 11, 20, 41]}
+    lineage = manifest.lineage.model_copy(update={"run_id": world.runs[0], "examples": draw})
+    ModelPackage.write(target, manifest.model_copy(update={"lineage": lineage}))
+    world.hub.register_model(target, "few", "alice")
+    page = world.client("alice").get("/models/few/versions/1")
+    assert page.status_code == 200
+    assert "2 examples per class from the train split" in page.text and "seed 7" in page.text
+    assert "3, 11, 20, 41" in page.text
+    plain = world.client("alice").get("/models/sentiment/versions/1")
+    assert plain.status_code == 200 and "fewshot-examples" not in plain.text

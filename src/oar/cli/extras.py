@@ -30,7 +30,7 @@ MODULE_EXTRAS: dict[str, str] = {
 }
 
 
-_GROUPS = {"datasets", "runs", "models", "import", "solutions"}  # commands with subcommands: name both words
+_GROUPS = {"datasets", "runs", "models", "import", "solutions", "fewshot"}  # commands with subcommands: name both
 
 
 def missing_dependency_message(exc: ModuleNotFoundError, argv: list[str]) -> str | None:

@@ -19,6 +19,7 @@ from oar.cli import (
     competitions_commands,
     deployments_commands,
     export_commands,
+    fewshot_commands,
     hub_commands,
     jobs_commands,
     notebooks_commands,
@@ -75,6 +76,7 @@ app.add_typer(competitions_commands.competitions_app, name="competitions")
 app.add_typer(notebooks_commands.notebooks_app, name="notebooks")
 app.add_typer(solutions_commands.solutions_app, name="solutions")
 app.add_typer(deployments_commands.deployments_app, name="deployments")
+app.add_typer(fewshot_commands.fewshot_app, name="fewshot")
 
 err = Console(stderr=True)
 

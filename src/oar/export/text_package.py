@@ -44,6 +44,7 @@ def save_text_classifier(
     dataset: dict[str, Any] | None = None,
     run_id: str | None = None,
     parent: str | None = None,
+    examples: dict[str, Any] | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     format: ExportFormat = "onnx",
     keep_source: bool = True,
@@ -51,6 +52,7 @@ def save_text_classifier(
     """Export, parity-check and write the package at ``path`` (which must not exist yet).
 
     ``format="onnx"`` is what servers run; ``"torch-export"`` writes a ``.pt2`` for PyTorch users.
+    ``examples`` records the training examples a few-shot model was taught from in its lineage.
     ``keep_source`` stores the weights under ``source/`` so ``oar export`` can re-export later.
     """
     target = Path(path)
@@ -72,7 +74,7 @@ def save_text_classifier(
             runtime=runtime,
             metrics=dict(metrics or {}),
             parity=parity,
-            lineage=Lineage(dataset=dataset, run_id=run_id, parent=parent, oar_version=__version__),
+            lineage=Lineage(dataset=dataset, run_id=run_id, parent=parent, examples=examples, oar_version=__version__),
         )
         ModelPackage.write(staging, manifest)
     return ModelPackage.open(target)

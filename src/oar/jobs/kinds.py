@@ -14,7 +14,13 @@ from oar._core.errors import InvalidInputError
 WORKER_MODULES = {
     "train": "oar.jobs.worker",  # python -m oar.jobs.worker RUN_ID
     "score": "oar.competitions.worker",  # python -m oar.competitions.worker SUBMISSION_ID
+    "fewshot": "oar.fewshot.job",  # python -m oar.fewshot.job RUN_ID (a job file with a fewshot: section)
 }
+
+
+def is_fewshot_job(training: dict[str, Any]) -> bool:
+    """A job file whose training section is ``fewshot:`` (instead of ``data``/``model``/``trainer``)."""
+    return "fewshot" in training
 
 
 def worker_module(spec: dict[str, Any]) -> str:

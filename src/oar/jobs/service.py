@@ -13,6 +13,7 @@ from typing import Any
 from oar._core.errors import InvalidInputError, OarError
 from oar.hub import Hub
 from oar.jobs.entities import ACTIVE, WAITING, Job
+from oar.jobs.kinds import is_fewshot_job
 from oar.jobs.pools import Pools
 from oar.jobs.spec import Resources, parse_resources, read_job_file
 from oar.jobs.store import JobStore
@@ -41,11 +42,16 @@ def submit(
     cluster: str = "local",
     spans_nodes: bool = False,
 ) -> Job:
-    """Validate ``path`` (an ``oar train`` YAML file plus ``resources:``), record its run and enqueue it."""
+    """Validate ``path`` (an ``oar train`` YAML file plus ``resources:``), record its run and enqueue it.
+
+    A file with a ``fewshot:`` section instead is a job of kind ``fewshot`` (``oar.fewshot.job``).
+    """
     from oar.pipelines.train_job import start_run  # torch: only on submission
     from oar.train.job import parse_job
 
     training, raw_resources = read_job_file(path)
+    if is_fewshot_job(training):
+        return _submit_fewshot(path, training, raw_resources, hub, pools, overrides, cluster, spans_nodes)
     job_config = parse_job(training, str(path))
     resources = parse_resources(raw_resources, overrides or {}, str(path))
     check_fits(resources, pools, spans_nodes)
@@ -69,6 +75,40 @@ def submit(
         retries=resources.retries,
         run_id=run.id,
         spec=resources.model_dump(mode="json"),
+        deadline=resources.deadline,
+        cluster=cluster,
+    )
+
+
+def _submit_fewshot(
+    path: str | Path,
+    training: dict[str, Any],
+    raw_resources: dict[str, Any],
+    hub: Hub,
+    pools: Pools,
+    overrides: dict[str, Any] | None,
+    cluster: str,
+    spans_nodes: bool,
+) -> Job:
+    """A few-shot job: one process, no checkpoints (minutes of work; a preempted attempt starts over)."""
+    from oar.fewshot.job import JOB_KIND, start_fewshot_run  # torch: only on submission
+
+    resources = parse_resources(raw_resources, overrides or {}, str(path))
+    if resources.workers != (1, 1):
+        raise InvalidInputError(f"{path}: a few-shot job runs in one process; resources.workers must be 1")
+    check_fits(resources, pools, spans_nodes)
+    run = start_fewshot_run(training, hub, str(path))
+    return JobStore.open(hub).submit(
+        name=str(run.config["model_name"])[:100],
+        user=resources.user,
+        priority=resources.priority,
+        pool=resources.pool,
+        workers_min=1,
+        workers_max=1,
+        cpus=resources.cpus,
+        retries=resources.retries,
+        run_id=run.id,
+        spec={**resources.model_dump(mode="json"), "kind": JOB_KIND},
         deadline=resources.deadline,
         cluster=cluster,
     )

@@ -102,3 +102,31 @@ class MiniLMClassifier(nn.Module):
     def architecture_kwargs(self) -> dict[str, Any]:
         """How ``oar export`` rebuilds it from a package: the architecture only, weights from ``source/``."""
         return {"num_classes": self.num_classes, "dropout": float(self.dropout.p), "pretrained": False}
+
+
+class MiniLMSentenceClassifier(nn.Module):
+    """Token ids -> logits through the sentence embedding: encoder, masked mean, L2 normalisation, linear head.
+
+    The few-shot recipe (``oar.fewshot``) tunes the encoder so that cosine similarity of these unit
+    embeddings separates the classes, then fits the head on them; ``embed`` is what it tunes, and the
+    whole chain is one graph, so the exported package needs nothing but token ids.
+    """
+
+    def __init__(self, num_classes: int, pretrained: bool = True) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.encoder = load_encoder(pretrained)
+        self.head = nn.Linear(self.encoder.config.hidden_size, num_classes)
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        mask = input_ids != 0
+        hidden = self.encoder(input_ids=input_ids, attention_mask=mask.long()).last_hidden_state
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return nn.functional.normalize(pooled, p=2.0, dim=-1)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(input_ids))
+
+    def architecture_kwargs(self) -> dict[str, Any]:
+        return {"num_classes": self.num_classes, "pretrained": False}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 FORMAT_VERSION = 1
 
@@ -124,8 +124,17 @@ class Lineage(BaseModel):
     dataset: dict[str, Any] | None = None  # name, version, digest
     run_id: str | None = None
     parent: str | None = None  # "name:version" of the package this one was derived from
+    examples: dict[str, Any] | None = None  # few-shot: the drawn examples (split, shots, seed, ids)
     oar_version: str
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @model_serializer(mode="wrap")
+    def _without_empty_examples(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Packages that are not few-shot keep the manifest bytes they had before ``examples`` existed."""
+        data = handler(self)
+        if data.get("examples") is None:
+            data.pop("examples", None)
+        return data
 
 
 class Manifest(BaseModel):

@@ -256,38 +256,31 @@ def _edge_pack(ctx: Context, model: ModelVersion, dataset_name: str, outcome: Ou
 
 
 def fewshot(ctx: Context) -> Outcome:
+    from oar.fewshot import train_fewshot  # torch: imported when the flow runs, `oar solutions list` needs none
+    from oar.fewshot.contrastive import FewShotRecipe
+
     section = ctx.recipe.fewshot
     assert section is not None
+    options = dict(section.options)
+    test_limit = options.pop("test_limit", None)
+    try:
+        recipe = FewShotRecipe(**options)
+    except TypeError as exc:
+        raise OarError(f"recipe {ctx.recipe.name}: fewshot.options: {exc}") from None
     outcome = Outcome()
     with ctx.display.step(f"few-shot train ({section.shots} per class)"):
-        try:
-            from oar.fewshot import train_fewshot  # imported only when the flow runs: `oar solutions list` needs none
-        except ModuleNotFoundError as exc:
-            if not (exc.name or "").startswith("oar"):
-                raise
-            raise OarError(f"recipe {ctx.recipe.name} needs oar.fewshot (`oar fewshot train`), missing here") from None
-
-        result = train_fewshot(section.dataset, section.shots, seed=section.seed, **section.options)
-        model = model_by_id(ctx.hub, fewshot_model_id(result))
+        result = train_fewshot(
+            section.dataset, section.shots, seed=section.seed, recipe=recipe, hub=ctx.hub, test_limit=test_limit
+        )
+        model = model_by_id(ctx.hub, result.model_id)
         outcome.metrics.update(test_accuracy=float(result.test_accuracy), package_mb=package_mb(model))
         outcome.models["model"] = model.model_id
-        outcome.artifacts["package"] = str(getattr(result, "package_path", model.path))
+        outcome.artifacts["package"] = str(result.package_path)
         ctx.display.note(f"registered {model.model_id}: test accuracy {result.test_accuracy:.4f}")
     with ctx.display.step("serve and query"):
         items = _test_items(section.dataset, ctx.recipe.serve.accuracy_samples)
         _serve(ctx, {"model": model.model_id}, items, outcome)
     return outcome
-
-
-def fewshot_model_id(result: Any) -> str:
-    """``name:version`` of the registered few-shot model (``model_id``, or its name and version fields)."""
-    if isinstance(getattr(result, "model_id", None), str):
-        return result.model_id
-    name = getattr(result, "model_name", None) or getattr(result, "name", None)
-    version = getattr(result, "model_version", None) or getattr(result, "version", None)
-    if not name:
-        raise OarError(f"train_fewshot returned no model name: {result!r}")
-    return f"{name}:{version}" if version else str(name)
 
 
 FLOWS: dict[str, Flow] = {

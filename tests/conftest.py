@@ -11,7 +11,8 @@ Two suite-wide rules live here too:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'hub.db'}"
     return _fresh_postgres_database(request.getfixturevalue("postgres_server"))
+
+
+def _retried(start: Callable[[], object], attempts: int = 6) -> object:
+    """Ray gives a starting node 30 s to register; on a loaded 2-core machine that is sometimes too short."""
+    for attempt in range(attempts):
+        try:
+            return start()
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(5)
+    return None
+
+
+@pytest.fixture(scope="session")
+def ray_retried() -> Callable[..., object]:
+    """``ray_retried(lambda: cluster.add_node(...))``: a Ray node start, tried again while the machine is busy."""
+    return _retried

@@ -4,7 +4,6 @@ registered by a task on one node opens (downloaded and verified) in a task on th
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -17,18 +16,6 @@ from .s3_server import moto_server  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _retried(start, attempts: int = 6):  # type: ignore[no-untyped-def]
-    """Ray gives a starting node 30 s to register; on a loaded machine that is sometimes too short."""
-    for attempt in range(attempts):
-        try:
-            return start()
-        except Exception:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(5)
-    return None
 
 
 def _register_on_this_node() -> tuple[str, str, str]:
@@ -58,7 +45,7 @@ def _open_on_this_node() -> tuple[str, str, str]:
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_a_package_registered_on_one_node_opens_on_another(tmp_path, database_url, monkeypatch):
+def test_a_package_registered_on_one_node_opens_on_another(tmp_path, database_url, monkeypatch, ray_retried):
     database = database_url
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     with moto_server() as endpoint:
@@ -76,13 +63,13 @@ def test_a_package_registered_on_one_node_opens_on_another(tmp_path, database_ur
         }
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
                      aws_secret_access_key="testing").create_bucket(Bucket="ray-hub")  # fmt: skip
-        cluster = _retried(
+        cluster = ray_retried(
             lambda: Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
         )
         try:
             for machine in ("a", "b"):
                 env = {**common, "OAR_HOME": str(tmp_path / f"home-{machine}")}
-                _retried(
+                ray_retried(
                     lambda m=machine, e=env: cluster.add_node(num_cpus=1, resources={f"machine:{m}": 1}, env_vars=e)
                 )
             cluster.wait_for_nodes()

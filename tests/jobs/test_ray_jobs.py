@@ -34,28 +34,16 @@ POOLS = Pools(
 )
 
 
-def _retried(start, attempts: int = 6):
-    """Ray gives a starting node 30 s to register; on a loaded 2-core machine that is sometimes too short."""
-    for attempt in range(attempts):
-        try:
-            return start()
-        except Exception:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(5)
-    return None
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(tmp_path_factory, ray_retried):
     home = tmp_path_factory.mktemp("ray-home")
     os.environ["OAR_HOME"] = str(home)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    cluster = _retried(
+    cluster = ray_retried(
         lambda: Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     )
     for pool in ("spot", "spot", "on-demand"):
-        _retried(lambda pool=pool: cluster.add_node(num_cpus=1, resources={f"pool:{pool}": 1}))
+        ray_retried(lambda pool=pool: cluster.add_node(num_cpus=1, resources={f"pool:{pool}": 1}))
     cluster.wait_for_nodes()
     executor = RayExecutor(cluster.address)
     yield cluster, executor, home
@@ -156,7 +144,7 @@ def _alive_nodes_after(scheduler, seconds: float, expected: int) -> int:  # type
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_a_notice_forwarder_on_each_spot_node_relays_its_cloud_notice(cluster):
+def test_a_notice_forwarder_on_each_spot_node_relays_its_cloud_notice(cluster, ray_retried):
     """One actor per spot node polls the node's metadata endpoint (a real HTTP server on loopback)."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -178,7 +166,7 @@ def test_a_notice_forwarder_on_each_spot_node_relays_its_cloud_notice(cluster):
 
     ray_cluster = cluster[0]
     if not any(n.pool == "spot" for n in RayInventory().nodes()):  # an earlier test may have lost them all
-        _retried(lambda: ray_cluster.add_node(num_cpus=1, resources={"pool:spot": 1}))
+        ray_retried(lambda: ray_cluster.add_node(num_cpus=1, resources={"pool:spot": 1}))
         ray_cluster.wait_for_nodes()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Metadata)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -207,7 +195,7 @@ def test_a_notice_forwarder_on_each_spot_node_relays_its_cloud_notice(cluster):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_a_spot_node_lost_while_ray_still_lists_it_is_a_preemption_not_a_crash(cluster, reference):
+def test_a_spot_node_lost_while_ray_still_lists_it_is_a_preemption_not_a_crash(cluster, reference, ray_retried):
     """retries: 0. The node the job ran on goes (no notice); Ray lists it as alive a while longer, which
     must neither draw the next attempt onto it nor turn a start there into a failure of the job."""
     from oar.jobs.executors.base import Launch, NodeUnavailable
@@ -215,8 +203,8 @@ def test_a_spot_node_lost_while_ray_still_lists_it_is_a_preemption_not_a_crash(c
     ray_cluster, executor, home = cluster
     hub = Hub(home)
     before = {n.id for n in RayInventory().nodes()}
-    big = _retried(lambda: ray_cluster.add_node(num_cpus=2, resources={"pool:spot": 1}))  # preferred: most room
-    _retried(lambda: ray_cluster.add_node(num_cpus=1, resources={"pool:spot": 1}))
+    big = ray_retried(lambda: ray_cluster.add_node(num_cpus=2, resources={"pool:spot": 1}))  # preferred: most room
+    ray_retried(lambda: ray_cluster.add_node(num_cpus=1, resources={"pool:spot": 1}))
     ray_cluster.wait_for_nodes()
     big_id = big.node_id
     assert big_id not in before

@@ -27,25 +27,13 @@ BODY = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4],
 FAST_FAILURE_DETECTION = {"health_check_period_ms": 500, "health_check_failure_threshold": 4}
 
 
-def _retried(start, attempts: int = 6):
-    """Ray gives a starting node 30 s to register; on a loaded 2-core machine that is sometimes too short."""
-    for attempt in range(attempts):
-        try:
-            return start()
-        except Exception:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(5)
-    return None
-
-
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(ray_retried):
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     head = {"num_cpus": 0, "include_dashboard": False, "_system_config": FAST_FAILURE_DETECTION}
-    cluster = _retried(lambda: Cluster(initialize_head=True, head_node_args=head))
+    cluster = ray_retried(lambda: Cluster(initialize_head=True, head_node_args=head))
     for _ in range(2):
-        _retried(lambda: cluster.add_node(num_cpus=1, resources={"oar-serve": 2}))
+        ray_retried(lambda: cluster.add_node(num_cpus=1, resources={"oar-serve": 2}))
     cluster.wait_for_nodes()
     yield cluster
     ray.shutdown()

@@ -316,17 +316,7 @@ class DeploymentService:
             log.warning("deployment %s failed to start: %s", deployment_id, exc)
             self._update(deployment_id, status="failed", message=str(exc)[-2000:])
             return
-        with self._lock:
-            self._running[deployment_id] = served
-        self._update(
-            deployment_id,
-            status="running",
-            state=state,
-            endpoint=served.endpoint,
-            port=served.port,
-            version=version,
-            message="",
-        )
+        self._running_now(deployment_id, served, state, version)
         self._supervisor.watch(deployment_id, served.spawner, ready=served.ready)
         self._supervisor.start()  # idempotent
 
@@ -346,6 +336,10 @@ class DeploymentService:
             log.warning("deployment %s failed to start: %s", deployment_id, exc)
             self._update(deployment_id, status="failed", message=str(exc)[-2000:])
             return
+        self._running_now(deployment_id, served, state, version)
+
+    def _running_now(self, deployment_id: str, served: Any, state: dict[str, Any], version: int) -> None:
+        """Record a deployment (one process or replicas) that started and answers at its endpoint."""
         with self._lock:
             self._running[deployment_id] = served
         self._update(

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, TextColumn
 
 console = Console()
 fewshot_app = typer.Typer(help="Few-shot text classification: K labelled examples per class.", no_args_is_help=True)
@@ -35,7 +36,13 @@ def train(
 
     recipe = FewShotRecipe(iterations=iterations, max_pairs=max_pairs or None)
     console.print(f"drawing {shots} examples per class of {dataset} (seed {seed}); tuning MiniLM")
-    result = train_fewshot(dataset, shots, seed, name=name, recipe=recipe, test_limit=test_limit)
+    with Progress(*Progress.get_default_columns(), TextColumn("loss {task.fields[loss]:.4f}"), console=console) as bar:
+        task = bar.add_task("contrastive tuning", total=None, loss=float("nan"))
+
+        def on_step(step: int, steps: int, loss: float) -> None:
+            bar.update(task, completed=step, total=steps, loss=loss)
+
+        result = train_fewshot(dataset, shots, seed, name=name, recipe=recipe, test_limit=test_limit, on_step=on_step)
     console.print(
         f"registered [bold]{result.model_id}[/] (run {result.run_id}): test accuracy {result.test_accuracy:.4f}; "
         f"parity max |Δ| {result.parity.max_abs_diff:.2e}; serve it: oar serve {result.model_name}",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -69,15 +70,26 @@ def make_pairs(labels: np.ndarray, iterations: int, rng: np.random.Generator) ->
     return [pairs[k] for k in order]
 
 
+StepCallback = Callable[[int, int, float], None]
+
+
 def _padded(rows: list[list[int]]) -> torch.Tensor:
     width = max(len(r) for r in rows)
     return torch.tensor([r + [0] * (width - len(r)) for r in rows], dtype=torch.long)
 
 
 def tune_encoder(
-    model: nn.Module, ids: list[list[int]], labels: np.ndarray, recipe: FewShotRecipe, seed: int
+    model: nn.Module,
+    ids: list[list[int]],
+    labels: np.ndarray,
+    recipe: FewShotRecipe,
+    seed: int,
+    on_step: StepCallback | None = None,
 ) -> dict[str, float]:
-    """Contrastive fine-tuning of ``model.embed`` on pairs of the examples; returns loss and timing figures."""
+    """Contrastive fine-tuning of ``model.embed`` on pairs of the examples; returns loss and timing figures.
+
+    ``on_step(step, steps, loss)`` after each optimizer step: tuning takes minutes on a CPU, so callers show it.
+    """
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     pairs = make_pairs(labels, recipe.iterations, rng)[: recipe.max_pairs]
@@ -101,6 +113,8 @@ def tune_encoder(
         optimizer.step()
         schedule.step()
         losses.append(loss.item())
+        if on_step is not None:
+            on_step(step + 1, steps, losses[-1])
     model.eval()
     tail = losses[-max(1, len(losses) // 10) :]
     return {

@@ -21,7 +21,7 @@ import torch
 
 from oar.data import Dataset
 from oar.export import save_text_classifier
-from oar.fewshot.contrastive import FewShotRecipe, embed_texts, fit_head, predict, tune_encoder
+from oar.fewshot.contrastive import FewShotRecipe, StepCallback, embed_texts, fit_head, predict, tune_encoder
 from oar.fewshot.shots import draw_shots, load_text_dataset
 from oar.hub import Hub, ModelVersion, Run
 from oar.package import Parity
@@ -81,11 +81,13 @@ def train_fewshot(
     hub: Hub | None = None,
     run_id: str | None = None,
     test_limit: int | None = None,
+    on_step: StepCallback | None = None,
 ) -> FewShotResult:
     """Train on ``shots`` examples per class of ``dataset`` (drawn with ``seed``), register, return the result.
 
     ``run_id``: a run already recorded with this config (a queued job's); otherwise one is started.
     ``test_limit``: score only the first N test texts (smoke runs); the default scores the whole split.
+    ``on_step(step, steps, loss)``: called after each tuning step (a progress bar).
     """
     data = load_text_dataset(dataset, shots)
     recipe = recipe or FewShotRecipe()
@@ -99,7 +101,7 @@ def train_fewshot(
     else:
         run = hub.runs.update(run_id, status="running")
     try:
-        return _train(data, ids, shots, seed, name, recipe, hub, run, dataset_version.ref, test_limit)
+        return _train(data, ids, shots, seed, name, recipe, hub, run, dataset_version.ref, test_limit, on_step)
     except BaseException as exc:
         hub.runs.finish(run.id, "failed", {"error": str(exc) or type(exc).__name__}, [])
         raise
@@ -116,6 +118,7 @@ def _train(
     run: Run,
     dataset_ref: dict[str, Any],
     test_limit: int | None,
+    on_step: StepCallback | None,
 ) -> FewShotResult:
     from oar.models.minilm import MiniLMSentenceClassifier, minilm_tokenizer
 
@@ -124,7 +127,8 @@ def _train(
     model = MiniLMSentenceClassifier(len(data.labels))
     examples = data.train.take(ids)
     started = time.perf_counter()
-    tuning = tune_encoder(model, [e.ids for e in tokenizer.encode_batch(examples.x)], examples.y, recipe, seed)
+    token_ids = [e.ids for e in tokenizer.encode_batch(examples.x)]
+    tuning = tune_encoder(model, token_ids, examples.y, recipe, seed, on_step)
     fit_head(model, embed_texts(model, tokenizer, examples.x), examples.y, recipe.head_c, len(data.labels))
     train_seconds = time.perf_counter() - started
     test = data.test.head(test_limit)

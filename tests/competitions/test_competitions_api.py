@@ -50,7 +50,7 @@ def _designed(home, right_on_public: bool) -> dict[str, int]:
     return out
 
 
-def test_only_admins_create_and_bad_files_are_refused_one_problem_a_line(studio, home):
+def test_members_cannot_create_and_bad_files_are_refused_one_problem_a_line(studio, home):
     _, client = studio
     assert client("alice").post("/api/v1/competitions", json=spec_dict()).status_code == 403
     bad = client("admin").post("/api/v1/competitions", json=spec_dict(public_fraction=2, metric="mse", extra=1))
@@ -213,3 +213,21 @@ def _organizer_sees_private_scores_and_cannot_play(studio, core, submitted) -> N
 
 def _token(accounts, name: str) -> str:
     return accounts.issue_token(accounts.create_user(name, "member", PASSWORD).id, "t")
+
+
+def test_a_member_granted_the_organizer_role_creates_competitions_and_a_viewer_cannot(studio):
+    from fastapi.testclient import TestClient
+
+    app, client = studio
+    accounts = app.state.services.accounts
+    olga = accounts.create_user("olga", "member", PASSWORD)
+    as_olga = TestClient(app, headers={"authorization": f"Bearer {accounts.issue_token(olga.id, 't')}"})
+    refused = as_olga.post("/api/v1/competitions", json=spec_dict("olga-cup"))
+    assert refused.status_code == 403 and "organizer role" in refused.json()["error"]["message"]
+    assert client("vera").post("/api/v1/competitions", json=spec_dict("vera-cup")).status_code == 403
+    granted = client("admin").patch(f"/api/v1/users/{olga.id}", json={"role": "organizer"})
+    assert granted.status_code == 200 and granted.json()["role"] == "organizer", granted.text
+    created = as_olga.post("/api/v1/competitions", json=spec_dict("olga-cup"))
+    assert created.status_code == 201, created.text
+    assert as_olga.get("/api/v1/competitions/olga-cup/scores").status_code == 200  # its creator organizes it
+    assert client("alice").get("/api/v1/competitions/olga-cup/scores").status_code == 403

@@ -1,4 +1,4 @@
-"""/api/v1/competitions: create (admins), the hidden inputs, submissions (a predictions file or a hub
+"""/api/v1/competitions: create (admins and organizers), the hidden inputs, submissions (a predictions file or a hub
 package), final selections, the public board (live) and the private one (after the end), CSV exports."""
 
 from __future__ import annotations

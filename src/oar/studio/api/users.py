@@ -12,7 +12,7 @@ from oar.studio.services.access import require_admin
 from oar.studio.services.accounts import User
 
 router = APIRouter(prefix="/users", tags=["users"], responses={**ERRORS, 409: {"description": "name taken"}})
-Role = Literal["admin", "member", "viewer"]
+Role = Literal["admin", "organizer", "member", "viewer"]
 
 
 class UserOut(BaseModel):

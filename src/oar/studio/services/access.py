@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from oar._core.errors import ForbiddenError, NotFoundError, UnauthorizedError
 
-ROLES = ("admin", "member", "viewer")
+ROLES = ("admin", "organizer", "member", "viewer")  # an organizer is a member who may also run competitions
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,12 @@ class Principal:
 
     @property
     def can_create(self) -> bool:
-        return self.role in ("admin", "member")
+        return self.role in ("admin", "organizer", "member")
+
+    @property
+    def can_organize(self) -> bool:
+        """Creates competitions (admins, and members granted the organizer role)."""
+        return self.role in ("admin", "organizer")
 
 
 def require_signed_in(who: Principal | None) -> Principal:
@@ -56,7 +61,7 @@ def require_owner(who: Principal | None, owner: str | None, what: str) -> Princi
     who = require_signed_in(who)
     if who.is_admin:
         return who
-    if who.role != "member" or owner is None or owner != who.username:
+    if not who.can_create or owner is None or owner != who.username:
         raise ForbiddenError(f"only the owner ({owner or 'none: admins only'}) of {what} or an admin can do this")
     return who
 

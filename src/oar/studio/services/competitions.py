@@ -1,11 +1,12 @@
 """Competitions for the API and the pages: who may organize, submit and see what.
 
-Admins create competitions. Each competition has organizers: its creator, and the users the creator (or
-an admin) adds, admins or not. Organizers (and admins) edit it, re-score it and end it; organizers, and
-only they, see private scores before the end (the private board, every submission's scores), so they
-cannot take part. Members and admins take part; viewers look. A participant sees their own submissions
-and the public board; :func:`visible` drops the private score from every submission until the end, and
-the private board is refused to everyone but the organizers.
+Admins and users with the organizer role create competitions. Each competition has organizers: its
+creator, and the users the creator (or an admin) adds, admins or not. Organizers (and admins) edit it,
+re-score it and end it; organizers, and only they, see private scores before the end (the private
+board, every submission's scores), so they cannot take part. Members, organizers and admins take part;
+viewers look. A participant sees their own submissions and the public board; :func:`visible` drops the
+private score from every submission until the end, and the private board is refused to everyone but the
+organizers.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from oar.competitions.config import parse_spec
 from oar.competitions.service import Competitions, Entry
 from oar.competitions.store import Competition, Submission, now
 from oar.hub import Hub
-from oar.studio.services.access import Principal, require_admin, require_creator, require_signed_in
+from oar.studio.services.access import Principal, require_creator, require_signed_in
 from oar.studio.services.accounts import AccountService
 
 
@@ -129,7 +130,9 @@ class CompetitionService:
         return self.core.store.get(name)
 
     def create(self, who: Principal | None, raw: Any, source: str = "the competition") -> Competition:
-        actor = require_admin(who)
+        actor = require_signed_in(who)
+        if not actor.can_organize:
+            raise ForbiddenError("only an admin or a user with the organizer role can create a competition")
         spec = parse_spec(raw, source)
         if not isinstance(spec.metric, str):
             raise InvalidInputError("a metric function comes in a bundle: `oar competitions create FILE` on the server")

@@ -90,7 +90,7 @@ class JobService:
     def can_cancel(self, who: Principal | None, job: Job) -> bool:
         if who is None or job.done:
             return False
-        return who.is_admin or (who.role == "member" and who.username == job.user)
+        return who.is_admin or (who.can_create and who.username == job.user)
 
     def cancel(self, who: Principal | None, job_id: str) -> Job:
         """A waiting job is cancelled at once; a running one is asked to checkpoint and stop."""

@@ -11,24 +11,21 @@ command line nor in the stored state.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from oar._core.errors import InvalidInputError, OarError
+from oar._core.processes import die_with_parent
 from oar.supervise.logs import RotatingLog
 from oar.supervise.procinfo import ProcessIdentity, reap
 from oar.supervise.spawner import EXIT_UNKNOWN, Spawner
-
-_PR_SET_PDEATHSIG = 1
 
 
 class ProcessSpec(BaseModel):
@@ -88,7 +85,7 @@ class LocalProcessSpawner(Spawner):
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     close_fds=True,
-                    preexec_fn=_die_with(os.getpid()) if self.die_with_parent else None,
+                    preexec_fn=die_with_parent(os.getpid()) if self.die_with_parent else None,
                 )
             except OSError as exc:
                 raise OarError(f"cannot start {self.spec.argv[0]!r}: {exc.strerror or exc}") from None
@@ -187,15 +184,3 @@ class LocalProcessSpawner(Spawner):
                 return None
             time.sleep(0.05)
         return self._exit_code
-
-
-def _die_with(parent: int) -> Callable[[], None]:
-    """A ``preexec_fn``: the child gets SIGKILL when ``parent`` dies (and at once if it already has)."""
-
-    def arm() -> None:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before the line above: nobody will send the signal
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return arm

@@ -19,18 +19,17 @@ trainer behind to race the next attempt on the same run folder.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from oar._core.processes import die_with_parent
+
 OWNER, PID, STOP, EXIT_CODE = "owner", "pid", "stop", "exit_code"
 TERM, KILL = "TERM", "KILL"
-_PR_SET_PDEATHSIG = 1
 
 
 def claim(directory: Path, who: str) -> bool:
@@ -73,18 +72,6 @@ def pending_stop(directory: Path) -> str | None:
         return (directory / STOP).read_text().strip() or None
     except OSError:
         return None
-
-
-def die_with_parent(parent: int) -> Callable[[], None]:
-    """A ``preexec_fn``: the child gets SIGKILL when ``parent`` dies (and at once if it already has)."""
-
-    def arm() -> None:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before the line above: nobody will send the signal
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return arm
 
 
 class _Forwarder:

@@ -25,7 +25,7 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from oar.jobs.executors.attempt_process import die_with_parent
+from oar._core.processes import die_with_parent
 from oar.jobs.executors.base import Launch, NodeUnavailable, NodeView, Status
 from oar.jobs.progress import PROGRESS_ENV
 

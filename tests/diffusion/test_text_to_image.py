@@ -254,6 +254,8 @@ def test_a_rest_client_that_closes_its_connection_stops_its_generation(t2i_serve
         long_running.close()  # FIN: the client is gone, its process still alive
         waiting.close()
         started = time.monotonic()
+        while _cancelled(t2i_server, registered.name) - before < 2 and time.monotonic() - started < 30:
+            time.sleep(0.1)  # the probe meets the reset at the latest one sweep later
         png = client.predict(registered.name, inputs={"prompt": PROMPT}, parameters={"steps": 2, "width": SIDE})
         waited = time.monotonic() - started
         half_closed = _post_infer(t2i_server, registered.name, steps=2)

@@ -207,9 +207,9 @@ def big_bodies() -> Attack:
     return Attack(opening + frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 2**31 - 1 - 65_535)), bursts())
 
 
-def slow_reader() -> Attack:
-    """CVE-2019-9517: request after request, never reading a reply (the server must stop reading)."""
-    blocks, body = header_blocks(request_headers()), infer_message(rows=512)
+def _requests(rows: int) -> Attack:
+    """ModelInfer calls of ``rows`` rows back to back, as fast as the socket takes them."""
+    blocks, body = header_blocks(request_headers()), infer_message(rows=rows)
     opening = frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 2**31 - 1))
     opening += frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 2**31 - 1 - 65_535))
 
@@ -225,6 +225,16 @@ def slow_reader() -> Attack:
     return Attack(opening, bursts())
 
 
+def slow_reader() -> Attack:
+    """CVE-2019-9517: valid calls (64 rows, the model's most), never reading a reply: the server must stop reading."""
+    return _requests(rows=64)
+
+
+def refused_calls() -> Attack:
+    """Calls of 512 rows, over the model's 64 per request: each is refused, as fast as the server answers."""
+    return _requests(rows=512)
+
+
 FLOODS: dict[str, Callable[[], Attack]] = {
     "rapid_reset": rapid_reset,
     "ping": ping,
@@ -238,6 +248,7 @@ FLOODS: dict[str, Callable[[], Attack]] = {
     "unknown_frames": unknown_frames,
     "big_bodies": big_bodies,
     "slow_reader": slow_reader,
+    "refused_calls": refused_calls,
 }
 
 

@@ -208,3 +208,27 @@ def test_requests_that_would_wait_past_the_budget_are_shed_at_once(numeric_runti
         assert "would wait about" in str(shed[0]) and "10 ms" in str(shed[0])
     else:
         assert not shed
+
+
+def test_a_flooding_connection_is_shed_by_its_own_backlog_and_a_light_one_is_still_admitted(numeric_runtime) -> None:
+    config = BatchingConfig(max_batch_size=1, max_queue_wait_us=10_000)
+    batcher = DynamicBatcher("m", _slow_model(numeric_runtime, 0.002), config, ServerMetrics().for_model("m", 1))
+    x = {"x": np.ones((1, 4), np.float32)}
+
+    async def submit(flow: str) -> object:
+        current_flow.set(flow)
+        try:
+            return await batcher.submit(x)
+        except OverloadedError as exc:
+            return exc
+
+    async def run() -> tuple[list, list]:
+        await asyncio.gather(*(submit("warm") for _ in range(5)))  # back-to-back batches: ~2 ms an item
+        heavy = [asyncio.create_task(submit("heavy")) for _ in range(50)]
+        await asyncio.sleep(0)  # the heavy connection fills the queue past the budget first
+        light = [asyncio.create_task(submit(f"light-{i}")) for i in range(3)]
+        return await asyncio.gather(*heavy), await asyncio.gather(*light)
+
+    heavy, light = asyncio.run(run())
+    assert sum(isinstance(r, OverloadedError) for r in heavy) >= 40  # the flood is shed by its own backlog
+    assert not any(isinstance(r, OverloadedError) for r in light), light  # the others wait their turn only

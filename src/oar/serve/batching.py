@@ -16,7 +16,10 @@ core, not only the model's), and a request that would wait longer than
 ``OverloadedError`` (503 + Retry-After over REST, RESOURCE_EXHAUSTED over gRPC).
 Under overload the admitted requests keep a bounded latency and the rest learn
 it in microseconds, instead of everyone queueing for seconds (CoDel's lesson:
-a standing queue is only delay). ``max_queue_size`` stays as the hard cap.
+a standing queue is only delay). The wait counted is the request's own under
+fair queueing (below), so one connection that floods a model is shed by its
+own backlog while the others' requests are still admitted. ``max_queue_size``
+stays as the hard cap.
 
 Within a priority level, connections share the model fairly (start-time fair queueing, by items):
 each request gets a start tag, the later of the batcher's virtual time and the end of its
@@ -143,11 +146,12 @@ class DynamicBatcher(DrainableQueue):
                 f"model '{self.name}' has {len(self._queue)} requests queued (its limit); retry later"
             )
         if self._wait_budget_ns and self._queued_items * self._item_ns > self._wait_budget_ns:
-            raise OverloadedError(
-                f"model '{self.name}' is overloaded: a request would wait about "
-                f"{self.expected_wait_ns / 1e6:.0f} ms in its queue, over its {self._wait_budget_ns / 1e6:g} ms "
-                "budget; retry later"
-            )
+            wait_ns = self._fair_wait_items(size) * self._item_ns
+            if wait_ns > self._wait_budget_ns:
+                raise OverloadedError(
+                    f"model '{self.name}' is overloaded: a request would wait about {wait_ns / 1e6:.0f} ms in "
+                    f"its queue, over its {self._wait_budget_ns / 1e6:g} ms budget; retry later"
+                )
         loop = asyncio.get_running_loop()
         now = time.monotonic_ns()
         timeout = self.config.timeout_us if timeout_us is None else timeout_us
@@ -167,6 +171,18 @@ class DynamicBatcher(DrainableQueue):
         self.metrics.queue_depth.set(len(self._queue))
         self._kick(loop)
         return pending.future
+
+    def _fair_wait_items(self, size: int) -> int:
+        """Items queued ahead of a request of ``size`` from the current flow, by fair-queueing order.
+
+        Flow g's queued items span the tags from the virtual time to its end tag; the request's tag is its
+        own flow's end tag. So it waits for each flow's backlog up to its own flow's backlog (plus its own
+        size), not for the whole queue: a connection that floods the model is shed by its own backlog, and
+        a light one is still admitted. Looked at only when the whole queue is over the wait budget.
+        """
+        now, flows = self._virtual_time, self._flow_ends
+        own = max(flows.get(current_flow.get(), 0) - now, 0) + size
+        return sum(min(end - now, own) for end in flows.values() if end > now)
 
     def _start_tag(self, size: int) -> int:
         """Where this request's flow stands: after its own queued work, never before the virtual time."""

@@ -178,10 +178,15 @@ class DynamicBatcher(DrainableQueue):
         Flow g's queued items span the tags from the virtual time to its end tag; the request's tag is its
         own flow's end tag. So it waits for each flow's backlog up to its own flow's backlog (plus its own
         size), not for the whole queue: a connection that floods the model is shed by its own backlog, and
-        a light one is still admitted. Looked at only when the whole queue is over the wait budget.
+        a light one is still admitted. Looked at only when the whole queue is over the budget; a request
+        from a flow at least as loaded as the average is counted as waiting for it all.
         """
         now, flows = self._virtual_time, self._flow_ends
+        if len(flows) > 2 * len(self._queue) + 64:  # forget the flows already served, so the sum stays short
+            self._flow_ends = flows = {f: end for f, end in flows.items() if end > now}
         own = max(flows.get(current_flow.get(), 0) - now, 0) + size
+        if own * len(flows) >= self._queued_items:
+            return self._queued_items
         return sum(min(end - now, own) for end in flows.values() if end > now)
 
     def _start_tag(self, size: int) -> int:

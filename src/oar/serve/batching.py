@@ -73,6 +73,7 @@ class _Pending:
     inputs: Tensors
     size: int
     key: Any
+    flow: object  # the connection it came from (``current_flow``)
     future: asyncio.Future[Tensors]
     enqueued_ns: int
     deadline_ns: int  # 0 = none
@@ -110,6 +111,7 @@ class DynamicBatcher(DrainableQueue):
         self._wait_budget_ns = config.max_queue_wait_us * 1000
         self._virtual_time = 0  # start tag of the last request taken into a batch
         self._flow_ends: dict[object, int] = {}  # connection -> end tag of its last queued request
+        self._backlogs: dict[object, int] | None = None  # items queued per connection, while over budget
 
     @property
     def expected_wait_ns(self) -> float:
@@ -145,23 +147,28 @@ class DynamicBatcher(DrainableQueue):
             raise OverloadedError(
                 f"model '{self.name}' has {len(self._queue)} requests queued (its limit); retry later"
             )
+        flow = current_flow.get()
         if self._wait_budget_ns and self._queued_items * self._item_ns > self._wait_budget_ns:
-            wait_ns = self._fair_wait_items(size) * self._item_ns
+            wait_ns = self._fair_wait_items(flow, size) * self._item_ns
             if wait_ns > self._wait_budget_ns:
                 raise OverloadedError(
                     f"model '{self.name}' is overloaded: a request would wait about {wait_ns / 1e6:.0f} ms in "
                     f"its queue, over its {self._wait_budget_ns / 1e6:g} ms budget; retry later"
                 )
+        backlogs = self._backlogs
+        if backlogs is not None:  # counted since the last batch was taken: kept up to date
+            backlogs[flow] = backlogs.get(flow, 0) + size
         loop = asyncio.get_running_loop()
         now = time.monotonic_ns()
         timeout = self.config.timeout_us if timeout_us is None else timeout_us
         pending = _Pending(
             rank=priority if priority > 0 else _LOWEST,
-            start=self._start_tag(size),
+            start=self._start_tag(flow, size),
             seq=next(self._seq),
             inputs=inputs,
             size=size,
             key=key,
+            flow=flow,
             future=loop.create_future(),
             enqueued_ns=now,
             deadline_ns=now + timeout * 1000 if timeout > 0 else 0,
@@ -172,26 +179,44 @@ class DynamicBatcher(DrainableQueue):
         self._kick(loop)
         return pending.future
 
-    def _fair_wait_items(self, size: int) -> int:
-        """Items queued ahead of a request of ``size`` from the current flow, by fair-queueing order.
+    def _count_backlogs(self) -> dict[object, int]:
+        """Items queued per connection, the requests cancelled while queued (clients gone) dropped first.
 
-        Flow g's queued items span the tags from the virtual time to its end tag; the request's tag is its
-        own flow's end tag. So it waits for each flow's backlog up to its own flow's backlog (plus its own
-        size), not for the whole queue: a connection that floods the model is shed by its own backlog, and
-        a light one is still admitted. Looked at only when the whole queue is over the budget; a request
-        from a flow at least as loaded as the average is counted as waiting for it all.
+        Cancelled requests would otherwise count in the queue's wait until a batch pops them: a peer that
+        opens a hundred calls and hangs up would get others shed. Counted at most once per batch taken
+        (arrivals admitted since are added as they come), and only when the queue is over its wait budget.
         """
-        now, flows = self._virtual_time, self._flow_ends
-        if len(flows) > 2 * len(self._queue) + 64:  # forget the flows already served, so the sum stays short
-            self._flow_ends = flows = {f: end for f, end in flows.items() if end > now}
-        own = max(flows.get(current_flow.get(), 0) - now, 0) + size
-        if own * len(flows) >= self._queued_items:
-            return self._queued_items
-        return sum(min(end - now, own) for end in flows.values() if end > now)
+        if self._backlogs is not None:
+            return self._backlogs
+        queue = self._queue
+        live = [p for p in queue if not p.future.done()]
+        if len(live) != len(queue):
+            queue[:] = live
+            heapq.heapify(queue)
+        backlogs: dict[object, int] = {}
+        for pending in live:
+            backlogs[pending.flow] = backlogs.get(pending.flow, 0) + pending.size
+        self._queued_items = sum(backlogs.values())
+        self._backlogs = backlogs
+        return backlogs
 
-    def _start_tag(self, size: int) -> int:
+    def _fair_wait_items(self, flow: object, size: int) -> int:
+        """Items queued ahead of a request of ``size`` from ``flow``, by fair-queueing order.
+
+        Fair queueing serves each connection's backlog in turn, so the request waits for each one's
+        backlog up to its own connection's backlog plus its own size, not for the whole queue: a connection
+        that floods the model is shed by its own backlog, and a light one is still admitted. A request from
+        a connection at least as loaded as the average is counted as waiting for the whole queue.
+        """
+        backlogs = self._count_backlogs()
+        own = backlogs.get(flow, 0) + size
+        if own * len(backlogs) >= self._queued_items:
+            return self._queued_items
+        return sum(min(backlog, own) for backlog in backlogs.values())
+
+    def _start_tag(self, flow: object, size: int) -> int:
         """Where this request's flow stands: after its own queued work, never before the virtual time."""
-        flows, flow = self._flow_ends, current_flow.get()
+        flows = self._flow_ends
         start = max(self._virtual_time, flows.get(flow, 0))
         flows[flow] = start + size
         if len(flows) > _FLOWS_KEPT:
@@ -227,6 +252,7 @@ class DynamicBatcher(DrainableQueue):
         self._timer = None
         self._deferrals = 0
         batch = self._take_batch()
+        self._backlogs = None
         self._seen = len(self._queue)
         self.metrics.queue_depth.set(len(self._queue))
         if not batch:

@@ -100,8 +100,8 @@ class ServeDeployment:
         folder = Path(run_dir).resolve()
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         token, probe = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        digest = _sha256(token)
-        _write_secret(folder / TOKEN_DIGEST_NAME, f"{digest}\n{_sha256(probe)}")
+        digest = token_digest(token)
+        _write_secret(folder / TOKEN_DIGEST_NAME, f"{digest}\n{token_digest(probe)}")
         _write_secret(folder / PROBE_TOKEN_NAME, probe)
         _write_secret(folder / ADMIN_TOKEN_NAME, secrets.token_urlsafe(32))
         port, grpc_port = allocate_ports(2, taken=taken_ports)
@@ -201,7 +201,7 @@ class ServeDeployment:
         """Accept the bearer token whose SHA-256 is ``digest`` instead of its own (replicas share one);
         the probe token stays. Read by the server at its next start."""
         probe = self._secret(PROBE_TOKEN_NAME)
-        _write_secret(self.run_dir / TOKEN_DIGEST_NAME, f"{digest}\n{_sha256(probe)}")
+        _write_secret(self.run_dir / TOKEN_DIGEST_NAME, f"{digest}\n{token_digest(probe)}")
         self.token_sha256 = digest
 
     def figures(self, window: float = 1.0) -> LiveFigures:
@@ -323,7 +323,8 @@ def _check_model(model: str, version: int) -> None:
         raise InvalidInputError(f"bad model name {model!r}: give the name and the version separately")
 
 
-def _sha256(token: str) -> str:
+def token_digest(token: str) -> str:
+    """What a server is given instead of a bearer token: its SHA-256, hex (the token is never written)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

@@ -19,7 +19,6 @@ replica, each in place (see ``ServeDeployment.rollover``), so nothing fails. Bet
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import secrets
@@ -37,7 +36,7 @@ import httpx
 from oar._core.errors import InvalidInputError, OarError
 from oar.supervise.autoscale import AutoscalePolicy, Sample, load_between
 from oar.supervise.balancer import HAProxyBalancer, Server
-from oar.supervise.deployment import ServeDeployment
+from oar.supervise.deployment import ServeDeployment, token_digest
 from oar.supervise.figures import LiveFigures, MetricsSnapshot
 from oar.supervise.ports import allocate_ports, release_ports
 from oar.supervise.supervisor import RestartPolicy, Supervisor
@@ -143,7 +142,7 @@ class ReplicatedDeployment:
         port, grpc_port = allocate_ports(2, taken=taken_ports)
         balancer = HAProxyBalancer(folder / "balancer", port, grpc_port)
         home_text = str(Path(home).resolve()) if home else None
-        digest = hashlib.sha256(token.encode()).hexdigest()
+        digest = token_digest(token)
         deployment = cls(
             model, version, folder, count, balancer, digest, home_text, tuple(extra_args), ray, policy, restart=restart
         )

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import logging
-import os
 import secrets
 import threading
 from dataclasses import dataclass
@@ -37,7 +35,7 @@ from oar.studio.security import derived_token
 from oar.studio.services.access import Principal, require_creator, require_owner, require_signed_in
 from oar.studio.services.models import ModelService
 from oar.supervise import ReplicaCount, ReplicatedDeployment, ServeDeployment, Supervisor
-from oar.supervise.deployment import PROBE_TOKEN_NAME, TOKEN_DIGEST_NAME
+from oar.supervise.deployment import token_digest
 from oar.supervise.replicas import KIND as REPLICATED
 
 log = logging.getLogger("oar.studio.deployments")
@@ -329,7 +327,7 @@ class DeploymentService:
             served, _ = ReplicatedDeployment.create(
                 model, version, self.root / deployment_id, count, self._taken_ports(), self.config.home, ray=ray
             )
-            served.token_sha256 = hashlib.sha256(self._token(deployment_id).encode()).hexdigest()
+            served.token_sha256 = token_digest(self._token(deployment_id))
             served.on_change = self._replicas_changed(deployment_id)
             state = served.start(timeout=120)
         except OarError as exc:
@@ -397,13 +395,7 @@ class DeploymentService:
 
     def _install_token(self, served: ServeDeployment, deployment_id: str) -> None:
         """Swap the supervisor's random token for the derived one (only its digest reaches the server)."""
-        digest = hashlib.sha256(self._token(deployment_id).encode()).hexdigest()
-        probe = (served.run_dir / PROBE_TOKEN_NAME).read_text().strip()  # the rollover's own check needs it
-        path = served.run_dir / TOKEN_DIGEST_NAME
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(f"{digest}\n{hashlib.sha256(probe.encode()).hexdigest()}\n")
-        served.token_sha256 = digest
+        served.set_token_digest(token_digest(self._token(deployment_id)))
 
     def _token(self, deployment_id: str) -> str:
         return derived_token(self.config.secret_key(), f"deployment:{deployment_id}")

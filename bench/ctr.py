@@ -47,6 +47,7 @@ def train_dlrm(args: argparse.Namespace, workdir: str) -> tuple[float, float, fl
                 "lr": args.lr,
                 "weight_decay": 0.0,
                 "patience": None,
+                "monitor": "valid_auc",  # as `oar train` picks for a ctr task
                 "threads": args.threads,
                 "precision_probe": False,
                 "mode": "dynamic",

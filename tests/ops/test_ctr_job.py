@@ -60,6 +60,9 @@ def test_oar_train_a_ctr_job_through_serving(bag_op, oar_home, tmp_path):
     metrics = run.metrics
     assert run.status == "finished" and metrics["steps"] == 6 and metrics["model"] == "ctr-job:1"
     assert 0.0 < metrics["test_auc"] < 1.0 and 0.0 < metrics["valid_auc"] < 1.0
+    # The kept weights are the evaluation with the best validation AUC (a ctr task's monitor).
+    evaluations = [h for h in run.history if "valid_auc" in h]
+    assert evaluations and metrics["valid_auc"] == pytest.approx(max(h["valid_auc"] for h in evaluations))
     assert f"test AUC {metrics['test_auc']:.4f}" in trained.stdout
     assert metrics["parity"]["passed"] and (tmp_path / "runs" / run.id / "checkpoints" / "step-000000006").is_dir()
     dataset = hub.datasets.get(run.dataset_name, run.dataset_version)

@@ -192,6 +192,8 @@ def _evaluations(history: list[dict[str, Any]]) -> None:
         stride = len(rows) / (_EVALUATION_ROWS - 1)
         rows = [rows[int(i * stride)] for i in range(_EVALUATION_ROWS - 1)] + [rows[-1]]
     columns = ["step", "epoch", "train_loss", "valid_loss", "valid_accuracy"]
+    if any("valid_auc" in h for h in rows):
+        columns.append("valid_auc")
     _table("evaluations", columns, [[_cell(h.get(c)) for c in columns] for h in rows])
 
 
@@ -298,7 +300,7 @@ _BLOCKS = "▁▂▃▄▅▆▇█"
 
 def _curves(history: list[dict[str, Any]], width: int = 60) -> None:
     """One sparkline per recorded metric over the run's steps: the curves at a glance."""
-    for key in ("train_loss", "valid_loss", "valid_accuracy", "lr"):
+    for key in ("train_loss", "valid_loss", "valid_accuracy", "valid_auc", "lr"):
         points = [(h["step"], h[key]) for h in history if isinstance(h.get(key), (int, float))]
         if len(points) < 2:
             continue

@@ -34,7 +34,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import save_file
 from torch import nn
@@ -47,6 +46,7 @@ from oar.train.distributed import World, any_rank, leave, world_from_env
 from oar.train.folder_lock import FolderLock
 from oar.train.job import JobConfig, JobData, build_model, parse_job, prepare_data, validate_job
 from oar.train.preemption import EXIT_PREEMPTED, PreemptionWatch, current_phase_watch
+from oar.train.trainer import binary_auc, logit_margin
 
 WEIGHTS_FILE = "model.safetensors"
 COMPILE_CACHE = "cache/compile"  # under OAR_HOME: compiled graphs and their measured compile times
@@ -127,6 +127,7 @@ def execute(run_id: str, hub: Hub, progress: bool = True, callbacks: Sequence[Ca
         model = build_model(job, data)
         config = dataclasses.replace(
             job.trainer,
+            monitor=job.trainer.monitor or ("valid_auc" if data.kind == "ctr" else "valid_accuracy"),
             checkpoint=dataclasses.replace(job.trainer.checkpoint, dir=str(folder / "checkpoints")),
             tensorboard_dir=str(folder / "tensorboard") if job.tensorboard else None,
             compile_cache_dir=job.trainer.compile_cache_dir or str(hub.home / COMPILE_CACHE),
@@ -196,8 +197,8 @@ def _finish(
         "world_size": world.size,
     }
     if data.kind == "ctr":
-        metrics["valid_auc"] = click_auc(trainer.model, data.valid, trainer.device)
-        metrics["test_auc"] = click_auc(trainer.model, data.test, trainer.device)
+        metrics["valid_auc"] = trainer.evaluate(data.valid, auc=True)["auc"]
+        metrics["test_auc"] = trainer.evaluate(data.test, auc=True)["auc"]
     if result.config_changes:
         metrics["config_changes"] = result.config_changes
     hub.runs.update(run_id, metrics=metrics)
@@ -210,21 +211,15 @@ def _finish(
 
 @torch.no_grad()
 def click_auc(model: nn.Module, batches: StatefulBatches, device: torch.device | str = "cpu") -> float:
-    """ROC AUC (scikit-learn's) of the click logit margin over ``batches``; NaN when one class is absent."""
-    from sklearn.metrics import roc_auc_score
-
+    """ROC AUC (scikit-learn's) of a two-class model's click margin over ``batches``; NaN when one class is absent."""
     was_training = model.training
     model.eval()
     scores, labels = [], []
     for inputs, targets in batches:
-        logits = model(inputs.to(device)).float()
-        scores.append((logits[:, 1] - logits[:, 0]).cpu())
+        scores.append(logit_margin(model(inputs.to(device))))
         labels.append(targets)
     model.train(was_training)
-    y = torch.cat(labels).numpy()
-    if len(np.unique(y)) < 2:
-        return float("nan")
-    return float(roc_auc_score(y, torch.cat(scores).numpy()))
+    return binary_auc(torch.cat(labels), torch.cat(scores))
 
 
 def _register(trainer: Trainer, data: JobData, job: JobConfig, hub: Hub, run: Run, metrics: dict) -> dict[str, Any]:

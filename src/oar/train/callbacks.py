@@ -27,7 +27,7 @@ class Callback:
         """Every ``log_every`` steps: ``step``, ``epoch``, ``train_loss``, ``lr``, ``samples_per_s``."""
 
     def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
-        """After each evaluation: the step record plus ``valid_loss`` and ``valid_accuracy``."""
+        """After each evaluation: the step record plus ``valid_loss``, ``valid_accuracy`` (and ``valid_auc``)."""
 
     def on_checkpoint(self, trainer: Trainer, record: dict[str, Any]) -> None:
         """After a checkpoint is in place: ``step``, ``path``, ``seconds``, ``reason``."""
@@ -62,7 +62,7 @@ class TensorBoardLogger(Callback):
 
     def on_evaluate(self, trainer: Trainer, record: dict[str, Any]) -> None:
         if trainer.world.is_main:
-            self._scalars(record, ("valid_loss", "valid_accuracy"))
+            self._scalars(record, ("valid_loss", "valid_accuracy", "valid_auc"))
 
     def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None:
         if self._writer is not None:

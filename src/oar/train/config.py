@@ -16,6 +16,8 @@ from oar.train.precision import PRECISIONS
 from oar.train.schedules import SCHEDULES
 
 _STRICT = ConfigDict(extra="forbid")
+# The validation figures that can pick the best weights and stop early: higher is better for both.
+MONITORS = ("valid_accuracy", "valid_auc")
 
 
 @dataclass
@@ -64,7 +66,8 @@ class TrainerConfig:
     accumulate: int = 1  # micro-batches per optimizer step (gradient accumulation)
     eval_every: int | None = None  # steps; None evaluates at the end of each epoch
     patience: int | None = 2  # evaluations without improvement before stopping
-    restore_best: bool = True  # end with the best weights by validation accuracy, not the last
+    restore_best: bool = True  # end with the best weights by the monitored figure, not the last
+    monitor: str | None = None  # "valid_accuracy" | "valid_auc" (two classes); None: the task's own
     log_every: int = 10  # steps between training records (history, callbacks)
     seed: int = 0
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
@@ -101,6 +104,8 @@ class TrainerConfig:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got '{self.schedule}'")
         if self.compile_policy not in ("auto", "always"):
             raise ValueError(f"compile_policy must be 'auto' or 'always'; got '{self.compile_policy}'")
+        if self.monitor not in (None, *MONITORS):
+            raise ValueError(f"monitor must be one of {', '.join(MONITORS)}; got '{self.monitor}'")
         if self.mode not in (None, "dynamic", "static"):
             raise ValueError(f"mode must be 'dynamic' or 'static'; got '{self.mode}'")
 

@@ -303,16 +303,19 @@ class FitLoop:
         """Record validation metrics, keep the best weights; True when early stopping says stop."""
         trainer, s = self.trainer, self.state
         record = {k: v for k, v in record.items() if k in ("step", "epoch", "train_loss")}
+        monitor = trainer.monitor
         if trainer.valid_data is not None:
-            metrics = trainer.evaluate(trainer.valid_data)
+            metrics = trainer.evaluate(trainer.valid_data, auc=monitor == "valid_auc")
             record |= {"valid_loss": metrics["loss"], "valid_accuracy": metrics["accuracy"]}
+            if "auc" in metrics:
+                record["valid_auc"] = metrics["auc"]
         if s.history and s.history[-1]["step"] == s.step:
             s.history[-1].update(record)
         else:
             s.history.append(record)
         trainer.emit("on_evaluate", record)
-        score = record.get("valid_accuracy", -record["train_loss"])
-        best = s.best_metrics.get("valid_accuracy", -s.best_metrics.get("train_loss", math.inf))
+        score = record.get(monitor, -record["train_loss"])
+        best = s.best_metrics.get(monitor, -s.best_metrics.get("train_loss", math.inf))
         if not s.best_metrics or score > best:
             s.best_metrics = record
             s.best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from oar import static
+from oar._core.errors import InvalidInputError
 from oar.train import distributed
 from oar.train.batches import StatefulBatches
 from oar.train.callbacks import Callback, TensorBoardLogger
@@ -161,11 +162,13 @@ class Trainer:
                 "precision": precision.to_dict(),
             },
         )
-        with _progress_bar(self.progress and self.world.is_main) as bar:
+        with _progress_bar(self.progress and self.world.is_main, self.monitor) as bar:
             last = loop.state.history[-1] if loop.state.history else {"train_loss": math.nan}
-            fields = _bar_fields(last, loop.state.best_metrics)
+            fields = _bar_fields(last, loop.state.best_metrics, self.monitor)
             task = bar.add_task("train", total=total, completed=loop.state.step, **{"rate": "", **fields})
-            loop.run(lambda record: bar.update(task, advance=1, **_bar_fields(record, loop.state.best_metrics)))
+            loop.run(
+                lambda record: bar.update(task, advance=1, **_bar_fields(record, loop.state.best_metrics, self.monitor))
+            )
         if cfg.restore_best and loop.state.best_state is not None:
             self.model.load_state_dict(loop.state.best_state)
         segments = loop.segments()
@@ -271,11 +274,18 @@ class Trainer:
         for callback in self.callbacks:
             getattr(callback, hook)(self, record)
 
+    @property
+    def monitor(self) -> str:
+        """The validation figure that picks the best weights and stops early (``TrainerConfig.monitor``)."""
+        return self.config.monitor or "valid_accuracy"
+
     @torch.no_grad()
-    def evaluate(self, data: Batches) -> dict[str, float]:
+    def evaluate(self, data: Batches, auc: bool = False) -> dict[str, float]:
+        """Loss and accuracy over ``data``; with ``auc``, also the ROC AUC of a two-class model's margin."""
         was_training = self.model.training
         self.model.eval()
         loss_sum, correct, count = 0.0, 0, 0
+        margins, labels = [], []
         for inputs, targets in data:
             inputs, targets = inputs.to(self.device), targets.to(self.device)
             with self._precision.autocast():
@@ -283,8 +293,32 @@ class Trainer:
             loss_sum += float(self.loss_fn(logits.float(), targets)) * len(targets)
             correct += int((logits.argmax(dim=1) == targets).sum())
             count += len(targets)
+            if auc:
+                margins.append(logit_margin(logits))
+                labels.append(targets.cpu())
         self.model.train(was_training)
-        return {"loss": loss_sum / max(count, 1), "accuracy": correct / max(count, 1)}
+        metrics = {"loss": loss_sum / max(count, 1), "accuracy": correct / max(count, 1)}
+        if auc:
+            metrics["auc"] = binary_auc(torch.cat(labels), torch.cat(margins)) if labels else math.nan
+        return metrics
+
+
+def logit_margin(logits: torch.Tensor) -> torch.Tensor:
+    """The positive class's logit margin, the score AUC ranks (two classes only)."""
+    if logits.ndim != 2 or logits.shape[1] != 2:
+        raise InvalidInputError(f"AUC needs a two-class model, but it gave logits of shape {tuple(logits.shape)}")
+    logits = logits.float()
+    return (logits[:, 1] - logits[:, 0]).cpu()
+
+
+def binary_auc(labels: torch.Tensor, scores: torch.Tensor) -> float:
+    """ROC AUC (scikit-learn's) of ``scores`` for 0/1 ``labels``; NaN when one class is absent."""
+    from sklearn.metrics import roc_auc_score
+
+    y = labels.numpy()
+    if y.min(initial=0) == y.max(initial=0):
+        return math.nan
+    return float(roc_auc_score(y, scores.numpy()))
 
 
 def _first_batch(data: Batches) -> tuple[torch.Tensor, torch.Tensor]:
@@ -298,21 +332,22 @@ def _first_batch(data: Batches) -> tuple[torch.Tensor, torch.Tensor]:
     return next(iter(data))
 
 
-def _bar_fields(record: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
-    acc = best.get("valid_accuracy")
+def _bar_fields(record: dict[str, Any], best: dict[str, Any], monitor: str) -> dict[str, Any]:
+    score = best.get(monitor)
     rate = record.get("samples_per_s")
-    fields: dict[str, Any] = {"loss": record["train_loss"], "acc": f"{acc:.4f}" if acc is not None else "-"}
+    fields: dict[str, Any] = {"loss": record["train_loss"], "best": f"{score:.4f}" if score is not None else "-"}
     if rate is not None:
         fields["rate"] = f"{rate:,.0f} samples/s"
     return fields
 
 
-def _progress_bar(enabled: bool) -> Progress:
+def _progress_bar(enabled: bool, monitor: str) -> Progress:
+    label = {"valid_accuracy": "valid acc", "valid_auc": "valid AUC"}[monitor]
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  best valid acc {task.fields[acc]}  {task.fields[rate]}"),
+        TextColumn(f"loss {{task.fields[loss]:.4f}}  best {label} {{task.fields[best]}}  {{task.fields[rate]}}"),
         TimeRemainingColumn(),
         disable=not enabled,
         transient=False,

@@ -176,7 +176,7 @@ def _finish(
     """Test, save, register: each a phase a SIGTERM may stop before (the finished checkpoint holds the rest)."""
     folder = run_dir(hub, run_id)
     watch.phase("evaluate", result.checkpoint)
-    test_metrics = trainer.evaluate(data.test)
+    test_metrics = trainer.evaluate(data.test, auc=data.kind == "ctr")
     watch.phase("save", result.checkpoint)
     weights = folder / WEIGHTS_FILE
     staging = folder / f".{WEIGHTS_FILE}.{os.getpid()}"
@@ -197,8 +197,8 @@ def _finish(
         "world_size": world.size,
     }
     if data.kind == "ctr":
-        metrics["valid_auc"] = trainer.evaluate(data.valid, auc=True)["auc"]
-        metrics["test_auc"] = trainer.evaluate(data.test, auc=True)["auc"]
+        metrics["valid_auc"] = trainer.evaluate(data.valid, auc=True)["auc"]  # of the weights kept
+        metrics["test_auc"] = test_metrics["auc"]
     if result.config_changes:
         metrics["config_changes"] = result.config_changes
     hub.runs.update(run_id, metrics=metrics)

@@ -75,3 +75,13 @@ def test_training_time_and_samples_add_up_across_resumes(small_text, tmp_path):
     rates = [h["samples_per_s"] for h in result.history if "samples_per_s" in h]
     after_resume = [h["samples_per_s"] for h in result.history if h.get("step") == 10 and "samples_per_s" in h]
     assert after_resume and after_resume[0] < 3 * statistics.median(rates), (after_resume, rates)
+
+
+def test_a_setting_added_after_the_checkpoint_was_written_is_not_a_change_of_the_run() -> None:
+    from oar.train.fingerprint import differences
+
+    saved = {"config": {"lr": 0.002, "epochs": 2}, "data": {}, "model": {"sha256": "m"}}
+    upgraded = {"config": {"lr": 0.002, "epochs": 2, "monitor": "valid_accuracy"}, "data": {}, "model": {"sha256": "m"}}
+    assert differences(saved, upgraded) == []
+    changed = {"config": {"lr": 0.001, "epochs": 2, "monitor": "valid_auc"}, "data": {}, "model": {"sha256": "m"}}
+    assert differences(saved, changed) == ["lr 0.002 -> 0.001"]

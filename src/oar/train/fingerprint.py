@@ -69,7 +69,8 @@ def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Human-readable changes from ``saved`` to ``current`` (empty when the run is the same)."""
     changes = []
     old_config, new_config = saved.get("config", {}), current.get("config", {})
-    for key in sorted(set(old_config) | set(new_config)):
+    # A setting oar gained after the checkpoint was written is not a change of the run (an upgrade resumes).
+    for key in sorted(old_config or new_config):
         if old_config.get(key) != new_config.get(key):
             changes.append(f"{key} {old_config.get(key)!r} -> {new_config.get(key)!r}")
     old_data, new_data = saved.get("data", {}), current.get("data", {})

@@ -127,7 +127,7 @@ def execute(run_id: str, hub: Hub, progress: bool = True, callbacks: Sequence[Ca
         model = build_model(job, data)
         config = dataclasses.replace(
             job.trainer,
-            monitor=job.trainer.monitor or ("valid_auc" if data.kind == "ctr" else "valid_accuracy"),
+            monitor=job.trainer.monitor or ("valid_auc" if data.kind == "ctr" else None),
             checkpoint=dataclasses.replace(job.trainer.checkpoint, dir=str(folder / "checkpoints")),
             tensorboard_dir=str(folder / "tensorboard") if job.tensorboard else None,
             compile_cache_dir=job.trainer.compile_cache_dir or str(hub.home / COMPILE_CACHE),
